@@ -1,0 +1,1 @@
+//! Autotuning of kernel configurations (not yet implemented: see the autotune issue).

@@ -1,0 +1,50 @@
+//! fp64 references the kernels are checked against.
+
+/// RMSNorm forward in f64: returns `(y [m·n], rstd [m])`. `x` is row-major `[m, n]`.
+pub fn rms_norm_forward(x: &[f64], w: Option<&[f64]>, m: usize, n: usize, eps: f64) -> (Vec<f64>, Vec<f64>) {
+    let mut y = vec![0.0; m * n];
+    let mut rstd = vec![0.0; m];
+    for r in 0..m {
+        let row = &x[r * n..(r + 1) * n];
+        let ms = row.iter().map(|v| v * v).sum::<f64>() / n as f64;
+        let rs = 1.0 / (ms + eps).sqrt();
+        rstd[r] = rs;
+        for j in 0..n {
+            y[r * n + j] = row[j] * rs * w.map_or(1.0, |w| w[j]);
+        }
+    }
+    (y, rstd)
+}
+
+/// RMSNorm backward in f64: returns `(dx [m·n], dw [n])` (`dw` is empty without a weight).
+pub fn rms_norm_backward(x: &[f64], w: Option<&[f64]>, dy: &[f64], m: usize, n: usize, eps: f64) -> (Vec<f64>, Vec<f64>) {
+    let (_, rstd) = rms_norm_forward(x, w, m, n, eps);
+    let mut dx = vec![0.0; m * n];
+    let mut dw = vec![0.0; if w.is_some() { n } else { 0 }];
+    for r in 0..m {
+        let rs = rstd[r];
+        let xr = &x[r * n..(r + 1) * n];
+        let dyr = &dy[r * n..(r + 1) * n];
+        let wv = |j: usize| w.map_or(1.0, |w| w[j]);
+        let dot: f64 = (0..n).map(|j| dyr[j] * wv(j) * xr[j]).sum();
+        let c = dot * rs * rs / n as f64;
+        for j in 0..n {
+            dx[r * n + j] = rs * (dyr[j] * wv(j) - xr[j] * c);
+            if w.is_some() {
+                dw[j] += dyr[j] * xr[j] * rs;
+            }
+        }
+    }
+    (dx, dw)
+}
+
+/// `‖a − b‖ / ‖b‖` (or `‖a‖` when `b` is all zeros); NaN anywhere gives NaN.
+pub fn rel_error(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len(), "rel_error compares equal lengths");
+    let num: f64 = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f64>().sqrt();
+    let den: f64 = b.iter().map(|y| y * y).sum::<f64>().sqrt();
+    if a.iter().any(|v| v.is_nan()) {
+        return f64::NAN;
+    }
+    if den == 0.0 { num } else { num / den }
+}

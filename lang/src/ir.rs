@@ -1,0 +1,517 @@
+//! The typed block IR: what the builder produces, the verifier checks, the interpreter runs and the
+//! lowering compiles.
+//!
+//! A kernel is one region of operations in SSA form. Every value has a [`Type`] known when the kernel
+//! is built: a scalar or a block with a compile-time shape. Loops carry values explicitly
+//! ([`OpKind::For`] with `init` and a terminating [`OpKind::Yield`]), so nothing is mutated.
+
+use std::fmt::{self, Write as _};
+
+use crate::types::{DType, Type};
+
+/// Identifies one SSA value of a kernel; an index into [`Kernel::types`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ValueId(pub u32);
+
+impl fmt::Display for ValueId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "%{}", self.0)
+    }
+}
+
+/// A literal constant.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Lit {
+    /// A floating-point literal.
+    Float(f64),
+    /// An integer literal.
+    Int(i64),
+    /// A boolean literal.
+    Bool(bool),
+}
+
+impl Lit {
+    /// The literal as `f64` (booleans are 0 or 1).
+    pub fn as_f64(self) -> f64 {
+        match self {
+            Lit::Float(v) => v,
+            Lit::Int(v) => v as f64,
+            Lit::Bool(b) => b as u8 as f64,
+        }
+    }
+
+    /// The literal as `i64` (floats truncate toward zero).
+    pub fn as_i64(self) -> i64 {
+        match self {
+            Lit::Float(v) => v as i64,
+            Lit::Int(v) => v,
+            Lit::Bool(b) => b as i64,
+        }
+    }
+}
+
+impl fmt::Display for Lit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Lit::Float(v) => write!(f, "{v:?}"),
+            Lit::Int(v) => write!(f, "{v}"),
+            Lit::Bool(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+/// What a kernel argument is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ParamKind {
+    /// A pointer to global memory the kernel only reads.
+    Ptr(DType),
+    /// A pointer to global memory the kernel may write.
+    MutPtr(DType),
+    /// A scalar passed by value.
+    Scalar(DType),
+}
+
+impl ParamKind {
+    /// The dtype of the pointee or of the scalar.
+    pub fn dtype(self) -> DType {
+        match self {
+            ParamKind::Ptr(d) | ParamKind::MutPtr(d) | ParamKind::Scalar(d) => d,
+        }
+    }
+
+    /// True for pointer arguments.
+    pub fn is_ptr(self) -> bool {
+        !matches!(self, ParamKind::Scalar(_))
+    }
+}
+
+impl fmt::Display for ParamKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParamKind::Ptr(d) => write!(f, "*{d}"),
+            ParamKind::MutPtr(d) => write!(f, "*mut {d}"),
+            ParamKind::Scalar(d) => write!(f, "{d}"),
+        }
+    }
+}
+
+/// A kernel argument.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Param {
+    /// The name the kernel author gave it.
+    pub name: String,
+    /// Pointer or scalar, and its dtype.
+    pub kind: ParamKind,
+}
+
+/// Elementwise binary operations. Operands share one type (the builder inserts casts and broadcasts).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BinOp {
+    /// `a + b`
+    Add,
+    /// `a - b`
+    Sub,
+    /// `a * b`
+    Mul,
+    /// `a / b` (integers truncate toward zero)
+    Div,
+    /// `a % b` (integers; sign of the dividend)
+    Rem,
+    /// Larger of the two (NaN-propagating for floats).
+    Max,
+    /// Smaller of the two (NaN-propagating for floats).
+    Min,
+    /// Logical/bitwise and (bool, integers).
+    And,
+    /// Logical/bitwise or (bool, integers).
+    Or,
+}
+
+impl BinOp {
+    /// The mnemonic used in IR dumps.
+    pub fn name(self) -> &'static str {
+        match self {
+            BinOp::Add => "add",
+            BinOp::Sub => "sub",
+            BinOp::Mul => "mul",
+            BinOp::Div => "div",
+            BinOp::Rem => "rem",
+            BinOp::Max => "max",
+            BinOp::Min => "min",
+            BinOp::And => "and",
+            BinOp::Or => "or",
+        }
+    }
+}
+
+/// Comparisons; the result is a `bool` value of the operands' shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CmpOp {
+    /// `a < b`
+    Lt,
+    /// `a <= b`
+    Le,
+    /// `a > b`
+    Gt,
+    /// `a >= b`
+    Ge,
+    /// `a == b`
+    Eq,
+    /// `a != b`
+    Ne,
+}
+
+impl CmpOp {
+    /// The mnemonic used in IR dumps.
+    pub fn name(self) -> &'static str {
+        match self {
+            CmpOp::Lt => "lt",
+            CmpOp::Le => "le",
+            CmpOp::Gt => "gt",
+            CmpOp::Ge => "ge",
+            CmpOp::Eq => "eq",
+            CmpOp::Ne => "ne",
+        }
+    }
+}
+
+/// Elementwise unary operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UnOp {
+    /// `-a`
+    Neg,
+    /// `!a` for bool.
+    Not,
+    /// `|a|`
+    Abs,
+    /// Square root (floats).
+    Sqrt,
+    /// Reciprocal square root (floats).
+    Rsqrt,
+    /// Natural exponential (floats).
+    Exp,
+    /// Natural logarithm (floats).
+    Log,
+}
+
+impl UnOp {
+    /// The mnemonic used in IR dumps.
+    pub fn name(self) -> &'static str {
+        match self {
+            UnOp::Neg => "neg",
+            UnOp::Not => "not",
+            UnOp::Abs => "abs",
+            UnOp::Sqrt => "sqrt",
+            UnOp::Rsqrt => "rsqrt",
+            UnOp::Exp => "exp",
+            UnOp::Log => "log",
+        }
+    }
+
+    /// True for operations defined on floats only.
+    pub fn float_only(self) -> bool {
+        matches!(self, UnOp::Sqrt | UnOp::Rsqrt | UnOp::Exp | UnOp::Log)
+    }
+}
+
+/// Reductions along one axis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ReduceOp {
+    /// Sum.
+    Sum,
+    /// Maximum.
+    Max,
+    /// Minimum.
+    Min,
+}
+
+impl ReduceOp {
+    /// The mnemonic used in IR dumps.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReduceOp::Sum => "sum",
+            ReduceOp::Max => "max",
+            ReduceOp::Min => "min",
+        }
+    }
+
+    /// The elementwise operation the reduction folds with.
+    pub fn combiner(self) -> BinOp {
+        match self {
+            ReduceOp::Sum => BinOp::Add,
+            ReduceOp::Max => BinOp::Max,
+            ReduceOp::Min => BinOp::Min,
+        }
+    }
+}
+
+/// One operation and its operands. Results are listed in [`Op::results`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum OpKind {
+    /// The value of kernel argument `index`.
+    Param(usize),
+    /// A scalar constant of the result type.
+    Const(Lit),
+    /// The program's index along a grid axis (`i32`).
+    ProgramId(u32),
+    /// The number of programs along a grid axis (`i32`).
+    NumPrograms(u32),
+    /// `[start, start + 1, …, end - 1]` as an `i32` block.
+    Arange {
+        /// First value.
+        start: i64,
+        /// One past the last value.
+        end: i64,
+    },
+    /// A scalar repeated to the result shape.
+    Splat(ValueId),
+    /// A block whose size-1 dimensions are repeated to the result shape (same rank).
+    Broadcast(ValueId),
+    /// Inserts a size-1 dimension at `axis`.
+    ExpandDims(ValueId, usize),
+    /// Elementwise binary operation.
+    Binary(BinOp, ValueId, ValueId),
+    /// Elementwise comparison.
+    Cmp(CmpOp, ValueId, ValueId),
+    /// Elementwise unary operation.
+    Unary(UnOp, ValueId),
+    /// Elementwise `if cond { a } else { b }`.
+    Select(ValueId, ValueId, ValueId),
+    /// Elementwise conversion to the result dtype (round to nearest even; float → int truncates).
+    Cast(ValueId),
+    /// Pointer plus an integer offset counted in elements.
+    AddPtr(ValueId, ValueId),
+    /// Reads global memory where `mask` is true; elsewhere yields `other` (or zero).
+    Load {
+        /// Pointer (scalar or block).
+        ptr: ValueId,
+        /// Optional `bool` mask of the pointer's shape.
+        mask: Option<ValueId>,
+        /// Optional value for masked-off lanes, of the result type.
+        other: Option<ValueId>,
+    },
+    /// Writes `value` to global memory where `mask` is true. Produces no result.
+    Store {
+        /// Pointer (scalar or block).
+        ptr: ValueId,
+        /// Value of the pointer's shape and the pointee dtype.
+        value: ValueId,
+        /// Optional `bool` mask of the pointer's shape.
+        mask: Option<ValueId>,
+    },
+    /// Reduces `axis` of a block away.
+    Reduce(ReduceOp, ValueId, usize),
+    /// `for iv in (lo..hi).step_by(step)` with loop-carried values. Results are the final values.
+    For {
+        /// Lower bound (`i32` scalar).
+        lo: ValueId,
+        /// Upper bound, exclusive (`i32` scalar).
+        hi: ValueId,
+        /// Step, > 0 (`i32` scalar).
+        step: ValueId,
+        /// Initial loop-carried values.
+        init: Vec<ValueId>,
+        /// The loop body; its arguments are `[iv, carried…]`, it ends with a `Yield`.
+        body: Region,
+    },
+    /// Terminates a loop body with the next loop-carried values.
+    Yield(Vec<ValueId>),
+}
+
+/// One operation of a region.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Op {
+    /// What it does.
+    pub kind: OpKind,
+    /// The values it defines (none for `Store`/`Yield`).
+    pub results: Vec<ValueId>,
+}
+
+/// A straight-line list of operations with block arguments (used for loop bodies).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Region {
+    /// Values defined on entry (the induction variable and the carried values of a loop).
+    pub args: Vec<ValueId>,
+    /// The operations, in order.
+    pub ops: Vec<Op>,
+}
+
+/// A compile-time meta-parameter as recorded in the kernel (already folded into the IR).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Meta {
+    /// Name, e.g. `BLOCK_SIZE`.
+    pub name: String,
+    /// Value.
+    pub value: i64,
+}
+
+/// A complete kernel: arguments, meta-parameters, the body and the type of every value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Kernel {
+    /// Kernel name (a valid symbol).
+    pub name: String,
+    /// Arguments in call order.
+    pub params: Vec<Param>,
+    /// Meta-parameters the kernel was built with.
+    pub meta: Vec<Meta>,
+    /// The body.
+    pub body: Region,
+    /// `types[v.0]` is the type of value `v`.
+    pub types: Vec<Type>,
+}
+
+impl Kernel {
+    /// The type of a value.
+    pub fn ty(&self, v: ValueId) -> &Type {
+        &self.types[v.0 as usize]
+    }
+
+    /// The value of a meta-parameter, if the kernel recorded it.
+    pub fn meta_value(&self, name: &str) -> Option<i64> {
+        self.meta.iter().find(|m| m.name == name).map(|m| m.value)
+    }
+
+    /// The readable text form of the kernel (also its `Display`).
+    pub fn dump(&self) -> String {
+        self.to_string()
+    }
+
+    fn write_region(&self, out: &mut String, region: &Region, depth: usize) {
+        for op in &region.ops {
+            let pad = "  ".repeat(depth);
+            out.push_str(&pad);
+            if !op.results.is_empty() {
+                let rs: Vec<String> = op.results.iter().map(|r| r.to_string()).collect();
+                let _ = write!(out, "{} = ", rs.join(", "));
+            }
+            let list = |vs: &[ValueId]| -> String {
+                vs.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")
+            };
+            match &op.kind {
+                OpKind::Param(i) => {
+                    let _ = write!(out, "param {}", self.params[*i].name);
+                }
+                OpKind::Const(l) => {
+                    let _ = write!(out, "const {l}");
+                }
+                OpKind::ProgramId(a) => {
+                    let _ = write!(out, "program_id {a}");
+                }
+                OpKind::NumPrograms(a) => {
+                    let _ = write!(out, "num_programs {a}");
+                }
+                OpKind::Arange { start, end } => {
+                    let _ = write!(out, "arange {start}..{end}");
+                }
+                OpKind::Splat(v) => {
+                    let _ = write!(out, "splat {v}");
+                }
+                OpKind::Broadcast(v) => {
+                    let _ = write!(out, "broadcast {v}");
+                }
+                OpKind::ExpandDims(v, a) => {
+                    let _ = write!(out, "expand_dims {v}, axis={a}");
+                }
+                OpKind::Binary(b, x, y) => {
+                    let _ = write!(out, "{} {x}, {y}", b.name());
+                }
+                OpKind::Cmp(c, x, y) => {
+                    let _ = write!(out, "cmp {} {x}, {y}", c.name());
+                }
+                OpKind::Unary(u, x) => {
+                    let _ = write!(out, "{} {x}", u.name());
+                }
+                OpKind::Select(c, a, b) => {
+                    let _ = write!(out, "where {c}, {a}, {b}");
+                }
+                OpKind::Cast(v) => {
+                    let _ = write!(out, "cast {v}");
+                }
+                OpKind::AddPtr(p, o) => {
+                    let _ = write!(out, "addptr {p}, {o}");
+                }
+                OpKind::Load { ptr, mask, other } => {
+                    let _ = write!(out, "load {ptr}");
+                    if let Some(m) = mask {
+                        let _ = write!(out, ", mask={m}");
+                    }
+                    if let Some(o) = other {
+                        let _ = write!(out, ", other={o}");
+                    }
+                }
+                OpKind::Store { ptr, value, mask } => {
+                    let _ = write!(out, "store {ptr}, {value}");
+                    if let Some(m) = mask {
+                        let _ = write!(out, ", mask={m}");
+                    }
+                }
+                OpKind::Reduce(r, v, a) => {
+                    let _ = write!(out, "reduce {} {v}, axis={a}", r.name());
+                }
+                OpKind::For {
+                    lo,
+                    hi,
+                    step,
+                    init,
+                    body,
+                } => {
+                    let args = &body.args;
+                    let _ = write!(out, "for {} = {lo} to {hi} step {step}", args[0]);
+                    if !init.is_empty() {
+                        let carried: Vec<String> = args[1..]
+                            .iter()
+                            .zip(init)
+                            .map(|(a, i)| format!("{a} = {i}"))
+                            .collect();
+                        let _ = write!(out, " iter({})", carried.join(", "));
+                    }
+                    out.push_str(" {\n");
+                    self.write_region(out, body, depth + 1);
+                    let _ = write!(out, "{pad}}}");
+                }
+                OpKind::Yield(vs) => {
+                    let _ = write!(out, "yield {}", list(vs));
+                }
+            }
+            if !op.results.is_empty() {
+                let ts: Vec<String> = op.results.iter().map(|r| self.ty(*r).to_string()).collect();
+                let _ = write!(out, " : {}", ts.join(", "));
+            }
+            out.push('\n');
+        }
+    }
+}
+
+impl fmt::Display for Kernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let params: Vec<String> = self
+            .params
+            .iter()
+            .map(|p| format!("{}: {}", p.name, p.kind))
+            .collect();
+        write!(f, "kernel {}({})", self.name, params.join(", "))?;
+        if !self.meta.is_empty() {
+            let meta: Vec<String> = self
+                .meta
+                .iter()
+                .map(|m| format!("{} = {}", m.name, m.value))
+                .collect();
+            write!(f, " meta {{{}}}", meta.join(", "))?;
+        }
+        f.write_str(" {\n")?;
+        let mut body = String::new();
+        self.write_region(&mut body, &self.body, 1);
+        f.write_str(&body)?;
+        f.write_str("}\n")
+    }
+}
+
+/// Calls `f` on every op of `region` and of the regions nested in it, outer ops first.
+pub fn walk_ops<'a>(region: &'a Region, f: &mut impl FnMut(&'a Op)) {
+    for op in &region.ops {
+        f(op);
+        if let OpKind::For { body, .. } = &op.kind {
+            walk_ops(body, f);
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Lowering of the block IR through MLIR to PTX.
