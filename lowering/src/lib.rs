@@ -1,1 +1,93 @@
-//! Lowering of the block IR through MLIR to PTX.
+//! # tritonite-lowering
+//!
+//! Lowers the block IR of `tritonite-lang` to PTX:
+//!
+//! 1. **layout** — each 1-D block gets a [`layout::BlockedLayout`] (which thread owns which elements);
+//! 2. **axis info** — contiguity/divisibility/constancy of offsets and masks decide vector widths;
+//! 3. **emit** — a `gpu.module` in MLIR (gpu, arith, scf, vector, memref, llvm dialects), one thread's
+//!    view of every block value as an MLIR vector;
+//! 4. **pipeline** — MLIR passes through NVVM to PTX ([`pipeline::stages`]), with melior;
+//! 5. **ptxas** — optional resource report (registers, spills) when ptxas is installed.
+//!
+//! Steps 1–3 need no LLVM; steps 4–5 sit behind the `compiler` feature.
+
+mod emit;
+pub mod axis_info;
+pub mod error;
+pub mod layout;
+#[cfg(feature = "compiler")]
+pub mod pipeline;
+pub mod ptxas;
+
+pub use error::LowerError;
+use tritonite_lang::Kernel;
+
+/// The GPU to compile for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Target {
+    /// SM architecture, e.g. `sm_90`.
+    pub chip: String,
+    /// PTX ISA version times ten (`80` = PTX 8.0; the H100 machines' driver accepts ≤ 90).
+    pub ptx_version: u32,
+}
+
+impl Default for Target {
+    fn default() -> Self {
+        Target { chip: "sm_90".into(), ptx_version: 80 }
+    }
+}
+
+/// Compile-time options of one kernel variant (beside the meta-parameters already in the IR).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CompileOptions {
+    /// Warps per program (1, 2, 4, 8, 16 or 32).
+    pub num_warps: u32,
+    /// The GPU.
+    pub target: Target,
+    /// Indices of arguments known 16-byte aligned (pointers) or multiples of 16 (integers): the
+    /// launcher checks this when it picks the variant, and the lowering uses it to vectorize.
+    pub divisible_by_16: Vec<usize>,
+}
+
+impl Default for CompileOptions {
+    fn default() -> Self {
+        CompileOptions { num_warps: 4, target: Target::default(), divisible_by_16: vec![] }
+    }
+}
+
+impl CompileOptions {
+    fn check(&self) -> Result<(), LowerError> {
+        if !self.num_warps.is_power_of_two() || self.num_warps > 32 {
+            return Err(LowerError::BadOption { option: "num_warps", expected: "a power of two ≤ 32".into(), got: self.num_warps.to_string() });
+        }
+        Ok(())
+    }
+}
+
+/// The MLIR `gpu.module` for `kernel` (no LLVM needed).
+pub fn emit_mlir(kernel: &Kernel, opts: &CompileOptions) -> Result<String, LowerError> {
+    opts.check()?;
+    tritonite_lang::verify::verify(kernel)?;
+    emit::emit_module(kernel, opts)
+}
+
+/// A kernel compiled to PTX.
+#[derive(Clone, Debug)]
+pub struct Compiled {
+    /// The kernel's symbol in the PTX.
+    pub name: String,
+    /// The emitted MLIR.
+    pub mlir: String,
+    /// The PTX text.
+    pub ptx: String,
+    /// Threads per program.
+    pub threads: u32,
+}
+
+/// Compiles `kernel` to PTX through MLIR.
+#[cfg(feature = "compiler")]
+pub fn compile(kernel: &Kernel, opts: &CompileOptions) -> Result<Compiled, LowerError> {
+    let mlir = emit_mlir(kernel, opts)?;
+    let ptx = pipeline::mlir_to_ptx(&kernel.name, &mlir, &opts.target)?;
+    Ok(Compiled { name: kernel.name.clone(), mlir, ptx, threads: opts.num_warps * 32 })
+}

@@ -1,0 +1,142 @@
+//! What is known at compile time about the integer and pointer values of a kernel, in the spirit of
+//! Triton's AxisInfo: for 1-D blocks, runs of consecutive values (contiguity), runs of equal values
+//! (constancy), and the largest power of two dividing the first value of each run (divisibility).
+//! The lowering uses it to emit 16-byte vector loads and stores only where they are valid.
+
+use std::collections::HashMap;
+
+use tritonite_lang::ir::{BinOp, Kernel, OpKind, ParamKind, Region, ValueId};
+use tritonite_lang::{Elem, Lit};
+
+/// The largest divisibility tracked (a value known to be 0 is divisible by anything).
+pub const MAX_DIV: u64 = 1 << 30;
+
+/// Facts about one value (for a scalar, contiguity and constancy are 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AxisInfo {
+    /// Length of aligned runs of values increasing by one.
+    pub contiguity: u64,
+    /// Length of aligned runs of equal values.
+    pub constancy: u64,
+    /// A power of two dividing the first value of every run (in bytes for pointers).
+    pub divisibility: u64,
+}
+
+impl AxisInfo {
+    const UNKNOWN: AxisInfo = AxisInfo { contiguity: 1, constancy: 1, divisibility: 1 };
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+fn pow2_dividing(v: i64) -> u64 {
+    if v == 0 {
+        MAX_DIV
+    } else {
+        (1u64 << v.unsigned_abs().trailing_zeros()).min(MAX_DIV)
+    }
+}
+
+/// Computes [`AxisInfo`] for every value. `divisible_by_16[i]` says argument `i` is 16-byte aligned
+/// (pointers) or a multiple of 16 (integers).
+pub fn analyze(kernel: &Kernel, divisible_by_16: &[bool]) -> HashMap<ValueId, AxisInfo> {
+    let mut info = HashMap::new();
+    region(kernel, &kernel.body, divisible_by_16, &mut info);
+    info
+}
+
+fn region(kernel: &Kernel, r: &Region, spec: &[bool], info: &mut HashMap<ValueId, AxisInfo>) {
+    for op in &r.ops {
+        let get = |info: &HashMap<ValueId, AxisInfo>, v: &ValueId| info.get(v).copied().unwrap_or(AxisInfo::UNKNOWN);
+        let len = |v: &ValueId| kernel.ty(*v).numel() as u64;
+        let result = match &op.kind {
+            OpKind::Param(i) => {
+                let p = &kernel.params[*i];
+                let aligned = spec.get(*i).copied().unwrap_or(false);
+                let div = match p.kind {
+                    ParamKind::Ptr(d) | ParamKind::MutPtr(d) => if aligned { 16 } else { d.size_bytes() as u64 },
+                    ParamKind::Scalar(_) => if aligned { 16 } else { 1 },
+                };
+                Some(AxisInfo { contiguity: 1, constancy: 1, divisibility: div })
+            }
+            OpKind::Const(l) => Some(AxisInfo {
+                contiguity: 1,
+                constancy: 1,
+                divisibility: match l {
+                    Lit::Int(v) => pow2_dividing(*v),
+                    _ => 1,
+                },
+            }),
+            OpKind::Arange { start, end } => Some(AxisInfo { contiguity: (end - start) as u64, constancy: 1, divisibility: pow2_dividing(*start) }),
+            OpKind::Splat(v) | OpKind::Broadcast(v) => {
+                let s = get(info, v);
+                Some(AxisInfo { contiguity: 1, constancy: len(&op.results[0]), divisibility: s.divisibility })
+            }
+            OpKind::ExpandDims(v, _) => Some(get(info, v)),
+            OpKind::Cast(v) => kernel.ty(op.results[0]).dtype().filter(|d| d.is_int()).map(|_| get(info, v)),
+            OpKind::Binary(b, x, y) => {
+                let (a, c) = (get(info, x), get(info, y));
+                Some(match b {
+                    BinOp::Add => AxisInfo {
+                        contiguity: gcd(a.contiguity, c.constancy).max(gcd(a.constancy, c.contiguity)),
+                        constancy: gcd(a.constancy, c.constancy),
+                        divisibility: gcd(a.divisibility, c.divisibility),
+                    },
+                    BinOp::Sub => AxisInfo {
+                        contiguity: gcd(a.contiguity, c.constancy),
+                        constancy: gcd(a.constancy, c.constancy),
+                        divisibility: gcd(a.divisibility, c.divisibility),
+                    },
+                    BinOp::Mul => AxisInfo {
+                        contiguity: 1,
+                        constancy: gcd(a.constancy, c.constancy),
+                        divisibility: (a.divisibility.saturating_mul(c.divisibility)).min(MAX_DIV),
+                    },
+                    _ => AxisInfo { constancy: gcd(a.constancy, c.constancy), ..AxisInfo::UNKNOWN },
+                })
+            }
+            OpKind::AddPtr(p, o) => {
+                let (a, c) = (get(info, p), get(info, o));
+                let elem = match kernel.ty(*p).elem {
+                    Elem::Ptr(d) => d.size_bytes() as u64,
+                    Elem::Scalar(_) => 1,
+                };
+                Some(AxisInfo {
+                    contiguity: gcd(a.constancy, c.contiguity).max(1),
+                    constancy: gcd(a.constancy, c.constancy),
+                    divisibility: gcd(a.divisibility, c.divisibility.saturating_mul(elem).min(MAX_DIV)),
+                })
+            }
+            OpKind::Cmp(_, x, y) => {
+                let (a, c) = (get(info, x), get(info, y));
+                // A run of consecutive values starting at a multiple of g, against a bound constant
+                // over the run and divisible by g, lies wholly on one side of the bound.
+                let side = |run: AxisInfo, bound: AxisInfo| gcd(gcd(run.contiguity, run.divisibility), gcd(bound.divisibility, bound.constancy));
+                let cst = gcd(a.constancy, c.constancy).max(side(a, c)).max(side(c, a));
+                Some(AxisInfo { contiguity: 1, constancy: cst, divisibility: 1 })
+            }
+            OpKind::Select(c, x, y) => {
+                let (m, a, b) = (get(info, c), get(info, x), get(info, y));
+                Some(AxisInfo { contiguity: 1, constancy: gcd(m.constancy, gcd(a.constancy, b.constancy)), divisibility: 1 })
+            }
+            OpKind::For { lo, step, body, .. } => {
+                let div = gcd(get(info, lo).divisibility, get(info, step).divisibility);
+                info.insert(body.args[0], AxisInfo { contiguity: 1, constancy: 1, divisibility: div });
+                region(kernel, body, spec, info);
+                None
+            }
+            _ => None,
+        };
+        if let Some(mut i) = result {
+            let n = op.results.first().map_or(1, len);
+            i.contiguity = i.contiguity.min(n).max(1);
+            i.constancy = i.constancy.min(n).max(1);
+            info.insert(op.results[0], i);
+        }
+    }
+}

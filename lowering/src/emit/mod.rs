@@ -1,0 +1,380 @@
+//! Emission of one kernel as an MLIR `gpu.module` (text), from the block IR and the chosen layouts.
+//!
+//! Each block value becomes, in every thread, an MLIR vector of the elements that thread owns (see
+//! [`crate::layout`]); scalars stay scalars; pointer blocks are a scalar base pointer plus a vector
+//! of element offsets. Op families live in their own files: [`elementwise`], [`memory`], [`reduce`].
+
+mod elementwise;
+mod memory;
+mod reduce;
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use tritonite_lang::ir::{Kernel, OpKind, ParamKind, Region, ValueId};
+use tritonite_lang::{DType, Elem, Type};
+
+use crate::axis_info::{self, AxisInfo};
+use crate::error::LowerError;
+use crate::layout::BlockedLayout;
+use crate::CompileOptions;
+
+/// How a block-IR value exists in every thread.
+#[derive(Clone, Debug)]
+pub(crate) enum Lowered {
+    /// A scalar number, the same in every thread.
+    Scalar(String),
+    /// A block of numbers: this thread's elements as one vector.
+    Block(String),
+    /// A scalar pointer.
+    Ptr(String),
+    /// A block of pointers: a base pointer plus per-element offsets (`None`: all zero).
+    PtrBlock { base: String, offs: Option<(String, DType)> },
+}
+
+/// The MLIR spelling of a dtype.
+pub(crate) fn mlir_type(d: DType) -> &'static str {
+    match d {
+        DType::Bool => "i1",
+        DType::I32 => "i32",
+        DType::I64 => "i64",
+        DType::F16 => "f16",
+        DType::BF16 => "bf16",
+        DType::F32 => "f32",
+    }
+}
+
+/// The bit pattern of a float constant, which MLIR reads exactly (`0x3F800000 : f32`).
+pub(crate) fn float_bits(d: DType, v: f64) -> String {
+    match d {
+        DType::F32 => format!("0x{:08X}", (v as f32).to_bits()),
+        DType::F16 => format!("0x{:04X}", half::f16::from_f64(v).to_bits()),
+        DType::BF16 => format!("0x{:04X}", half::bf16::from_f64(v).to_bits()),
+        _ => unreachable!("float_bits takes float dtypes"),
+    }
+}
+
+pub(crate) struct Emitter<'a> {
+    pub k: &'a Kernel,
+    pub num_warps: usize,
+    /// Elements per 16-byte vector of the narrowest dtype the kernel loads or stores.
+    pub vec: usize,
+    pub info: HashMap<ValueId, AxisInfo>,
+    pub vals: HashMap<ValueId, Lowered>,
+    body: String,
+    indent: usize,
+    next: usize,
+    /// Shared-memory buffers: (name, element type, length).
+    pub smem: Vec<(String, &'static str, usize)>,
+    /// The thread index as `i32`.
+    pub tid: String,
+}
+
+impl<'a> Emitter<'a> {
+    /// A fresh SSA name.
+    pub fn fresh(&mut self) -> String {
+        self.next += 1;
+        format!("%v{}", self.next)
+    }
+
+    /// Appends one line of MLIR at the current indentation.
+    pub fn line(&mut self, text: &str) {
+        for _ in 0..self.indent {
+            self.body.push_str("  ");
+        }
+        self.body.push_str(text);
+        self.body.push('\n');
+    }
+
+    /// Emits `%r = <rhs>` and returns `%r`.
+    pub fn assign(&mut self, rhs: &str) -> String {
+        let r = self.fresh();
+        self.line(&format!("{r} = {rhs}"));
+        r
+    }
+
+    pub fn ty(&self, v: ValueId) -> &'a Type {
+        self.k.ty(v)
+    }
+
+    pub fn layout(&self, shape: &[usize]) -> BlockedLayout {
+        BlockedLayout::new(shape[0], self.num_warps, self.vec)
+    }
+
+    /// The MLIR type a value of `ty` has in one thread.
+    pub fn thread_type(&self, ty: &Type) -> String {
+        let elem = match ty.elem {
+            Elem::Scalar(d) => mlir_type(d),
+            Elem::Ptr(_) => "!llvm.ptr<1>",
+        };
+        if ty.is_scalar() {
+            elem.to_string()
+        } else {
+            format!("vector<{}x{elem}>", self.layout(&ty.shape).elems_per_thread())
+        }
+    }
+
+    pub fn get(&self, v: ValueId) -> &Lowered {
+        &self.vals[&v]
+    }
+
+    /// The SSA name of a number value (scalar or block).
+    pub fn num(&self, v: ValueId) -> String {
+        match self.get(v) {
+            Lowered::Scalar(s) | Lowered::Block(s) => s.clone(),
+            other => unreachable!("{v} is a pointer ({other:?}); the verifier keeps pointers out of arithmetic"),
+        }
+    }
+
+    /// An `i32` constant.
+    pub fn const_i32(&mut self, v: i64) -> String {
+        self.assign(&format!("arith.constant {v} : i32"))
+    }
+
+    /// A constant of dtype `d` with value `v`, splatted to `thread_ty` when that is a vector.
+    pub fn constant(&mut self, d: DType, v: f64, thread_ty: &str) -> String {
+        let lit = match d {
+            DType::Bool => (if v != 0.0 { "true" } else { "false" }).to_string(),
+            d if d.is_int() => format!("{}", v as i64),
+            d => float_bits(d, v),
+        };
+        if thread_ty.starts_with("vector") {
+            self.assign(&format!("arith.constant dense<{lit}> : {thread_ty}"))
+        } else {
+            self.assign(&format!("arith.constant {lit} : {thread_ty}"))
+        }
+    }
+
+    fn region(&mut self, region: &Region) -> Result<Option<Vec<ValueId>>, LowerError> {
+        for op in &region.ops {
+            if let OpKind::Yield(vs) = &op.kind {
+                return Ok(Some(vs.clone()));
+            }
+            self.op(&op.kind, &op.results)?;
+        }
+        Ok(None)
+    }
+
+    fn op(&mut self, kind: &OpKind, results: &[ValueId]) -> Result<(), LowerError> {
+        let r = results.first().copied();
+        let lowered = match kind {
+            OpKind::Param(i) => {
+                let name = format!("%arg{i}");
+                Some(if self.k.params[*i].kind.is_ptr() { Lowered::Ptr(name) } else { Lowered::Scalar(name) })
+            }
+            OpKind::Const(l) => {
+                let d = self.ty(r.expect("const has a result")).dtype().expect("constants are numbers");
+                Some(Lowered::Scalar(self.constant(d, l.as_f64(), mlir_type(d))))
+            }
+            OpKind::ProgramId(a) => Some(Lowered::Scalar(self.grid_query("block_id", *a))),
+            OpKind::NumPrograms(a) => Some(Lowered::Scalar(self.grid_query("grid_dim", *a))),
+            OpKind::Arange { start, end } => Some(self.arange(*start, *end)),
+            OpKind::Splat(v) | OpKind::Broadcast(v) => Some(self.splat(*v, r.expect("splat has a result"))),
+            OpKind::ExpandDims(v, _) => Some(self.splat(*v, r.expect("expand_dims has a result"))),
+            OpKind::Binary(b, x, y) => Some(Lowered::Block(self.binary(*b, *x, *y, r.expect("binary has a result")))),
+            OpKind::Cmp(c, x, y) => Some(Lowered::Block(self.compare(*c, *x, *y))),
+            OpKind::Unary(u, x) => Some(Lowered::Block(self.unary(*u, *x))),
+            OpKind::Select(c, a, b) => {
+                let (cn, an, bn) = (self.num(*c), self.num(*a), self.num(*b));
+                let (ct, at) = (self.thread_type(self.ty(*c)), self.thread_type(self.ty(*a)));
+                Some(Lowered::Block(self.assign(&format!("arith.select {cn}, {an}, {bn} : {ct}, {at}"))))
+            }
+            OpKind::Cast(v) => Some(Lowered::Block(self.cast(*v, r.expect("cast has a result")))),
+            OpKind::AddPtr(p, o) => Some(self.add_ptr(*p, *o)),
+            OpKind::Load { ptr, mask, other } => Some(Lowered::Block(self.load(*ptr, *mask, *other, r.expect("load has a result"))?)),
+            OpKind::Store { ptr, value, mask } => {
+                self.store(*ptr, *value, *mask)?;
+                None
+            }
+            OpKind::Reduce(op, v, axis) => Some(Lowered::Scalar(self.reduce(*op, *v, *axis)?)),
+            OpKind::For { lo, hi, step, init, body } => {
+                self.for_loop(*lo, *hi, *step, init, body, results)?;
+                None
+            }
+            OpKind::Yield(_) => unreachable!("handled by region"),
+        };
+        if let (Some(r), Some(l)) = (r, lowered) {
+            // Scalars and blocks share the `Block` arm above; normalize by the IR type.
+            let l = match l {
+                Lowered::Block(s) if self.ty(r).is_scalar() => Lowered::Scalar(s),
+                other => other,
+            };
+            self.vals.insert(r, l);
+        }
+        Ok(())
+    }
+
+    fn grid_query(&mut self, what: &str, axis: u32) -> String {
+        let dim = ["x", "y", "z"][axis as usize];
+        let idx = self.assign(&format!("gpu.{what} {dim}"));
+        self.assign(&format!("arith.index_cast {idx} : index to i32"))
+    }
+
+    /// The index of this thread among the threads that own distinct elements of `layout`.
+    pub fn owner_index(&mut self, layout: &BlockedLayout) -> String {
+        if layout.has_replicas() {
+            let used = self.const_i32(layout.threads_used() as i64);
+            let tid = self.tid.clone();
+            self.assign(&format!("arith.remui {tid}, {used} : i32"))
+        } else {
+            self.tid.clone()
+        }
+    }
+
+    fn arange(&mut self, start: i64, end: i64) -> Lowered {
+        let layout = self.layout(&[(end - start) as usize]);
+        let e = layout.elems_per_thread();
+        let statics: Vec<String> = (0..e).map(|i| (layout.global_index(0, i) as i64 + start).to_string()).collect();
+        let cst = self.assign(&format!("arith.constant dense<[{}]> : vector<{e}xi32>", statics.join(", ")));
+        let u = self.owner_index(&layout);
+        let spt = self.const_i32(layout.size_per_thread as i64);
+        let base = self.assign(&format!("arith.muli {u}, {spt} : i32"));
+        let splat = self.assign(&format!("vector.broadcast {base} : i32 to vector<{e}xi32>"));
+        Lowered::Block(self.assign(&format!("arith.addi {cst}, {splat} : vector<{e}xi32>")))
+    }
+
+    /// Splat, broadcast of a 1-element block, or expand_dims of a scalar: one value to every element.
+    fn splat(&mut self, v: ValueId, r: ValueId) -> Lowered {
+        let rt = self.thread_type(self.ty(r));
+        let src = self.get(v).clone();
+        let vt = self.thread_type(self.ty(v));
+        let scalar = match &src {
+            Lowered::Scalar(s) | Lowered::Ptr(s) => s.clone(),
+            Lowered::Block(s) => {
+                let et = rt.trim_start_matches("vector<").split('x').nth(1).unwrap_or("f32").trim_end_matches('>').to_string();
+                self.assign(&format!("vector.extract {s}[0] : {et} from {vt}"))
+            }
+            Lowered::PtrBlock { base, offs: None } => base.clone(),
+            Lowered::PtrBlock { .. } => unreachable!("broadcasts of pointer blocks are rejected before emission"),
+        };
+        match src {
+            Lowered::Ptr(_) | Lowered::PtrBlock { .. } => Lowered::PtrBlock { base: scalar, offs: None },
+            _ => {
+                let st = rt.trim_start_matches("vector<").split('x').nth(1).unwrap_or("f32").trim_end_matches('>').to_string();
+                Lowered::Block(self.assign(&format!("vector.broadcast {scalar} : {st} to {rt}")))
+            }
+        }
+    }
+
+    fn for_loop(&mut self, lo: ValueId, hi: ValueId, step: ValueId, init: &[ValueId], body: &Region, results: &[ValueId]) -> Result<(), LowerError> {
+        let (lo, hi, step) = (self.num(lo), self.num(hi), self.num(step));
+        let iv = self.fresh();
+        self.vals.insert(body.args[0], Lowered::Scalar(iv.clone()));
+        let types: Vec<String> = init.iter().map(|v| self.thread_type(self.ty(*v))).collect();
+        let mut carried = vec![];
+        for (a, i) in body.args[1..].iter().zip(init) {
+            let name = self.fresh();
+            carried.push(format!("{name} = {}", self.num(*i)));
+            self.vals.insert(*a, self.lowered_like(*i, name));
+        }
+        let res = self.fresh();
+        let head = if init.is_empty() {
+            format!("scf.for {iv} = {lo} to {hi} step {step} : i32 {{")
+        } else {
+            format!("{res}:{} = scf.for {iv} = {lo} to {hi} step {step} iter_args({}) -> ({}) : i32 {{", init.len(), carried.join(", "), types.join(", "))
+        };
+        self.line(&head);
+        self.indent += 1;
+        let yields = self.region(body)?.unwrap_or_default();
+        if !yields.is_empty() {
+            let names: Vec<String> = yields.iter().map(|v| self.num(*v)).collect();
+            self.line(&format!("scf.yield {} : {}", names.join(", "), types.join(", ")));
+        }
+        self.indent -= 1;
+        self.line("}");
+        for (i, (r, v)) in results.iter().zip(init).enumerate() {
+            let l = self.lowered_like(*v, format!("{res}#{i}"));
+            self.vals.insert(*r, l);
+        }
+        Ok(())
+    }
+
+    fn lowered_like(&self, v: ValueId, name: String) -> Lowered {
+        if self.ty(v).is_scalar() {
+            Lowered::Scalar(name)
+        } else {
+            Lowered::Block(name)
+        }
+    }
+}
+
+/// Checks what this lowering supports, before emitting anything.
+fn check_supported(k: &Kernel) -> Result<(), LowerError> {
+    let mut err = None;
+    tritonite_lang::ir::walk_ops(&k.body, &mut |op| {
+        for r in &op.results {
+            let ty = k.ty(*r);
+            if ty.shape.len() > 1 && err.is_none() {
+                err = Some(LowerError::Unsupported { kernel: k.name.clone(), what: format!("{r}: {ty}: blocks of rank {} (the GPU lowering handles scalars and 1-D blocks so far)", ty.shape.len()) });
+            }
+        }
+        if let OpKind::Broadcast(v) | OpKind::Splat(v) | OpKind::ExpandDims(v, _) = &op.kind {
+            if matches!(k.ty(*v).elem, Elem::Ptr(_)) && !k.ty(*v).is_scalar() && err.is_none() {
+                err = Some(LowerError::Unsupported { kernel: k.name.clone(), what: format!("broadcast of the pointer block {v}") });
+            }
+        }
+    });
+    err.map_or(Ok(()), Err)
+}
+
+/// Emits the whole `gpu.module` for `kernel`.
+pub(crate) fn emit_module(k: &Kernel, opts: &CompileOptions) -> Result<String, LowerError> {
+    check_supported(k)?;
+    let narrowest = {
+        let mut n = 4usize;
+        tritonite_lang::ir::walk_ops(&k.body, &mut |op| {
+            if let OpKind::Load { ptr, .. } | OpKind::Store { ptr, .. } = &op.kind {
+                if let Elem::Ptr(d) = k.ty(*ptr).elem {
+                    n = n.min(d.size_bytes());
+                }
+            }
+        });
+        n
+    };
+    let spec: Vec<bool> = (0..k.params.len()).map(|i| opts.divisible_by_16.contains(&i)).collect();
+    let mut e = Emitter {
+        k,
+        num_warps: opts.num_warps as usize,
+        vec: 16 / narrowest,
+        info: axis_info::analyze(k, &spec),
+        vals: HashMap::new(),
+        body: String::new(),
+        indent: 3,
+        next: 0,
+        smem: vec![],
+        tid: String::new(),
+    };
+    let tid = e.assign("gpu.thread_id x");
+    e.tid = e.assign(&format!("arith.index_cast {tid} : index to i32"));
+    e.region(&k.body)?;
+    e.line("gpu.return");
+
+    let params: Vec<String> = k
+        .params
+        .iter()
+        .enumerate()
+        .map(|(i, p)| match p.kind {
+            ParamKind::Ptr(_) | ParamKind::MutPtr(_) => format!("%arg{i}: !llvm.ptr<1>"),
+            ParamKind::Scalar(d) => format!("%arg{i}: {}", mlir_type(d)),
+        })
+        .collect();
+    let workgroup = if e.smem.is_empty() {
+        String::new()
+    } else {
+        let bufs: Vec<String> = e.smem.iter().map(|(n, t, len)| format!("{n} : memref<{len}x{t}, #gpu.address_space<workgroup>>")).collect();
+        format!(" workgroup({})", bufs.join(", "))
+    };
+    let threads = opts.num_warps * 32;
+    let mut out = String::new();
+    let _ = writeln!(out, "module attributes {{gpu.container_module}} {{");
+    let _ = writeln!(out, "  gpu.module @tritonite {{");
+    let _ = writeln!(
+        out,
+        "    gpu.func @{}({}){workgroup} kernel attributes {{gpu.known_block_size = array<i32: {threads}, 1, 1>}} {{",
+        k.name,
+        params.join(", ")
+    );
+    out.push_str(&e.body);
+    let _ = writeln!(out, "    }}\n  }}\n}}");
+    Ok(out)
+}
