@@ -1,65 +1,77 @@
-//! Running the kernels on the CPU interpreter, with the argument checks a caller expects.
-//!
-//! These are the host-side steps of each kernel (argument order, grid, the second `dw` stage) on
-//! host buffers; the GPU runtime performs the same steps on device buffers.
+//! Running launch plans on the CPU interpreter.
+
+use std::collections::HashMap;
 
 use tritonite_lang::interp::{self, Arg, Buffer};
-use tritonite_lang::{DType, Lit};
+use tritonite_lang::Lit;
 
 use crate::error::KernelError;
-use crate::rmsnorm::{self, RmsNormBwdConfig, RmsNormFwdConfig};
+use crate::plan::{Plan, PlanArg, Role};
+use crate::rmsnorm;
 
-fn check_len(arg: &'static str, b: &Buffer, want: usize) -> Result<(), KernelError> {
-    if b.len() != want {
-        return Err(KernelError::BadArgument { arg, expected: format!("{want} elements"), got: format!("{} elements", b.len()) });
+/// Runs `plan` with the caller's `inputs` (by name); returns its outputs by name. Outputs start
+/// poisoned with NaN, so an element no launch wrote shows up in any comparison.
+pub fn execute(plan: &Plan, inputs: &[(&'static str, &Buffer)]) -> Result<HashMap<&'static str, Buffer>, KernelError> {
+    for (name, b) in inputs {
+        plan.check_input(name, b.dtype(), b.len())?;
     }
-    Ok(())
+    let mut owned: HashMap<&'static str, Buffer> = HashMap::new();
+    for d in &plan.buffers {
+        match d.role {
+            Role::Input => {
+                if !inputs.iter().any(|(n, _)| *n == d.name) {
+                    return Err(KernelError::BadArgument { arg: d.name, expected: format!("{} elements of {}", d.len, d.dtype), got: "nothing".into() });
+                }
+            }
+            Role::Output | Role::Scratch => {
+                owned.insert(d.name, Buffer::filled(d.dtype, d.len, f64::NAN));
+            }
+        }
+    }
+    for launch in &plan.launches {
+        let mut taken: Vec<(&'static str, Buffer)> = vec![];
+        for a in &launch.args {
+            if let PlanArg::Buffer(name) = a {
+                if let Some(b) = owned.remove(name) {
+                    taken.push((name, b));
+                }
+            }
+        }
+        {
+            let mut by_name: HashMap<&str, &mut Buffer> = taken.iter_mut().map(|(n, b)| (*n, b)).collect();
+            let mut args: Vec<Arg<'_>> = Vec::with_capacity(launch.args.len());
+            for a in &launch.args {
+                args.push(match a {
+                    PlanArg::Buffer(name) => match by_name.remove(name) {
+                        Some(b) => Arg::Out(b),
+                        None => Arg::In(inputs.iter().find(|(n, _)| n == name).map(|(_, b)| *b).expect("inputs were checked above")),
+                    },
+                    PlanArg::I32(v) => Arg::Scalar(Lit::Int(*v as i64)),
+                    PlanArg::I64(v) => Arg::Scalar(Lit::Int(*v)),
+                    PlanArg::F32(v) => Arg::Scalar(Lit::Float(*v as f64)),
+                });
+            }
+            interp::run(&launch.kernel, launch.grid, &mut args)?;
+        }
+        owned.extend(taken);
+    }
+    plan.buffers.iter().filter(|d| d.role == Role::Scratch).for_each(|d| {
+        owned.remove(d.name);
+    });
+    Ok(owned)
 }
 
-fn check_block(block_size: usize) -> Result<(), KernelError> {
-    if !block_size.is_power_of_two() || block_size > 1 << 16 {
-        return Err(KernelError::BadArgument { arg: "block_size", expected: "a power of two ≤ 65536".into(), got: block_size.to_string() });
-    }
-    Ok(())
-}
-
-fn check_shape(m: usize, n: usize) -> Result<(), KernelError> {
-    if n == 0 || n > i32::MAX as usize || m > i32::MAX as usize {
-        return Err(KernelError::BadArgument { arg: "shape", expected: "1 ≤ n < 2^31 and m < 2^31".into(), got: format!("[{m}, {n}]") });
-    }
-    Ok(())
+fn take(out: &mut HashMap<&'static str, Buffer>, name: &str) -> Buffer {
+    out.remove(name).expect("the plan declares this output")
 }
 
 /// RMSNorm forward on the interpreter: `x` is `[m, n]` row-major; returns `(y, rstd)`.
 pub fn rms_norm_forward(x: &Buffer, w: Option<&Buffer>, m: usize, n: usize, eps: f32, block_size: usize) -> Result<(Buffer, Buffer), KernelError> {
-    check_shape(m, n)?;
-    check_block(block_size)?;
-    check_len("x", x, m * n)?;
-    if let Some(w) = w {
-        check_len("w", w, n)?;
-    }
-    if !(eps > 0.0 && eps.is_finite()) {
-        return Err(KernelError::BadArgument { arg: "eps", expected: "a finite value > 0".into(), got: eps.to_string() });
-    }
-    let cfg = RmsNormFwdConfig::new(x.dtype(), w.map(Buffer::dtype), n, block_size);
-    let kernel = rmsnorm::forward(&cfg)?;
-    let mut y = Buffer::filled(x.dtype(), m * n, f64::NAN);
-    let mut rstd = Buffer::filled(DType::F32, m, f64::NAN);
-    if m == 0 {
-        return Ok((y, rstd));
-    }
-    let mut args = vec![Arg::In(x)];
-    args.extend(w.map(Arg::In));
-    args.extend([
-        Arg::Out(&mut y),
-        Arg::Out(&mut rstd),
-        Arg::Scalar(Lit::Int(n as i64)),
-        Arg::Scalar(Lit::Int(n as i64)),
-        Arg::Scalar(Lit::Int(n as i64)),
-        Arg::Scalar(Lit::Float(eps as f64)),
-    ]);
-    interp::run(&kernel, [m as u32, 1, 1], &mut args)?;
-    Ok((y, rstd))
+    let plan = rmsnorm::forward_plan(x.dtype(), w.map(Buffer::dtype), m, n, eps, block_size, 4)?;
+    let mut inputs = vec![("x", x)];
+    inputs.extend(w.map(|w| ("w", w)));
+    let mut out = execute(&plan, &inputs)?;
+    Ok((take(&mut out, "y"), take(&mut out, "rstd")))
 }
 
 /// RMSNorm backward on the interpreter with `programs` persistent programs: returns `(dx, dw)`
@@ -75,53 +87,9 @@ pub fn rms_norm_backward(
     block_size: usize,
     programs: usize,
 ) -> Result<(Buffer, Option<Buffer>), KernelError> {
-    check_shape(m, n)?;
-    check_block(block_size)?;
-    check_len("x", x, m * n)?;
-    check_len("dy", dy, m * n)?;
-    check_len("rstd", rstd, m)?;
-    if let Some(w) = w {
-        check_len("w", w, n)?;
-    }
-    if dy.dtype() != x.dtype() {
-        return Err(KernelError::BadArgument { arg: "dy", expected: format!("dtype {}", x.dtype()), got: dy.dtype().to_string() });
-    }
-    if rstd.dtype() != DType::F32 {
-        return Err(KernelError::BadArgument { arg: "rstd", expected: "dtype f32".into(), got: rstd.dtype().to_string() });
-    }
-    if programs == 0 {
-        return Err(KernelError::BadArgument { arg: "programs", expected: "at least 1".into(), got: "0".into() });
-    }
-    let cfg = RmsNormBwdConfig::new(x.dtype(), w.map(Buffer::dtype), n, block_size);
-    let kernel = rmsnorm::backward(&cfg)?;
-    let mut dx = Buffer::filled(x.dtype(), m * n, f64::NAN);
-    let mut dw = w.map(|w| Buffer::filled(w.dtype(), n, f64::NAN));
-    let programs = programs.min(m.max(1));
-    let mut partial = Buffer::filled(DType::F32, programs * n, f64::NAN);
-    let mut args = vec![Arg::In(x)];
-    args.extend(w.map(Arg::In));
-    args.extend([Arg::In(dy), Arg::In(rstd), Arg::Out(&mut dx)]);
-    if w.is_some() {
-        args.push(Arg::Out(&mut partial));
-    }
-    args.extend([
-        Arg::Scalar(Lit::Int(m as i64)),
-        Arg::Scalar(Lit::Int(n as i64)),
-        Arg::Scalar(Lit::Int(n as i64)),
-        Arg::Scalar(Lit::Int(n as i64)),
-        Arg::Scalar(Lit::Int(n as i64)),
-    ]);
-    interp::run(&kernel, [programs as u32, 1, 1], &mut args)?;
-    if let Some(dw) = dw.as_mut() {
-        let reduce = rmsnorm::dw_reduce(dw.dtype(), block_size)?;
-        let grid = n.div_ceil(block_size) as u32;
-        let mut args = [
-            Arg::In(&partial),
-            Arg::Out(dw),
-            Arg::Scalar(Lit::Int(programs as i64)),
-            Arg::Scalar(Lit::Int(n as i64)),
-        ];
-        interp::run(&reduce, [grid, 1, 1], &mut args)?;
-    }
-    Ok((dx, dw))
+    let plan = rmsnorm::backward_plan(x.dtype(), w.map(Buffer::dtype), m, n, block_size, 4, programs)?;
+    let mut inputs = vec![("x", x), ("dy", dy), ("rstd", rstd)];
+    inputs.extend(w.map(|w| ("w", w)));
+    let mut out = execute(&plan, &inputs)?;
+    Ok((take(&mut out, "dx"), out.remove("dw")))
 }

@@ -22,4 +22,12 @@ pub enum KernelError {
     /// The interpreter rejected a run.
     #[error(transparent)]
     Interp(#[from] InterpError),
+    /// Lowering to PTX failed.
+    #[cfg(feature = "gpu")]
+    #[error(transparent)]
+    Lower(#[from] tritonite_lowering::LowerError),
+    /// The GPU runtime failed (including: no driver, no GPU).
+    #[cfg(feature = "gpu")]
+    #[error(transparent)]
+    Runtime(#[from] tritonite_runtime::RuntimeError),
 }

@@ -8,6 +8,9 @@
 
 use tritonite_lang::{build_kernel, DType, Kernel, KernelBuilder, LangError, Value};
 
+use crate::error::KernelError;
+use crate::plan::{check_block, check_shape, Launch, Plan, PlanArg, Role};
+
 /// Meta-parameters of the forward kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct RmsNormFwdConfig {
@@ -230,4 +233,70 @@ pub fn dw_reduce(w_dtype: DType, block_size: usize) -> Result<Kernel, LangError>
         });
         k.store_masked(dw + cols, acc[0], mask);
     })
+}
+
+/// The forward as a launch plan: inputs `x [m·n]`, `w [n]` (with a weight); outputs `y [m·n]`,
+/// `rstd [m]` (f32). Rows are contiguous (`stride = n`).
+#[allow(clippy::too_many_arguments)]
+pub fn forward_plan(dtype: DType, weight: Option<DType>, m: usize, n: usize, eps: f32, block_size: usize, num_warps: u32) -> Result<Plan, KernelError> {
+    check_shape(m, n)?;
+    check_block(block_size)?;
+    if !(eps > 0.0 && eps.is_finite()) {
+        return Err(KernelError::BadArgument { arg: "eps", expected: "a finite value > 0".into(), got: eps.to_string() });
+    }
+    let mut plan = Plan::default();
+    plan.buffer("x", dtype, m * n, Role::Input);
+    if let Some(w) = weight {
+        plan.buffer("w", w, n, Role::Input);
+    }
+    plan.buffer("y", dtype, m * n, Role::Output);
+    plan.buffer("rstd", DType::F32, m, Role::Output);
+    if m > 0 {
+        let kernel = forward(&RmsNormFwdConfig::new(dtype, weight, n, block_size))?;
+        let mut args = vec![PlanArg::Buffer("x")];
+        args.extend(weight.map(|_| PlanArg::Buffer("w")));
+        args.extend([PlanArg::Buffer("y"), PlanArg::Buffer("rstd"), PlanArg::I32(n as i32), PlanArg::I64(n as i64), PlanArg::I64(n as i64), PlanArg::F32(eps)]);
+        plan.launches.push(Launch { kernel, grid: [m as u32, 1, 1], args, num_warps });
+    }
+    Ok(plan)
+}
+
+/// Columns per program of the `dw` reduction.
+pub const DW_REDUCE_BLOCK: usize = 256;
+
+/// The backward as a launch plan with `programs` persistent programs: inputs `x, [w], dy, rstd`;
+/// outputs `dx [m·n]` and, with a weight, `dw [n]`.
+#[allow(clippy::too_many_arguments)]
+pub fn backward_plan(dtype: DType, weight: Option<DType>, m: usize, n: usize, block_size: usize, num_warps: u32, programs: usize) -> Result<Plan, KernelError> {
+    check_shape(m, n)?;
+    check_block(block_size)?;
+    if programs == 0 {
+        return Err(KernelError::BadArgument { arg: "programs", expected: "at least 1".into(), got: "0".into() });
+    }
+    let programs = programs.min(m.max(1));
+    let mut plan = Plan::default();
+    plan.buffer("x", dtype, m * n, Role::Input);
+    if let Some(w) = weight {
+        plan.buffer("w", w, n, Role::Input);
+    }
+    plan.buffer("dy", dtype, m * n, Role::Input);
+    plan.buffer("rstd", DType::F32, m, Role::Input);
+    plan.buffer("dx", dtype, m * n, Role::Output);
+    let kernel = backward(&RmsNormBwdConfig::new(dtype, weight, n, block_size))?;
+    let mut args = vec![PlanArg::Buffer("x")];
+    args.extend(weight.map(|_| PlanArg::Buffer("w")));
+    args.extend([PlanArg::Buffer("dy"), PlanArg::Buffer("rstd"), PlanArg::Buffer("dx")]);
+    if weight.is_some() {
+        args.push(PlanArg::Buffer("dw_partial"));
+    }
+    args.extend([PlanArg::I32(m as i32), PlanArg::I32(n as i32), PlanArg::I64(n as i64), PlanArg::I64(n as i64), PlanArg::I64(n as i64)]);
+    plan.launches.push(Launch { kernel, grid: [programs as u32, 1, 1], args, num_warps });
+    if let Some(w) = weight {
+        plan.buffer("dw_partial", DType::F32, programs * n, Role::Scratch);
+        plan.buffer("dw", w, n, Role::Output);
+        let reduce = dw_reduce(w, DW_REDUCE_BLOCK)?;
+        let args = vec![PlanArg::Buffer("dw_partial"), PlanArg::Buffer("dw"), PlanArg::I32(programs as i32), PlanArg::I32(n as i32)];
+        plan.launches.push(Launch { kernel: reduce, grid: [n.div_ceil(DW_REDUCE_BLOCK) as u32, 1, 1], args, num_warps: 4 });
+    }
+    Ok(plan)
 }

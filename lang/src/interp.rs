@@ -37,8 +37,8 @@ impl Buffer {
     pub fn filled(dtype: DType, len: usize, value: f64) -> Buffer {
         match dtype {
             DType::F32 => Buffer::F32(vec![value as f32; len]),
-            DType::F16 => Buffer::F16(vec![f16::from_f64(value); len]),
-            DType::BF16 => Buffer::BF16(vec![bf16::from_f64(value); len]),
+            DType::F16 => Buffer::F16(vec![f16::from_f32(value as f32); len]),
+            DType::BF16 => Buffer::BF16(vec![bf16::from_f32(value as f32); len]),
             DType::I32 => Buffer::I32(vec![value as i32; len]),
             DType::I64 | DType::Bool => Buffer::I64(vec![value as i64; len]),
         }
@@ -95,8 +95,8 @@ impl Buffer {
     pub fn set(&mut self, i: usize, value: f64) {
         match self {
             Buffer::F32(v) => v[i] = value as f32,
-            Buffer::F16(v) => v[i] = f16::from_f64(value),
-            Buffer::BF16(v) => v[i] = bf16::from_f64(value),
+            Buffer::F16(v) => v[i] = f16::from_f32(value as f32),
+            Buffer::BF16(v) => v[i] = bf16::from_f32(value as f32),
             Buffer::I32(v) => v[i] = value as i32,
             Buffer::I64(v) => v[i] = value as i64,
         }
@@ -200,11 +200,15 @@ impl Val {
 }
 
 /// Rounds `x` to the precision of float dtype `d`.
+///
+/// 16-bit results go through `f32`: half's `from_f64` drops low mantissa bits before rounding
+/// (wrong near ties), and for one operation on f32-or-narrower inputs the double rounding through
+/// f32 is exact (f32 carries more than 2p + 2 bits for p = 8 and 11).
 pub fn round_to(d: DType, x: f64) -> f64 {
     match d {
         DType::F32 => x as f32 as f64,
-        DType::F16 => f16::from_f64(x).to_f64(),
-        DType::BF16 => bf16::from_f64(x).to_f64(),
+        DType::F16 => f16::from_f32(x as f32).to_f64(),
+        DType::BF16 => bf16::from_f32(x as f32).to_f64(),
         _ => x,
     }
 }

@@ -567,10 +567,7 @@ proptest! {
         check_f32_to_half(&xs, DType::F16)?;
     }
 
-    /// Fails: see `cast_f32_to_bf16_sticky_low_bits` for the minimal case.
     #[test]
-    #[ignore = "bug: interp rounds f32->bf16 through half::bf16::from_f64, which drops the low 32 \
-                mantissa bits of the f64 before rounding (e.g. 0x3f808001 gives 0x3f80, not 0x3f81)"]
     fn cast_f32_to_bf16_rounds_like_half(xs in cast_inputs()) {
         check_f32_to_half(&xs, DType::BF16)?;
     }
@@ -693,8 +690,6 @@ proptest! {
 /// mantissa bits only, so it must round up. Both an explicit `cast` and the implicit conversion of
 /// a store into a bf16 buffer are checked.
 #[test]
-#[ignore = "bug: interp::round_to/Buffer::set use half::bf16::from_f64, which truncates the f64 \
-            mantissa to 20 bits before rounding; 1 + 2^-8 + 2^-23 rounds to 1.0 instead of 1 + 2^-7"]
 fn cast_f32_to_bf16_sticky_low_bits() {
     // 1 + 2^-8 + 2^-23, its negation, 1 + 2^-6 + 2^-8 + 2^-21 and 1.5 + 2^-8 + 2^-22: each is a
     // tie with an even last kept bit plus a few low bits, so it rounds up.

@@ -48,8 +48,8 @@ pub(crate) fn mlir_type(d: DType) -> &'static str {
 pub(crate) fn float_bits(d: DType, v: f64) -> String {
     match d {
         DType::F32 => format!("0x{:08X}", (v as f32).to_bits()),
-        DType::F16 => format!("0x{:04X}", half::f16::from_f64(v).to_bits()),
-        DType::BF16 => format!("0x{:04X}", half::bf16::from_f64(v).to_bits()),
+        DType::F16 => format!("0x{:04X}", half::f16::from_f32(v as f32).to_bits()),
+        DType::BF16 => format!("0x{:04X}", half::bf16::from_f32(v as f32).to_bits()),
         _ => unreachable!("float_bits takes float dtypes"),
     }
 }

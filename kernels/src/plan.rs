@@ -1,0 +1,110 @@
+//! Launch plans: the host side of a kernel (its buffers, launches, grids and arguments) as data,
+//! so one description runs on any executor — the CPU interpreter ([`crate::cpu`]) or a GPU.
+
+use tritonite_lang::{DType, Kernel};
+
+use crate::error::KernelError;
+
+/// What a buffer of a plan is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Provided by the caller.
+    Input,
+    /// Allocated by the executor (poisoned with NaN) and returned.
+    Output,
+    /// Allocated by the executor for intermediate results, not returned.
+    Scratch,
+}
+
+/// A buffer a plan reads or writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BufferDecl {
+    /// Name, as the caller passes or receives it.
+    pub name: &'static str,
+    /// Element dtype.
+    pub dtype: DType,
+    /// Length in elements.
+    pub len: usize,
+    /// Input, output or scratch.
+    pub role: Role,
+}
+
+/// One kernel argument of a launch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum PlanArg {
+    /// The buffer of this name.
+    Buffer(&'static str),
+    /// An `i32` scalar.
+    I32(i32),
+    /// An `i64` scalar.
+    I64(i64),
+    /// An `f32` scalar.
+    F32(f32),
+}
+
+/// One kernel launch.
+#[derive(Clone, Debug)]
+pub struct Launch {
+    /// The kernel.
+    pub kernel: Kernel,
+    /// Programs along each grid axis.
+    pub grid: [u32; 3],
+    /// Arguments, one per kernel parameter.
+    pub args: Vec<PlanArg>,
+    /// Warps per program when run on a GPU.
+    pub num_warps: u32,
+}
+
+/// Buffers and launches, in order.
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    /// Every buffer the launches use.
+    pub buffers: Vec<BufferDecl>,
+    /// The launches, run in order.
+    pub launches: Vec<Launch>,
+}
+
+impl Plan {
+    /// Declares a buffer.
+    pub fn buffer(&mut self, name: &'static str, dtype: DType, len: usize, role: Role) {
+        self.buffers.push(BufferDecl { name, dtype, len, role });
+    }
+
+    /// The declaration of buffer `name`.
+    pub fn decl(&self, name: &str) -> Option<&BufferDecl> {
+        self.buffers.iter().find(|b| b.name == name)
+    }
+
+    /// Checks a caller's input against its declaration.
+    pub fn check_input(&self, name: &'static str, dtype: DType, len: usize) -> Result<(), KernelError> {
+        let decl = self.decl(name).filter(|d| d.role == Role::Input).ok_or(KernelError::BadArgument {
+            arg: name,
+            expected: "no such input".into(),
+            got: "a buffer".into(),
+        })?;
+        if decl.dtype != dtype || decl.len != len {
+            return Err(KernelError::BadArgument {
+                arg: name,
+                expected: format!("{} elements of {}", decl.len, decl.dtype),
+                got: format!("{len} elements of {dtype}"),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Checks a block size: a power of two ≤ 65536.
+pub fn check_block(block_size: usize) -> Result<(), KernelError> {
+    if !block_size.is_power_of_two() || block_size > 1 << 16 {
+        return Err(KernelError::BadArgument { arg: "block_size", expected: "a power of two ≤ 65536".into(), got: block_size.to_string() });
+    }
+    Ok(())
+}
+
+/// Checks a `[m, n]` problem: `1 ≤ n < 2^31`, `m < 2^31`.
+pub fn check_shape(m: usize, n: usize) -> Result<(), KernelError> {
+    if n == 0 || n > i32::MAX as usize || m > i32::MAX as usize {
+        return Err(KernelError::BadArgument { arg: "shape", expected: "1 ≤ n < 2^31 and m < 2^31".into(), got: format!("[{m}, {n}]") });
+    }
+    Ok(())
+}

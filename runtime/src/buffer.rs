@@ -1,0 +1,90 @@
+//! Device buffers: typed views of device memory that move to and from the interpreter's [`Buffer`].
+
+use cudarc::driver::{CudaSlice, DevicePtr};
+use half::{bf16, f16};
+use tritonite_lang::{Buffer, DType};
+
+use crate::device::Device;
+use crate::error::RuntimeError;
+
+/// A buffer of `len` elements of `dtype` in device memory.
+pub struct DeviceBuffer {
+    pub(crate) data: CudaSlice<u8>,
+    dtype: DType,
+    len: usize,
+}
+
+impl std::fmt::Debug for DeviceBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DeviceBuffer({} x {})", self.len, self.dtype)
+    }
+}
+
+fn bytes_of(b: &Buffer) -> Vec<u8> {
+    match b {
+        Buffer::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        Buffer::F16(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        Buffer::BF16(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        Buffer::I32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        Buffer::I64(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+    }
+}
+
+fn from_bytes(dtype: DType, bytes: &[u8]) -> Buffer {
+    match dtype {
+        DType::F32 => Buffer::F32(bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect()),
+        DType::F16 => Buffer::F16(bytes.chunks_exact(2).map(|c| f16::from_le_bytes(c.try_into().expect("2 bytes"))).collect()),
+        DType::BF16 => Buffer::BF16(bytes.chunks_exact(2).map(|c| bf16::from_le_bytes(c.try_into().expect("2 bytes"))).collect()),
+        DType::I32 => Buffer::I32(bytes.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes"))).collect()),
+        DType::I64 | DType::Bool => Buffer::I64(bytes.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes"))).collect()),
+    }
+}
+
+impl DeviceBuffer {
+    /// Copies a host buffer to the device.
+    pub fn upload(device: &Device, host: &Buffer) -> Result<DeviceBuffer, RuntimeError> {
+        let bytes = bytes_of(host);
+        let data = if bytes.is_empty() {
+            device.stream.alloc_zeros::<u8>(1)
+        } else {
+            device.stream.clone_htod(&bytes)
+        }
+        .map_err(RuntimeError::driver("uploading a buffer"))?;
+        Ok(DeviceBuffer { data, dtype: host.dtype(), len: host.len() })
+    }
+
+    /// A device buffer of `len` elements, every one `value` (NaN poisons outputs before a run).
+    pub fn filled(device: &Device, dtype: DType, len: usize, value: f64) -> Result<DeviceBuffer, RuntimeError> {
+        DeviceBuffer::upload(device, &Buffer::filled(dtype, len, value))
+    }
+
+    /// Copies the buffer back to the host.
+    pub fn download(&self, device: &Device) -> Result<Buffer, RuntimeError> {
+        if self.len == 0 {
+            return Ok(Buffer::filled(self.dtype, 0, 0.0));
+        }
+        let bytes = device.stream.clone_dtoh(&self.data).map_err(RuntimeError::driver("downloading a buffer"))?;
+        Ok(from_bytes(self.dtype, &bytes[..self.len * self.dtype.size_bytes()]))
+    }
+
+    /// Element dtype.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The raw device address (for alignment checks and interop).
+    pub fn device_address(&self, device: &Device) -> u64 {
+        let (ptr, _sync) = self.data.device_ptr(&device.stream);
+        ptr
+    }
+}
