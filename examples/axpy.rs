@@ -27,12 +27,26 @@ fn main() -> anyhow::Result<()> {
     interp::run(
         &kernel,
         [grid, 1, 1],
-        &mut [Arg::In(&x), Arg::In(&y), Arg::Out(&mut out), Arg::Scalar(Lit::Int(n as i64)), Arg::Scalar(Lit::Float(0.5))],
+        &mut [
+            Arg::In(&x),
+            Arg::In(&y),
+            Arg::Out(&mut out),
+            Arg::Scalar(Lit::Int(n as i64)),
+            Arg::Scalar(Lit::Float(0.5)),
+        ],
     )?;
     for i in 0..n {
         let want = i as f64 * 0.5 + 2.0;
-        anyhow::ensure!(out.get(i) == want, "out[{i}] = {} but expected {want}", out.get(i));
+        anyhow::ensure!(
+            out.get(i) == want,
+            "out[{i}] = {} but expected {want}",
+            out.get(i)
+        );
     }
-    println!("interpreter: all {n} elements match; out[{}] = {}", n - 1, out.get(n - 1));
+    println!(
+        "interpreter: all {n} elements match; out[{}] = {}",
+        n - 1,
+        out.get(n - 1)
+    );
     Ok(())
 }

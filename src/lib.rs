@@ -10,3 +10,4 @@
 pub use tritonite_kernels as kernels;
 pub use tritonite_lang as lang;
 pub use tritonite_lowering as lowering;
+pub use tritonite_runtime as runtime;

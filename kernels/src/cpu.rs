@@ -11,7 +11,10 @@ use crate::rmsnorm;
 
 /// Runs `plan` with the caller's `inputs` (by name); returns its outputs by name. Outputs start
 /// poisoned with NaN, so an element no launch wrote shows up in any comparison.
-pub fn execute(plan: &Plan, inputs: &[(&'static str, &Buffer)]) -> Result<HashMap<&'static str, Buffer>, KernelError> {
+pub fn execute(
+    plan: &Plan,
+    inputs: &[(&'static str, &Buffer)],
+) -> Result<HashMap<&'static str, Buffer>, KernelError> {
     for (name, b) in inputs {
         plan.check_input(name, b.dtype(), b.len())?;
     }
@@ -20,7 +23,11 @@ pub fn execute(plan: &Plan, inputs: &[(&'static str, &Buffer)]) -> Result<HashMa
         match d.role {
             Role::Input => {
                 if !inputs.iter().any(|(n, _)| *n == d.name) {
-                    return Err(KernelError::BadArgument { arg: d.name, expected: format!("{} elements of {}", d.len, d.dtype), got: "nothing".into() });
+                    return Err(KernelError::BadArgument {
+                        arg: d.name,
+                        expected: format!("{} elements of {}", d.len, d.dtype),
+                        got: "nothing".into(),
+                    });
                 }
             }
             Role::Output | Role::Scratch => {
@@ -38,13 +45,20 @@ pub fn execute(plan: &Plan, inputs: &[(&'static str, &Buffer)]) -> Result<HashMa
             }
         }
         {
-            let mut by_name: HashMap<&str, &mut Buffer> = taken.iter_mut().map(|(n, b)| (*n, b)).collect();
+            let mut by_name: HashMap<&str, &mut Buffer> =
+                taken.iter_mut().map(|(n, b)| (*n, b)).collect();
             let mut args: Vec<Arg<'_>> = Vec::with_capacity(launch.args.len());
             for a in &launch.args {
                 args.push(match a {
                     PlanArg::Buffer(name) => match by_name.remove(name) {
                         Some(b) => Arg::Out(b),
-                        None => Arg::In(inputs.iter().find(|(n, _)| n == name).map(|(_, b)| *b).expect("inputs were checked above")),
+                        None => Arg::In(
+                            inputs
+                                .iter()
+                                .find(|(n, _)| n == name)
+                                .map(|(_, b)| *b)
+                                .expect("inputs were checked above"),
+                        ),
                     },
                     PlanArg::I32(v) => Arg::Scalar(Lit::Int(*v as i64)),
                     PlanArg::I64(v) => Arg::Scalar(Lit::Int(*v)),
@@ -55,9 +69,12 @@ pub fn execute(plan: &Plan, inputs: &[(&'static str, &Buffer)]) -> Result<HashMa
         }
         owned.extend(taken);
     }
-    plan.buffers.iter().filter(|d| d.role == Role::Scratch).for_each(|d| {
-        owned.remove(d.name);
-    });
+    plan.buffers
+        .iter()
+        .filter(|d| d.role == Role::Scratch)
+        .for_each(|d| {
+            owned.remove(d.name);
+        });
     Ok(owned)
 }
 
@@ -66,7 +83,14 @@ fn take(out: &mut HashMap<&'static str, Buffer>, name: &str) -> Buffer {
 }
 
 /// RMSNorm forward on the interpreter: `x` is `[m, n]` row-major; returns `(y, rstd)`.
-pub fn rms_norm_forward(x: &Buffer, w: Option<&Buffer>, m: usize, n: usize, eps: f32, block_size: usize) -> Result<(Buffer, Buffer), KernelError> {
+pub fn rms_norm_forward(
+    x: &Buffer,
+    w: Option<&Buffer>,
+    m: usize,
+    n: usize,
+    eps: f32,
+    block_size: usize,
+) -> Result<(Buffer, Buffer), KernelError> {
     let plan = rmsnorm::forward_plan(x.dtype(), w.map(Buffer::dtype), m, n, eps, block_size, 4)?;
     let mut inputs = vec![("x", x)];
     inputs.extend(w.map(|w| ("w", w)));
@@ -87,7 +111,15 @@ pub fn rms_norm_backward(
     block_size: usize,
     programs: usize,
 ) -> Result<(Buffer, Option<Buffer>), KernelError> {
-    let plan = rmsnorm::backward_plan(x.dtype(), w.map(Buffer::dtype), m, n, block_size, 4, programs)?;
+    let plan = rmsnorm::backward_plan(
+        x.dtype(),
+        w.map(Buffer::dtype),
+        m,
+        n,
+        block_size,
+        4,
+        programs,
+    )?;
     let mut inputs = vec![("x", x), ("dy", dy), ("rstd", rstd)];
     inputs.extend(w.map(|w| ("w", w)));
     let mut out = execute(&plan, &inputs)?;

@@ -24,8 +24,16 @@ impl GpuExecutor {
     /// An executor on `device` compiling for the device's own architecture.
     pub fn new(device: Device) -> Result<GpuExecutor, KernelError> {
         let (major, minor) = device.compute_capability()?;
-        let target = Target { chip: format!("sm_{major}{minor}"), ..Target::default() };
-        Ok(GpuExecutor { device, target, kernels: Mutex::new(HashMap::new()), compiles: Mutex::new(0) })
+        let target = Target {
+            chip: format!("sm_{major}{minor}"),
+            ..Target::default()
+        };
+        Ok(GpuExecutor {
+            device,
+            target,
+            kernels: Mutex::new(HashMap::new()),
+            compiles: Mutex::new(0),
+        })
     }
 
     /// The device.
@@ -38,34 +46,57 @@ impl GpuExecutor {
         *self.compiles.lock().expect("counter lock")
     }
 
-    fn kernel_for(&self, launch: &Launch, buffers: &HashMap<&str, &DeviceBuffer>) -> Result<Arc<GpuKernel>, KernelError> {
+    fn kernel_for(
+        &self,
+        launch: &Launch,
+        buffers: &HashMap<&str, &DeviceBuffer>,
+    ) -> Result<Arc<GpuKernel>, KernelError> {
         // Alignment facts from the actual arguments pick the variant (Triton's specialization).
         let divisible_by_16: Vec<usize> = launch
             .args
             .iter()
             .enumerate()
             .filter(|(_, a)| match a {
-                PlanArg::Buffer(name) => buffers.get(name).is_some_and(|b| b.device_address(&self.device) % 16 == 0),
+                PlanArg::Buffer(name) => buffers
+                    .get(name)
+                    .is_some_and(|b| b.device_address(&self.device) % 16 == 0),
                 PlanArg::I32(v) => v % 16 == 0,
                 PlanArg::I64(v) => v % 16 == 0,
                 PlanArg::F32(_) => false,
             })
             .map(|(i, _)| i)
             .collect();
-        let opts = CompileOptions { num_warps: launch.num_warps, target: self.target.clone(), divisible_by_16 };
+        let opts = CompileOptions {
+            num_warps: launch.num_warps,
+            target: self.target.clone(),
+            divisible_by_16,
+        };
         let key = format!("{opts:?}\n{}", launch.kernel);
         if let Some(k) = self.kernels.lock().expect("kernel cache lock").get(&key) {
             return Ok(k.clone());
         }
         let compiled = compile(&launch.kernel, &opts)?;
-        let k = Arc::new(GpuKernel::load(&self.device, &compiled.ptx, &compiled.name, launch.kernel.params.clone(), compiled.threads)?);
+        let k = Arc::new(GpuKernel::load(
+            &self.device,
+            &compiled.ptx,
+            &compiled.name,
+            launch.kernel.params.clone(),
+            compiled.threads,
+        )?);
         *self.compiles.lock().expect("counter lock") += 1;
-        self.kernels.lock().expect("kernel cache lock").insert(key, k.clone());
+        self.kernels
+            .lock()
+            .expect("kernel cache lock")
+            .insert(key, k.clone());
         Ok(k)
     }
 
     /// Runs `plan` with device `inputs`; returns the outputs (allocated poisoned with NaN).
-    pub fn execute(&self, plan: &Plan, inputs: &[(&'static str, &DeviceBuffer)]) -> Result<HashMap<&'static str, DeviceBuffer>, KernelError> {
+    pub fn execute(
+        &self,
+        plan: &Plan,
+        inputs: &[(&'static str, &DeviceBuffer)],
+    ) -> Result<HashMap<&'static str, DeviceBuffer>, KernelError> {
         for (name, b) in inputs {
             plan.check_input(name, b.dtype(), b.len())?;
         }
@@ -73,16 +104,27 @@ impl GpuExecutor {
         for d in &plan.buffers {
             match d.role {
                 Role::Input if !inputs.iter().any(|(n, _)| *n == d.name) => {
-                    return Err(KernelError::BadArgument { arg: d.name, expected: format!("{} elements of {}", d.len, d.dtype), got: "nothing".into() });
+                    return Err(KernelError::BadArgument {
+                        arg: d.name,
+                        expected: format!("{} elements of {}", d.len, d.dtype),
+                        got: "nothing".into(),
+                    });
                 }
                 Role::Input => {}
                 Role::Output | Role::Scratch => {
-                    owned.insert(d.name, DeviceBuffer::filled(&self.device, d.dtype, d.len, f64::NAN)?);
+                    owned.insert(
+                        d.name,
+                        DeviceBuffer::filled(&self.device, d.dtype, d.len, f64::NAN)?,
+                    );
                 }
             }
         }
         for launch in &plan.launches {
-            let buffers: HashMap<&str, &DeviceBuffer> = inputs.iter().map(|(n, b)| (*n, *b)).chain(owned.iter().map(|(n, b)| (*n, b))).collect();
+            let buffers: HashMap<&str, &DeviceBuffer> = inputs
+                .iter()
+                .map(|(n, b)| (*n, *b))
+                .chain(owned.iter().map(|(n, b)| (*n, b)))
+                .collect();
             let kernel = self.kernel_for(launch, &buffers)?;
             let args: Vec<KernelArg<'_>> = launch
                 .args
@@ -94,7 +136,15 @@ impl GpuExecutor {
                     PlanArg::F32(v) => KernelArg::F32(*v),
                 })
                 .collect();
-            debug_assert!(launch.kernel.params.iter().zip(&args).all(|(p, a)| matches!((p.kind, a), (ParamKind::Scalar(_), _) | (_, KernelArg::Buffer(_)))));
+            debug_assert!(launch
+                .kernel
+                .params
+                .iter()
+                .zip(&args)
+                .all(|(p, a)| matches!(
+                    (p.kind, a),
+                    (ParamKind::Scalar(_), _) | (_, KernelArg::Buffer(_))
+                )));
             kernel.launch(&self.device, launch.grid, &args)?;
         }
         for d in plan.buffers.iter().filter(|d| d.role == Role::Scratch) {
@@ -105,12 +155,32 @@ impl GpuExecutor {
 
     /// RMSNorm forward on the GPU; returns `(y, rstd)`.
     #[allow(clippy::too_many_arguments)]
-    pub fn rms_norm_forward(&self, x: &DeviceBuffer, w: Option<&DeviceBuffer>, m: usize, n: usize, eps: f32, block_size: usize, num_warps: u32) -> Result<(DeviceBuffer, DeviceBuffer), KernelError> {
-        let plan = rmsnorm::forward_plan(x.dtype(), w.map(DeviceBuffer::dtype), m, n, eps, block_size, num_warps)?;
+    pub fn rms_norm_forward(
+        &self,
+        x: &DeviceBuffer,
+        w: Option<&DeviceBuffer>,
+        m: usize,
+        n: usize,
+        eps: f32,
+        block_size: usize,
+        num_warps: u32,
+    ) -> Result<(DeviceBuffer, DeviceBuffer), KernelError> {
+        let plan = rmsnorm::forward_plan(
+            x.dtype(),
+            w.map(DeviceBuffer::dtype),
+            m,
+            n,
+            eps,
+            block_size,
+            num_warps,
+        )?;
         let mut inputs = vec![("x", x)];
         inputs.extend(w.map(|w| ("w", w)));
         let mut out = self.execute(&plan, &inputs)?;
-        Ok((out.remove("y").expect("declared"), out.remove("rstd").expect("declared")))
+        Ok((
+            out.remove("y").expect("declared"),
+            out.remove("rstd").expect("declared"),
+        ))
     }
 
     /// RMSNorm backward on the GPU; returns `(dx, dw)` (`dw` with a weight).
@@ -127,7 +197,15 @@ impl GpuExecutor {
         num_warps: u32,
         programs: usize,
     ) -> Result<(DeviceBuffer, Option<DeviceBuffer>), KernelError> {
-        let plan = rmsnorm::backward_plan(x.dtype(), w.map(DeviceBuffer::dtype), m, n, block_size, num_warps, programs)?;
+        let plan = rmsnorm::backward_plan(
+            x.dtype(),
+            w.map(DeviceBuffer::dtype),
+            m,
+            n,
+            block_size,
+            num_warps,
+            programs,
+        )?;
         let mut inputs = vec![("x", x), ("dy", dy), ("rstd", rstd)];
         inputs.extend(w.map(|w| ("w", w)));
         let mut out = self.execute(&plan, &inputs)?;

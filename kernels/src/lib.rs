@@ -6,10 +6,10 @@
 //! [`cpu`] runs them on the CPU interpreter with argument checks.
 
 pub mod cpu;
-pub mod plan;
 pub mod error;
 #[cfg(feature = "gpu")]
 pub mod gpu;
+pub mod plan;
 pub mod reference;
 pub mod rmsnorm;
 

@@ -67,7 +67,12 @@ pub struct Plan {
 impl Plan {
     /// Declares a buffer.
     pub fn buffer(&mut self, name: &'static str, dtype: DType, len: usize, role: Role) {
-        self.buffers.push(BufferDecl { name, dtype, len, role });
+        self.buffers.push(BufferDecl {
+            name,
+            dtype,
+            len,
+            role,
+        });
     }
 
     /// The declaration of buffer `name`.
@@ -76,12 +81,20 @@ impl Plan {
     }
 
     /// Checks a caller's input against its declaration.
-    pub fn check_input(&self, name: &'static str, dtype: DType, len: usize) -> Result<(), KernelError> {
-        let decl = self.decl(name).filter(|d| d.role == Role::Input).ok_or(KernelError::BadArgument {
-            arg: name,
-            expected: "no such input".into(),
-            got: "a buffer".into(),
-        })?;
+    pub fn check_input(
+        &self,
+        name: &'static str,
+        dtype: DType,
+        len: usize,
+    ) -> Result<(), KernelError> {
+        let decl =
+            self.decl(name)
+                .filter(|d| d.role == Role::Input)
+                .ok_or(KernelError::BadArgument {
+                    arg: name,
+                    expected: "no such input".into(),
+                    got: "a buffer".into(),
+                })?;
         if decl.dtype != dtype || decl.len != len {
             return Err(KernelError::BadArgument {
                 arg: name,
@@ -96,7 +109,11 @@ impl Plan {
 /// Checks a block size: a power of two ≤ 65536.
 pub fn check_block(block_size: usize) -> Result<(), KernelError> {
     if !block_size.is_power_of_two() || block_size > 1 << 16 {
-        return Err(KernelError::BadArgument { arg: "block_size", expected: "a power of two ≤ 65536".into(), got: block_size.to_string() });
+        return Err(KernelError::BadArgument {
+            arg: "block_size",
+            expected: "a power of two ≤ 65536".into(),
+            got: block_size.to_string(),
+        });
     }
     Ok(())
 }
@@ -104,7 +121,11 @@ pub fn check_block(block_size: usize) -> Result<(), KernelError> {
 /// Checks a `[m, n]` problem: `1 ≤ n < 2^31`, `m < 2^31`.
 pub fn check_shape(m: usize, n: usize) -> Result<(), KernelError> {
     if n == 0 || n > i32::MAX as usize || m > i32::MAX as usize {
-        return Err(KernelError::BadArgument { arg: "shape", expected: "1 ≤ n < 2^31 and m < 2^31".into(), got: format!("[{m}, {n}]") });
+        return Err(KernelError::BadArgument {
+            arg: "shape",
+            expected: "1 ≤ n < 2^31 and m < 2^31".into(),
+            got: format!("[{m}, {n}]"),
+        });
     }
     Ok(())
 }

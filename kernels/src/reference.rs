@@ -1,7 +1,13 @@
 //! fp64 references the kernels are checked against.
 
 /// RMSNorm forward in f64: returns `(y [m·n], rstd [m])`. `x` is row-major `[m, n]`.
-pub fn rms_norm_forward(x: &[f64], w: Option<&[f64]>, m: usize, n: usize, eps: f64) -> (Vec<f64>, Vec<f64>) {
+pub fn rms_norm_forward(
+    x: &[f64],
+    w: Option<&[f64]>,
+    m: usize,
+    n: usize,
+    eps: f64,
+) -> (Vec<f64>, Vec<f64>) {
     let mut y = vec![0.0; m * n];
     let mut rstd = vec![0.0; m];
     for r in 0..m {
@@ -17,7 +23,14 @@ pub fn rms_norm_forward(x: &[f64], w: Option<&[f64]>, m: usize, n: usize, eps: f
 }
 
 /// RMSNorm backward in f64: returns `(dx [m·n], dw [n])` (`dw` is empty without a weight).
-pub fn rms_norm_backward(x: &[f64], w: Option<&[f64]>, dy: &[f64], m: usize, n: usize, eps: f64) -> (Vec<f64>, Vec<f64>) {
+pub fn rms_norm_backward(
+    x: &[f64],
+    w: Option<&[f64]>,
+    dy: &[f64],
+    m: usize,
+    n: usize,
+    eps: f64,
+) -> (Vec<f64>, Vec<f64>) {
     let (_, rstd) = rms_norm_forward(x, w, m, n, eps);
     let mut dx = vec![0.0; m * n];
     let mut dw = vec![0.0; if w.is_some() { n } else { 0 }];
@@ -41,10 +54,60 @@ pub fn rms_norm_backward(x: &[f64], w: Option<&[f64]>, dy: &[f64], m: usize, n: 
 /// `‖a − b‖ / ‖b‖` (or `‖a‖` when `b` is all zeros); NaN anywhere gives NaN.
 pub fn rel_error(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len(), "rel_error compares equal lengths");
-    let num: f64 = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f64>().sqrt();
+    let num: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum::<f64>()
+        .sqrt();
     let den: f64 = b.iter().map(|y| y * y).sum::<f64>().sqrt();
     if a.iter().any(|v| v.is_nan()) {
         return f64::NAN;
     }
-    if den == 0.0 { num } else { num / den }
+    if den == 0.0 {
+        num
+    } else {
+        num / den
+    }
+}
+
+/// The norm of `rstd · w · dy`, the term `dx` is a difference of: the scale against which `dx`'s
+/// error is measured where the difference cancels (e.g. N = 1, where `dx` is nearly zero).
+pub fn rms_norm_backward_scale(
+    x: &[f64],
+    w: Option<&[f64]>,
+    dy: &[f64],
+    m: usize,
+    n: usize,
+    eps: f64,
+) -> f64 {
+    let (_, rstd) = rms_norm_forward(x, w, m, n, eps);
+    let mut sum = 0.0;
+    for r in 0..m {
+        for j in 0..n {
+            let t = rstd[r] * w.map_or(1.0, |w| w[j]) * dy[r * n + j];
+            sum += t * t;
+        }
+    }
+    sum.sqrt()
+}
+
+/// `‖a − b‖ / max(‖b‖, scale)`: a relative error that stays meaningful when `b` cancels to ~0.
+pub fn rel_error_scaled(a: &[f64], b: &[f64], scale: f64) -> f64 {
+    assert_eq!(a.len(), b.len(), "rel_error_scaled compares equal lengths");
+    if a.iter().any(|v| v.is_nan()) {
+        return f64::NAN;
+    }
+    let num = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum::<f64>()
+        .sqrt();
+    let den = b.iter().map(|y| y * y).sum::<f64>().sqrt().max(scale);
+    if den == 0.0 {
+        num
+    } else {
+        num / den
+    }
 }

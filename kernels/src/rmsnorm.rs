@@ -28,7 +28,12 @@ pub struct RmsNormFwdConfig {
 impl RmsNormFwdConfig {
     /// A config for rows of `n` columns with the given block size.
     pub fn new(dtype: DType, weight: Option<DType>, n: usize, block_size: usize) -> Self {
-        RmsNormFwdConfig { dtype, weight, block_size, row_in_block: n <= block_size }
+        RmsNormFwdConfig {
+            dtype,
+            weight,
+            block_size,
+            row_in_block: n <= block_size,
+        }
     }
 }
 
@@ -48,11 +53,22 @@ pub struct RmsNormBwdConfig {
 impl RmsNormBwdConfig {
     /// A config for rows of `n` columns with the given block size.
     pub fn new(dtype: DType, weight: Option<DType>, n: usize, block_size: usize) -> Self {
-        RmsNormBwdConfig { dtype, weight, block_size, row_in_block: n <= block_size }
+        RmsNormBwdConfig {
+            dtype,
+            weight,
+            block_size,
+            row_in_block: n <= block_size,
+        }
     }
 }
 
-fn record_common(k: &KernelBuilder, dtype: DType, weight: Option<DType>, block: usize, row_in_block: bool) -> i64 {
+fn record_common(
+    k: &KernelBuilder,
+    dtype: DType,
+    weight: Option<DType>,
+    block: usize,
+    row_in_block: bool,
+) -> i64 {
     k.meta("DTYPE_BITS", dtype.bits() as i64);
     k.meta("HAS_WEIGHT", weight.is_some() as i64);
     k.meta("ROW_IN_BLOCK", row_in_block as i64);
@@ -107,7 +123,9 @@ pub fn forward(cfg: &RmsNormFwdConfig) -> Result<Kernel, LangError> {
             let acc = k.zeros(&[cfg.block_size], DType::F32);
             let acc = k.for_range(0, n, block, &[acc], |start, c| {
                 let offs = start + cols;
-                let xv = k.load_masked(x_row + offs, offs.lt(n), 0.0).cast(DType::F32);
+                let xv = k
+                    .load_masked(x_row + offs, offs.lt(n), 0.0)
+                    .cast(DType::F32);
                 vec![c[0] + xv * xv]
             });
             let rstd = (acc[0].sum(0) / n.cast(DType::F32) + eps).rsqrt();
@@ -238,11 +256,23 @@ pub fn dw_reduce(w_dtype: DType, block_size: usize) -> Result<Kernel, LangError>
 /// The forward as a launch plan: inputs `x [m·n]`, `w [n]` (with a weight); outputs `y [m·n]`,
 /// `rstd [m]` (f32). Rows are contiguous (`stride = n`).
 #[allow(clippy::too_many_arguments)]
-pub fn forward_plan(dtype: DType, weight: Option<DType>, m: usize, n: usize, eps: f32, block_size: usize, num_warps: u32) -> Result<Plan, KernelError> {
+pub fn forward_plan(
+    dtype: DType,
+    weight: Option<DType>,
+    m: usize,
+    n: usize,
+    eps: f32,
+    block_size: usize,
+    num_warps: u32,
+) -> Result<Plan, KernelError> {
     check_shape(m, n)?;
     check_block(block_size)?;
     if !(eps > 0.0 && eps.is_finite()) {
-        return Err(KernelError::BadArgument { arg: "eps", expected: "a finite value > 0".into(), got: eps.to_string() });
+        return Err(KernelError::BadArgument {
+            arg: "eps",
+            expected: "a finite value > 0".into(),
+            got: eps.to_string(),
+        });
     }
     let mut plan = Plan::default();
     plan.buffer("x", dtype, m * n, Role::Input);
@@ -255,8 +285,20 @@ pub fn forward_plan(dtype: DType, weight: Option<DType>, m: usize, n: usize, eps
         let kernel = forward(&RmsNormFwdConfig::new(dtype, weight, n, block_size))?;
         let mut args = vec![PlanArg::Buffer("x")];
         args.extend(weight.map(|_| PlanArg::Buffer("w")));
-        args.extend([PlanArg::Buffer("y"), PlanArg::Buffer("rstd"), PlanArg::I32(n as i32), PlanArg::I64(n as i64), PlanArg::I64(n as i64), PlanArg::F32(eps)]);
-        plan.launches.push(Launch { kernel, grid: [m as u32, 1, 1], args, num_warps });
+        args.extend([
+            PlanArg::Buffer("y"),
+            PlanArg::Buffer("rstd"),
+            PlanArg::I32(n as i32),
+            PlanArg::I64(n as i64),
+            PlanArg::I64(n as i64),
+            PlanArg::F32(eps),
+        ]);
+        plan.launches.push(Launch {
+            kernel,
+            grid: [m as u32, 1, 1],
+            args,
+            num_warps,
+        });
     }
     Ok(plan)
 }
@@ -267,11 +309,23 @@ pub const DW_REDUCE_BLOCK: usize = 256;
 /// The backward as a launch plan with `programs` persistent programs: inputs `x, [w], dy, rstd`;
 /// outputs `dx [m·n]` and, with a weight, `dw [n]`.
 #[allow(clippy::too_many_arguments)]
-pub fn backward_plan(dtype: DType, weight: Option<DType>, m: usize, n: usize, block_size: usize, num_warps: u32, programs: usize) -> Result<Plan, KernelError> {
+pub fn backward_plan(
+    dtype: DType,
+    weight: Option<DType>,
+    m: usize,
+    n: usize,
+    block_size: usize,
+    num_warps: u32,
+    programs: usize,
+) -> Result<Plan, KernelError> {
     check_shape(m, n)?;
     check_block(block_size)?;
     if programs == 0 {
-        return Err(KernelError::BadArgument { arg: "programs", expected: "at least 1".into(), got: "0".into() });
+        return Err(KernelError::BadArgument {
+            arg: "programs",
+            expected: "at least 1".into(),
+            got: "0".into(),
+        });
     }
     let programs = programs.min(m.max(1));
     let mut plan = Plan::default();
@@ -285,18 +339,43 @@ pub fn backward_plan(dtype: DType, weight: Option<DType>, m: usize, n: usize, bl
     let kernel = backward(&RmsNormBwdConfig::new(dtype, weight, n, block_size))?;
     let mut args = vec![PlanArg::Buffer("x")];
     args.extend(weight.map(|_| PlanArg::Buffer("w")));
-    args.extend([PlanArg::Buffer("dy"), PlanArg::Buffer("rstd"), PlanArg::Buffer("dx")]);
+    args.extend([
+        PlanArg::Buffer("dy"),
+        PlanArg::Buffer("rstd"),
+        PlanArg::Buffer("dx"),
+    ]);
     if weight.is_some() {
         args.push(PlanArg::Buffer("dw_partial"));
     }
-    args.extend([PlanArg::I32(m as i32), PlanArg::I32(n as i32), PlanArg::I64(n as i64), PlanArg::I64(n as i64), PlanArg::I64(n as i64)]);
-    plan.launches.push(Launch { kernel, grid: [programs as u32, 1, 1], args, num_warps });
+    args.extend([
+        PlanArg::I32(m as i32),
+        PlanArg::I32(n as i32),
+        PlanArg::I64(n as i64),
+        PlanArg::I64(n as i64),
+        PlanArg::I64(n as i64),
+    ]);
+    plan.launches.push(Launch {
+        kernel,
+        grid: [programs as u32, 1, 1],
+        args,
+        num_warps,
+    });
     if let Some(w) = weight {
         plan.buffer("dw_partial", DType::F32, programs * n, Role::Scratch);
         plan.buffer("dw", w, n, Role::Output);
         let reduce = dw_reduce(w, DW_REDUCE_BLOCK)?;
-        let args = vec![PlanArg::Buffer("dw_partial"), PlanArg::Buffer("dw"), PlanArg::I32(programs as i32), PlanArg::I32(n as i32)];
-        plan.launches.push(Launch { kernel: reduce, grid: [n.div_ceil(DW_REDUCE_BLOCK) as u32, 1, 1], args, num_warps: 4 });
+        let args = vec![
+            PlanArg::Buffer("dw_partial"),
+            PlanArg::Buffer("dw"),
+            PlanArg::I32(programs as i32),
+            PlanArg::I32(n as i32),
+        ];
+        plan.launches.push(Launch {
+            kernel: reduce,
+            grid: [n.div_ceil(DW_REDUCE_BLOCK) as u32, 1, 1],
+            args,
+            num_warps: 4,
+        });
     }
     Ok(plan)
 }

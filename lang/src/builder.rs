@@ -25,7 +25,9 @@ use std::cell::RefCell;
 use std::ops;
 
 use crate::error::LangError;
-use crate::ir::{BinOp, CmpOp, Kernel, Lit, Meta, OpKind, Param, ParamKind, ReduceOp, Region, UnOp, ValueId};
+use crate::ir::{
+    BinOp, CmpOp, Kernel, Lit, Meta, OpKind, Param, ParamKind, ReduceOp, Region, UnOp, ValueId,
+};
 use crate::semantic::{self, Operand, State};
 use crate::types::{DType, Elem, Type};
 use crate::verify;
@@ -67,7 +69,10 @@ pub struct OperandOf<'k> {
 
 impl<'k> IntoOperand<'k> for Value<'k> {
     fn into_operand(self) -> OperandOf<'k> {
-        OperandOf { op: Operand::Value(self.id), _k: std::marker::PhantomData }
+        OperandOf {
+            op: Operand::Value(self.id),
+            _k: std::marker::PhantomData,
+        }
     }
 }
 
@@ -86,12 +91,19 @@ literal_operand!(f64 => Float as f64, f32 => Float as f64, i64 => Int as i64, i3
 impl KernelBuilder {
     /// Starts a kernel called `name` (used as the GPU symbol: letters, digits and `_`).
     pub fn new(name: &str) -> KernelBuilder {
-        let b = KernelBuilder { st: RefCell::new(State::new(name)) };
+        let b = KernelBuilder {
+            st: RefCell::new(State::new(name)),
+        };
         let valid = !name.is_empty()
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             && !name.starts_with(|c: char| c.is_ascii_digit());
         if !valid {
-            b.st.borrow_mut().fail("kernel", format!("name {name:?} is not a valid symbol"), Some("use letters, digits and _"), Type::scalar(DType::I32));
+            b.st.borrow_mut().fail(
+                "kernel",
+                format!("name {name:?} is not a valid symbol"),
+                Some("use letters, digits and _"),
+                Type::scalar(DType::I32),
+            );
         }
         b
     }
@@ -107,14 +119,30 @@ impl KernelBuilder {
     fn param(&self, name: &str, kind: ParamKind) -> Value<'_> {
         self.wrap(self.with(|st| {
             if st.params.iter().any(|p| p.name == name) {
-                st.fail("argument", format!("argument `{name}` is declared twice"), None, Type::scalar(DType::I32));
+                st.fail(
+                    "argument",
+                    format!("argument `{name}` is declared twice"),
+                    None,
+                    Type::scalar(DType::I32),
+                );
             }
             if st.regions.len() > 1 {
-                st.fail("argument", format!("argument `{name}` is declared inside a loop"), Some("declare arguments first"), Type::scalar(DType::I32));
+                st.fail(
+                    "argument",
+                    format!("argument `{name}` is declared inside a loop"),
+                    Some("declare arguments first"),
+                    Type::scalar(DType::I32),
+                );
             }
-            st.params.push(Param { name: name.to_string(), kind });
+            st.params.push(Param {
+                name: name.to_string(),
+                kind,
+            });
             let ty = match kind {
-                ParamKind::Ptr(d) | ParamKind::MutPtr(d) => Type { elem: Elem::Ptr(d), shape: vec![] },
+                ParamKind::Ptr(d) | ParamKind::MutPtr(d) => Type {
+                    elem: Elem::Ptr(d),
+                    shape: vec![],
+                },
                 ParamKind::Scalar(d) => Type::scalar(d),
             };
             st.emit(OpKind::Param(st.params.len() - 1), ty)
@@ -134,7 +162,14 @@ impl KernelBuilder {
     /// Declares a scalar argument passed by value.
     pub fn scalar_arg(&self, name: &str, dtype: DType) -> Value<'_> {
         if dtype == DType::Bool {
-            self.with(|st| st.fail("argument", format!("scalar argument `{name}` cannot be bool"), Some("pass an i32"), Type::scalar(DType::I32)));
+            self.with(|st| {
+                st.fail(
+                    "argument",
+                    format!("scalar argument `{name}` cannot be bool"),
+                    Some("pass an i32"),
+                    Type::scalar(DType::I32),
+                )
+            });
         }
         self.param(name, ParamKind::Scalar(dtype))
     }
@@ -143,9 +178,17 @@ impl KernelBuilder {
     pub fn meta(&self, name: &str, value: i64) -> i64 {
         self.with(|st| {
             if st.meta.iter().any(|m| m.name == name) {
-                st.fail("meta", format!("meta-parameter `{name}` is recorded twice"), None, Type::scalar(DType::I32));
+                st.fail(
+                    "meta",
+                    format!("meta-parameter `{name}` is recorded twice"),
+                    None,
+                    Type::scalar(DType::I32),
+                );
             }
-            st.meta.push(Meta { name: name.to_string(), value });
+            st.meta.push(Meta {
+                name: name.to_string(),
+                value,
+            });
         });
         value
     }
@@ -163,7 +206,12 @@ impl KernelBuilder {
     fn grid_query(&self, axis: u32, kind: OpKind, name: &str) -> Value<'_> {
         self.wrap(self.with(|st| {
             if axis > 2 {
-                return st.fail(name, format!("axis {axis} does not exist; the grid has axes 0, 1, 2"), None, Type::scalar(DType::I32));
+                return st.fail(
+                    name,
+                    format!("axis {axis} does not exist; the grid has axes 0, 1, 2"),
+                    None,
+                    Type::scalar(DType::I32),
+                );
             }
             st.emit(kind, Type::scalar(DType::I32))
         }))
@@ -179,11 +227,14 @@ impl KernelBuilder {
         let op = value.into_operand().op;
         self.wrap(self.with(|st| match op {
             Operand::Lit(l) => {
-                let v = st.emit(OpKind::Const(l), Type::scalar(match l {
-                    Lit::Float(_) => DType::F32,
-                    Lit::Int(_) => DType::I32,
-                    Lit::Bool(_) => DType::Bool,
-                }));
+                let v = st.emit(
+                    OpKind::Const(l),
+                    Type::scalar(match l {
+                        Lit::Float(_) => DType::F32,
+                        Lit::Int(_) => DType::I32,
+                        Lit::Bool(_) => DType::Bool,
+                    }),
+                );
                 semantic::cast(st, v, dtype)
             }
             Operand::Value(v) => semantic::cast(st, v, dtype),
@@ -191,7 +242,12 @@ impl KernelBuilder {
     }
 
     /// A block of `shape` filled with `value` converted to `dtype`.
-    pub fn full<'k>(&'k self, shape: &[usize], value: impl IntoOperand<'k>, dtype: DType) -> Value<'k> {
+    pub fn full<'k>(
+        &'k self,
+        shape: &[usize],
+        value: impl IntoOperand<'k>,
+        dtype: DType,
+    ) -> Value<'k> {
         let c = self.constant(value, dtype);
         c.broadcast_to(shape)
     }
@@ -207,9 +263,16 @@ impl KernelBuilder {
     }
 
     /// Loads the lanes where `mask` holds; the others read as `other`.
-    pub fn load_masked<'k>(&'k self, ptr: Value<'k>, mask: Value<'k>, other: impl IntoOperand<'k>) -> Value<'k> {
+    pub fn load_masked<'k>(
+        &'k self,
+        ptr: Value<'k>,
+        mask: Value<'k>,
+        other: impl IntoOperand<'k>,
+    ) -> Value<'k> {
         let other = other.into_operand().op;
-        self.wrap(self.with(|st| semantic::load(st, ptr.id, Some(Operand::Value(mask.id)), Some(other))))
+        self.wrap(
+            self.with(|st| semantic::load(st, ptr.id, Some(Operand::Value(mask.id)), Some(other))),
+        )
     }
 
     /// Stores `value` through `ptr`, every lane in bounds. The value is converted to the pointee dtype.
@@ -219,13 +282,23 @@ impl KernelBuilder {
     }
 
     /// Stores the lanes of `value` where `mask` holds.
-    pub fn store_masked<'k>(&'k self, ptr: Value<'k>, value: impl IntoOperand<'k>, mask: Value<'k>) {
+    pub fn store_masked<'k>(
+        &'k self,
+        ptr: Value<'k>,
+        value: impl IntoOperand<'k>,
+        mask: Value<'k>,
+    ) {
         let value = value.into_operand().op;
         self.with(|st| semantic::store(st, ptr.id, value, Some(Operand::Value(mask.id))));
     }
 
     /// Elementwise `if cond { a } else { b }`, with promotion and broadcasting.
-    pub fn where_<'k>(&'k self, cond: Value<'k>, a: impl IntoOperand<'k>, b: impl IntoOperand<'k>) -> Value<'k> {
+    pub fn where_<'k>(
+        &'k self,
+        cond: Value<'k>,
+        a: impl IntoOperand<'k>,
+        b: impl IntoOperand<'k>,
+    ) -> Value<'k> {
         let (a, b) = (a.into_operand().op, b.into_operand().op);
         self.wrap(self.with(|st| semantic::select(st, Operand::Value(cond.id), a, b)))
     }
@@ -254,10 +327,21 @@ impl KernelBuilder {
         init: &[Value<'k>],
         body: impl FnOnce(Value<'k>, &[Value<'k>]) -> Vec<Value<'k>>,
     ) -> Vec<Value<'k>> {
-        let (lo, hi, step) = (lo.into_operand().op, hi.into_operand().op, step.into_operand().op);
+        let (lo, hi, step) = (
+            lo.into_operand().op,
+            hi.into_operand().op,
+            step.into_operand().op,
+        );
         if let Operand::Lit(l) = step {
             if l.as_i64() <= 0 {
-                self.with(|st| st.fail("for_range", format!("step {l} is not positive"), Some("loops count upwards with a step > 0"), Type::scalar(DType::I32)));
+                self.with(|st| {
+                    st.fail(
+                        "for_range",
+                        format!("step {l} is not positive"),
+                        Some("loops count upwards with a step > 0"),
+                        Type::scalar(DType::I32),
+                    )
+                });
             }
         }
         let (lo, hi, step, iv, carried) = self.with(|st| {
@@ -265,10 +349,13 @@ impl KernelBuilder {
             let hi = semantic::loop_bound(st, "upper bound", hi);
             let step = semantic::loop_bound(st, "step", step);
             let iv = st.new_value(Type::scalar(DType::I32));
-            let carried: Vec<ValueId> = init.iter().map(|v| {
-                let ty = st.ty(v.id).clone();
-                st.new_value(ty)
-            }).collect();
+            let carried: Vec<ValueId> = init
+                .iter()
+                .map(|v| {
+                    let ty = st.ty(v.id).clone();
+                    st.new_value(ty)
+                })
+                .collect();
             let mut args = vec![iv];
             args.extend(&carried);
             st.regions.push(Region { args, ops: vec![] });
@@ -278,29 +365,59 @@ impl KernelBuilder {
         let next = body(self.wrap(iv), &carried_vals);
         self.wrap_all(self.with(|st| {
             if next.len() != init.len() {
-                st.fail("for_range", format!("the body returned {} values for {} loop-carried values", next.len(), init.len()), Some("return one next value per initial value"), Type::scalar(DType::I32));
+                st.fail(
+                    "for_range",
+                    format!(
+                        "the body returned {} values for {} loop-carried values",
+                        next.len(),
+                        init.len()
+                    ),
+                    Some("return one next value per initial value"),
+                    Type::scalar(DType::I32),
+                );
             }
             let mut yields = vec![];
             for (i, (n, c)) in next.iter().zip(&carried).enumerate() {
                 let (nt, ct) = (st.ty(n.id).clone(), st.ty(*c).clone());
                 let v = if nt == ct {
                     n.id
-                } else if nt.elem != ct.elem && nt.shape == ct.shape && nt.dtype().is_some() && ct.dtype().is_some() {
+                } else if nt.elem != ct.elem
+                    && nt.shape == ct.shape
+                    && nt.dtype().is_some()
+                    && ct.dtype().is_some()
+                {
                     // 9) A carried value keeps its type: the next value is converted back to it.
                     semantic::cast(st, n.id, ct.dtype().expect("checked above"))
                 } else {
-                    st.fail("for_range", format!("loop-carried value {i} starts as {ct} but the body returns {nt}"), Some("keep the carried shape fixed; broadcast or reduce inside the body"), ct.clone())
+                    st.fail(
+                        "for_range",
+                        format!("loop-carried value {i} starts as {ct} but the body returns {nt}"),
+                        Some("keep the carried shape fixed; broadcast or reduce inside the body"),
+                        ct.clone(),
+                    )
                 };
                 yields.push(v);
             }
             st.push_op(OpKind::Yield(yields), vec![]);
             let region = st.regions.pop().expect("pushed above");
-            let results: Vec<ValueId> = carried.iter().map(|c| {
-                let ty = st.ty(*c).clone();
-                st.new_value(ty)
-            }).collect();
+            let results: Vec<ValueId> = carried
+                .iter()
+                .map(|c| {
+                    let ty = st.ty(*c).clone();
+                    st.new_value(ty)
+                })
+                .collect();
             let init = init.iter().map(|v| v.id).collect();
-            st.push_op(OpKind::For { lo, hi, step, init, body: region }, results.clone());
+            st.push_op(
+                OpKind::For {
+                    lo,
+                    hi,
+                    step,
+                    init,
+                    body: region,
+                },
+                results.clone(),
+            );
             results
         }))
     }
@@ -318,9 +435,20 @@ impl KernelBuilder {
         let mut regions = st.regions;
         let body = regions.pop().expect("the kernel body region always exists");
         if !regions.is_empty() {
-            return Err(LangError { kernel: st.name, op: "for_range".into(), detail: "a loop body was left open".into(), hint: None });
+            return Err(LangError {
+                kernel: st.name,
+                op: "for_range".into(),
+                detail: "a loop body was left open".into(),
+                hint: None,
+            });
         }
-        let kernel = Kernel { name: st.name, params: st.params, meta: st.meta, body, types: st.types };
+        let kernel = Kernel {
+            name: st.name,
+            params: st.params,
+            meta: st.meta,
+            body,
+            types: st.types,
+        };
         verify::verify(&kernel)?;
         Ok(kernel)
     }

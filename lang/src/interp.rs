@@ -169,7 +169,10 @@ impl Val {
             Val::Float(v) => Val::Float(idx.iter().map(|&i| v[i]).collect()),
             Val::Int(v) => Val::Int(idx.iter().map(|&i| v[i]).collect()),
             Val::Bool(v) => Val::Bool(idx.iter().map(|&i| v[i]).collect()),
-            Val::Ptr { param, offs } => Val::Ptr { param: *param, offs: idx.iter().map(|&i| offs[i]).collect() },
+            Val::Ptr { param, offs } => Val::Ptr {
+                param: *param,
+                offs: idx.iter().map(|&i| offs[i]).collect(),
+            },
         }
     }
 
@@ -226,9 +229,23 @@ fn float_binop(op: BinOp, a: f64, b: f64) -> f64 {
         BinOp::Sub => a - b,
         BinOp::Mul => a * b,
         BinOp::Div => a / b,
-        BinOp::Max => if a.is_nan() || b.is_nan() { f64::NAN } else { a.max(b) },
-        BinOp::Min => if a.is_nan() || b.is_nan() { f64::NAN } else { a.min(b) },
-        BinOp::Rem | BinOp::And | BinOp::Or => unreachable!("the verifier rejects {op:?} on floats"),
+        BinOp::Max => {
+            if a.is_nan() || b.is_nan() {
+                f64::NAN
+            } else {
+                a.max(b)
+            }
+        }
+        BinOp::Min => {
+            if a.is_nan() || b.is_nan() {
+                f64::NAN
+            } else {
+                a.min(b)
+            }
+        }
+        BinOp::Rem | BinOp::And | BinOp::Or => {
+            unreachable!("the verifier rejects {op:?} on floats")
+        }
     }
 }
 
@@ -257,13 +274,21 @@ struct Launch<'a, 'b> {
 /// On success the writable buffers hold the results; on error they are unchanged.
 pub fn run(kernel: &Kernel, grid: [u32; 3], args: &mut [Arg<'_>]) -> Result<(), InterpError> {
     if grid.contains(&0) {
-        return Err(InterpError::Grid { kernel: kernel.name.clone(), grid, why: "every axis needs at least one program".into() });
+        return Err(InterpError::Grid {
+            kernel: kernel.name.clone(),
+            grid,
+            why: "every axis needs at least one program".into(),
+        });
     }
     if args.len() != kernel.params.len() {
         return Err(InterpError::Argument {
             kernel: kernel.name.clone(),
             index: args.len().min(kernel.params.len()),
-            name: kernel.params.get(args.len()).map(|p| p.name.clone()).unwrap_or_else(|| "-".into()),
+            name: kernel
+                .params
+                .get(args.len())
+                .map(|p| p.name.clone())
+                .unwrap_or_else(|| "-".into()),
             expected: format!("{} arguments", kernel.params.len()),
             got: format!("{} arguments", args.len()),
         });
@@ -281,12 +306,34 @@ pub fn run(kernel: &Kernel, grid: [u32; 3], args: &mut [Arg<'_>]) -> Result<(), 
                 ParamKind::MutPtr(d) => format!("a writable buffer of {d}"),
                 ParamKind::Scalar(d) => format!("a scalar {d}"),
             };
-            return Err(InterpError::Argument { kernel: kernel.name.clone(), index: i, name: p.name.clone(), expected, got: a.describe() });
+            return Err(InterpError::Argument {
+                kernel: kernel.name.clone(),
+                index: i,
+                name: p.name.clone(),
+                expected,
+                got: a.describe(),
+            });
         }
     }
-    let work: Vec<Option<Buffer>> = args.iter().map(|a| match a { Arg::Out(b) => Some((**b).clone()), _ => None }).collect();
-    let writer = work.iter().map(|w| vec![0u32; w.as_ref().map_or(0, Buffer::len)]).collect();
-    let mut launch = Launch { kernel, grid, args, work, writer, pid: [0; 3] };
+    let work: Vec<Option<Buffer>> = args
+        .iter()
+        .map(|a| match a {
+            Arg::Out(b) => Some((**b).clone()),
+            _ => None,
+        })
+        .collect();
+    let writer = work
+        .iter()
+        .map(|w| vec![0u32; w.as_ref().map_or(0, Buffer::len)])
+        .collect();
+    let mut launch = Launch {
+        kernel,
+        grid,
+        args,
+        work,
+        writer,
+        pid: [0; 3],
+    };
     for z in 0..grid[2] {
         for y in 0..grid[1] {
             for x in 0..grid[0] {
@@ -330,10 +377,16 @@ impl Launch<'_, '_> {
         }
     }
 
-    fn region(&mut self, region: &Region, env: &mut Vec<Option<Val>>) -> Result<Option<Vec<Val>>, InterpError> {
+    fn region(
+        &mut self,
+        region: &Region,
+        env: &mut Vec<Option<Val>>,
+    ) -> Result<Option<Vec<Val>>, InterpError> {
         for op in &region.ops {
             let get = |env: &Vec<Option<Val>>, v: ValueId| -> Val {
-                env[v.0 as usize].clone().expect("the verifier checks values are defined before use")
+                env[v.0 as usize]
+                    .clone()
+                    .expect("the verifier checks values are defined before use")
             };
             let result: Option<Val> = match &op.kind {
                 OpKind::Param(i) => Some(match (&self.kernel.params[*i].kind, &self.args[*i]) {
@@ -344,7 +397,10 @@ impl Launch<'_, '_> {
                             Val::Int(vec![wrap_int(*d, l.as_i64())])
                         }
                     }
-                    _ => Val::Ptr { param: *i, offs: vec![0] },
+                    _ => Val::Ptr {
+                        param: *i,
+                        offs: vec![0],
+                    },
                 }),
                 OpKind::Const(l) => {
                     let d = self.elem_dtype(op.results[0]);
@@ -367,22 +423,44 @@ impl Launch<'_, '_> {
                     let (ss, ds) = (strides(&src), strides(&dst));
                     let idx: Vec<usize> = (0..dst.iter().product::<usize>())
                         .map(|lin| {
-                            (0..dst.len()).map(|d| if src[d] == 1 { 0 } else { (lin / ds[d]) % dst[d] * ss[d] }).sum()
+                            (0..dst.len())
+                                .map(|d| {
+                                    if src[d] == 1 {
+                                        0
+                                    } else {
+                                        (lin / ds[d]) % dst[d] * ss[d]
+                                    }
+                                })
+                                .sum()
                         })
                         .collect();
                     Some(get(env, *v).gather(&idx))
                 }
                 OpKind::ExpandDims(v, _) => Some(get(env, *v)),
-                OpKind::Binary(b, x, y) => Some(self.binary(*b, op.results[0], &get(env, *x), &get(env, *y))?),
+                OpKind::Binary(b, x, y) => {
+                    Some(self.binary(*b, op.results[0], &get(env, *x), &get(env, *y))?)
+                }
                 OpKind::Cmp(c, x, y) => Some(self.compare(*c, *x, &get(env, *x), &get(env, *y))),
                 OpKind::Unary(u, x) => Some(self.unary(*u, op.results[0], &get(env, *x))),
                 OpKind::Select(c, a, b) => {
                     let (c, a, b) = (get(env, *c), get(env, *a), get(env, *b));
                     let pick: Vec<usize> = (0..c.len()).collect();
                     Some(match (a, b) {
-                        (Val::Float(a), Val::Float(b)) => Val::Float(pick.iter().map(|&i| if c.as_bool(i) { a[i] } else { b[i] }).collect()),
-                        (Val::Int(a), Val::Int(b)) => Val::Int(pick.iter().map(|&i| if c.as_bool(i) { a[i] } else { b[i] }).collect()),
-                        (Val::Bool(a), Val::Bool(b)) => Val::Bool(pick.iter().map(|&i| if c.as_bool(i) { a[i] } else { b[i] }).collect()),
+                        (Val::Float(a), Val::Float(b)) => Val::Float(
+                            pick.iter()
+                                .map(|&i| if c.as_bool(i) { a[i] } else { b[i] })
+                                .collect(),
+                        ),
+                        (Val::Int(a), Val::Int(b)) => Val::Int(
+                            pick.iter()
+                                .map(|&i| if c.as_bool(i) { a[i] } else { b[i] })
+                                .collect(),
+                        ),
+                        (Val::Bool(a), Val::Bool(b)) => Val::Bool(
+                            pick.iter()
+                                .map(|&i| if c.as_bool(i) { a[i] } else { b[i] })
+                                .collect(),
+                        ),
                         _ => unreachable!("the verifier checks where's operands share a type"),
                     })
                 }
@@ -391,7 +469,14 @@ impl Launch<'_, '_> {
                     let (Val::Ptr { param, offs }, o) = (get(env, *p), get(env, *o)) else {
                         unreachable!("the verifier checks addptr takes a pointer")
                     };
-                    Some(Val::Ptr { param, offs: offs.iter().enumerate().map(|(i, b)| b + o.as_i64(i)).collect() })
+                    Some(Val::Ptr {
+                        param,
+                        offs: offs
+                            .iter()
+                            .enumerate()
+                            .map(|(i, b)| b + o.as_i64(i))
+                            .collect(),
+                    })
                 }
                 OpKind::Load { ptr, mask, other } => {
                     let p = get(env, *ptr);
@@ -405,10 +490,24 @@ impl Launch<'_, '_> {
                     None
                 }
                 OpKind::Reduce(r, v, axis) => Some(self.reduce(*r, *v, *axis, &get(env, *v))),
-                OpKind::For { lo, hi, step, init, body } => {
-                    let (lo, hi, step) = (get(env, *lo).as_i64(0), get(env, *hi).as_i64(0), get(env, *step).as_i64(0));
+                OpKind::For {
+                    lo,
+                    hi,
+                    step,
+                    init,
+                    body,
+                } => {
+                    let (lo, hi, step) = (
+                        get(env, *lo).as_i64(0),
+                        get(env, *hi).as_i64(0),
+                        get(env, *step).as_i64(0),
+                    );
                     if step <= 0 {
-                        return Err(InterpError::BadStep { kernel: self.kernel.name.clone(), value: op.results.first().map_or("loop".into(), |r| r.to_string()), step });
+                        return Err(InterpError::BadStep {
+                            kernel: self.kernel.name.clone(),
+                            value: op.results.first().map_or("loop".into(), |r| r.to_string()),
+                            step,
+                        });
                     }
                     let mut carried: Vec<Val> = init.iter().map(|v| get(env, *v)).collect();
                     let mut i = lo;
@@ -417,7 +516,9 @@ impl Launch<'_, '_> {
                         for (a, c) in body.args[1..].iter().zip(carried.drain(..)) {
                             env[a.0 as usize] = Some(c);
                         }
-                        carried = self.region(body, env)?.expect("the verifier checks loop bodies end with yield");
+                        carried = self
+                            .region(body, env)?
+                            .expect("the verifier checks loop bodies end with yield");
                         i += step;
                     }
                     for (r, c) in op.results.iter().zip(carried) {
@@ -437,12 +538,22 @@ impl Launch<'_, '_> {
     fn binary(&self, op: BinOp, result: ValueId, a: &Val, b: &Val) -> Result<Val, InterpError> {
         let d = self.elem_dtype(result);
         Ok(match (a, b) {
-            (Val::Float(a), Val::Float(b)) => Val::Float(a.iter().zip(b).map(|(&x, &y)| round_to(d, float_binop(op, x, y))).collect()),
-            (Val::Bool(a), Val::Bool(b)) => Val::Bool(a.iter().zip(b).map(|(&x, &y)| match op {
-                BinOp::And => x && y,
-                BinOp::Or => x || y,
-                _ => unreachable!("the verifier allows only and/or on bool"),
-            }).collect()),
+            (Val::Float(a), Val::Float(b)) => Val::Float(
+                a.iter()
+                    .zip(b)
+                    .map(|(&x, &y)| round_to(d, float_binop(op, x, y)))
+                    .collect(),
+            ),
+            (Val::Bool(a), Val::Bool(b)) => Val::Bool(
+                a.iter()
+                    .zip(b)
+                    .map(|(&x, &y)| match op {
+                        BinOp::And => x && y,
+                        BinOp::Or => x || y,
+                        _ => unreachable!("the verifier allows only and/or on bool"),
+                    })
+                    .collect(),
+            ),
             (Val::Int(a), Val::Int(b)) => {
                 let mut out = Vec::with_capacity(a.len());
                 for (&x, &y) in a.iter().zip(b) {
@@ -452,9 +563,17 @@ impl Launch<'_, '_> {
                         BinOp::Mul => x.wrapping_mul(y),
                         BinOp::Div | BinOp::Rem => {
                             if y == 0 {
-                                return Err(InterpError::DivisionByZero { kernel: self.kernel.name.clone(), value: result.to_string(), program: self.pid });
+                                return Err(InterpError::DivisionByZero {
+                                    kernel: self.kernel.name.clone(),
+                                    value: result.to_string(),
+                                    program: self.pid,
+                                });
                             }
-                            if op == BinOp::Div { x.wrapping_div(y) } else { x.wrapping_rem(y) }
+                            if op == BinOp::Div {
+                                x.wrapping_div(y)
+                            } else {
+                                x.wrapping_rem(y)
+                            }
                         }
                         BinOp::Max => x.max(y),
                         BinOp::Min => x.min(y),
@@ -471,39 +590,65 @@ impl Launch<'_, '_> {
 
     fn compare(&self, op: CmpOp, operand: ValueId, a: &Val, b: &Val) -> Val {
         let float = self.elem_dtype(operand).is_float();
-        Val::Bool((0..a.len()).map(|i| {
-            let ord = if float { a.as_f64(i).partial_cmp(&b.as_f64(i)) } else { Some(a.as_i64(i).cmp(&b.as_i64(i))) };
-            use std::cmp::Ordering::*;
-            match (op, ord) {
-                (CmpOp::Ne, None) => true,
-                (_, None) => false,
-                (CmpOp::Lt, Some(o)) => o == Less,
-                (CmpOp::Le, Some(o)) => o != Greater,
-                (CmpOp::Gt, Some(o)) => o == Greater,
-                (CmpOp::Ge, Some(o)) => o != Less,
-                (CmpOp::Eq, Some(o)) => o == Equal,
-                (CmpOp::Ne, Some(o)) => o != Equal,
-            }
-        }).collect())
+        Val::Bool(
+            (0..a.len())
+                .map(|i| {
+                    let ord = if float {
+                        a.as_f64(i).partial_cmp(&b.as_f64(i))
+                    } else {
+                        Some(a.as_i64(i).cmp(&b.as_i64(i)))
+                    };
+                    use std::cmp::Ordering::*;
+                    match (op, ord) {
+                        (CmpOp::Ne, None) => true,
+                        (_, None) => false,
+                        (CmpOp::Lt, Some(o)) => o == Less,
+                        (CmpOp::Le, Some(o)) => o != Greater,
+                        (CmpOp::Gt, Some(o)) => o == Greater,
+                        (CmpOp::Ge, Some(o)) => o != Less,
+                        (CmpOp::Eq, Some(o)) => o == Equal,
+                        (CmpOp::Ne, Some(o)) => o != Equal,
+                    }
+                })
+                .collect(),
+        )
     }
 
     fn unary(&self, op: UnOp, result: ValueId, a: &Val) -> Val {
         let d = self.elem_dtype(result);
         match a {
-            Val::Float(v) => Val::Float(v.iter().map(|&x| round_to(d, match op {
-                UnOp::Neg => -x,
-                UnOp::Abs => x.abs(),
-                UnOp::Sqrt => x.sqrt(),
-                UnOp::Rsqrt => 1.0 / x.sqrt(),
-                UnOp::Exp => x.exp(),
-                UnOp::Log => x.ln(),
-                UnOp::Not => unreachable!("the verifier allows not on bool only"),
-            })).collect()),
-            Val::Int(v) => Val::Int(v.iter().map(|&x| wrap_int(d, match op {
-                UnOp::Neg => x.wrapping_neg(),
-                UnOp::Abs => x.wrapping_abs(),
-                _ => unreachable!("the verifier allows only neg/abs on integers"),
-            })).collect()),
+            Val::Float(v) => Val::Float(
+                v.iter()
+                    .map(|&x| {
+                        round_to(
+                            d,
+                            match op {
+                                UnOp::Neg => -x,
+                                UnOp::Abs => x.abs(),
+                                UnOp::Sqrt => x.sqrt(),
+                                UnOp::Rsqrt => 1.0 / x.sqrt(),
+                                UnOp::Exp => x.exp(),
+                                UnOp::Log => x.ln(),
+                                UnOp::Not => unreachable!("the verifier allows not on bool only"),
+                            },
+                        )
+                    })
+                    .collect(),
+            ),
+            Val::Int(v) => Val::Int(
+                v.iter()
+                    .map(|&x| {
+                        wrap_int(
+                            d,
+                            match op {
+                                UnOp::Neg => x.wrapping_neg(),
+                                UnOp::Abs => x.wrapping_abs(),
+                                _ => unreachable!("the verifier allows only neg/abs on integers"),
+                            },
+                        )
+                    })
+                    .collect(),
+            ),
             Val::Bool(v) => Val::Bool(v.iter().map(|&x| !x).collect()),
             Val::Ptr { .. } => unreachable!("the verifier keeps pointers out of arithmetic"),
         }
@@ -515,15 +660,32 @@ impl Launch<'_, '_> {
         match d {
             DType::Bool => Val::Bool((0..n).map(|i| a.as_bool(i)).collect()),
             d if d.is_float() => Val::Float((0..n).map(|i| round_to(d, a.as_f64(i))).collect()),
-            d => Val::Int((0..n).map(|i| match a {
-                // Float to integer truncates and saturates (NaN gives 0), as PTX cvt.rzi does.
-                Val::Float(v) => wrap_int(d, if d == DType::I32 { v[i] as i32 as i64 } else { v[i] as i64 }),
-                other => wrap_int(d, other.as_i64(i)),
-            }).collect()),
+            d => Val::Int(
+                (0..n)
+                    .map(|i| match a {
+                        // Float to integer truncates and saturates (NaN gives 0), as PTX cvt.rzi does.
+                        Val::Float(v) => wrap_int(
+                            d,
+                            if d == DType::I32 {
+                                v[i] as i32 as i64
+                            } else {
+                                v[i] as i64
+                            },
+                        ),
+                        other => wrap_int(d, other.as_i64(i)),
+                    })
+                    .collect(),
+            ),
         }
     }
 
-    fn check_bounds(&self, op: &'static str, value: ValueId, param: usize, off: i64) -> Result<usize, InterpError> {
+    fn check_bounds(
+        &self,
+        op: &'static str,
+        value: ValueId,
+        param: usize,
+        off: i64,
+    ) -> Result<usize, InterpError> {
         let len = self.buffer(param).len();
         if off < 0 || off as usize >= len {
             return Err(InterpError::OutOfBounds {
@@ -550,8 +712,16 @@ impl Launch<'_, '_> {
         }
     }
 
-    fn load(&self, result: ValueId, p: &Val, mask: Option<&Val>, other: Option<&Val>) -> Result<Val, InterpError> {
-        let Val::Ptr { param, offs } = p else { unreachable!("the verifier checks load takes a pointer") };
+    fn load(
+        &self,
+        result: ValueId,
+        p: &Val,
+        mask: Option<&Val>,
+        other: Option<&Val>,
+    ) -> Result<Val, InterpError> {
+        let Val::Ptr { param, offs } = p else {
+            unreachable!("the verifier checks load takes a pointer")
+        };
         let d = self.elem_dtype(result);
         let buf = self.buffer(*param);
         let me = self.program_linear() + 1;
@@ -566,18 +736,34 @@ impl Launch<'_, '_> {
                         return Err(self.race(*param, at, w, "read"));
                     }
                 }
-                if d.is_float() { floats.push(buf.get(at)) } else { ints.push(buf.get_int(at)) }
+                if d.is_float() {
+                    floats.push(buf.get(at))
+                } else {
+                    ints.push(buf.get_int(at))
+                }
             } else if d.is_float() {
                 floats.push(other.map_or(0.0, |o| o.as_f64(i)));
             } else {
                 ints.push(other.map_or(0, |o| o.as_i64(i)));
             }
         }
-        Ok(if d.is_float() { Val::Float(floats) } else { Val::Int(ints) })
+        Ok(if d.is_float() {
+            Val::Float(floats)
+        } else {
+            Val::Int(ints)
+        })
     }
 
-    fn store(&mut self, ptr_id: ValueId, p: &Val, v: &Val, mask: Option<&Val>) -> Result<(), InterpError> {
-        let Val::Ptr { param, offs } = p else { unreachable!("the verifier checks store takes a pointer") };
+    fn store(
+        &mut self,
+        ptr_id: ValueId,
+        p: &Val,
+        v: &Val,
+        mask: Option<&Val>,
+    ) -> Result<(), InterpError> {
+        let Val::Ptr { param, offs } = p else {
+            unreachable!("the verifier checks store takes a pointer")
+        };
         let me = self.program_linear() + 1;
         // Check every lane first so that a failing store writes nothing.
         let mut targets = vec![];
@@ -591,7 +777,9 @@ impl Launch<'_, '_> {
                 targets.push((i, at));
             }
         }
-        let buf = self.work[*param].as_mut().expect("the verifier checks stores go to writable arguments");
+        let buf = self.work[*param]
+            .as_mut()
+            .expect("the verifier checks stores go to writable arguments");
         for &(i, at) in &targets {
             match v {
                 Val::Float(f) => buf.set(at, f[i]),
@@ -621,7 +809,8 @@ impl Launch<'_, '_> {
                         while items.len() > 1 {
                             let half = items.len().div_ceil(2);
                             for j in 0..items.len() / 2 {
-                                items[j] = round_to(d, float_binop(combine, items[j], items[j + half]));
+                                items[j] =
+                                    round_to(d, float_binop(combine, items[j], items[j + half]));
                             }
                             items.truncate(half);
                         }
@@ -631,11 +820,14 @@ impl Launch<'_, '_> {
                         let mut acc = x[base];
                         for j in 1..len {
                             let y = x[base + j * stride];
-                            acc = wrap_int(d, match op {
-                                ReduceOp::Sum => acc.wrapping_add(y),
-                                ReduceOp::Max => acc.max(y),
-                                ReduceOp::Min => acc.min(y),
-                            });
+                            acc = wrap_int(
+                                d,
+                                match op {
+                                    ReduceOp::Sum => acc.wrapping_add(y),
+                                    ReduceOp::Max => acc.max(y),
+                                    ReduceOp::Min => acc.min(y),
+                                },
+                            );
                         }
                         out_i.push(acc);
                     }
@@ -643,6 +835,10 @@ impl Launch<'_, '_> {
                 }
             }
         }
-        if matches!(a, Val::Float(_)) { Val::Float(out_f) } else { Val::Int(out_i) }
+        if matches!(a, Val::Float(_)) {
+            Val::Float(out_f)
+        } else {
+            Val::Int(out_i)
+        }
     }
 }

@@ -385,7 +385,10 @@ impl Kernel {
                 let _ = write!(out, "{} = ", rs.join(", "));
             }
             let list = |vs: &[ValueId]| -> String {
-                vs.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")
+                vs.iter()
+                    .map(|v| v.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             };
             match &op.kind {
                 OpKind::Param(i) => {

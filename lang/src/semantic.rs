@@ -4,7 +4,7 @@
 //! which operands are accepted, how they are converted and what an error says lives in this file.
 
 use crate::error::LangError;
-use crate::ir::{BinOp, CmpOp, Lit, Op, OpKind, Param, Meta, ReduceOp, Region, UnOp, ValueId};
+use crate::ir::{BinOp, CmpOp, Lit, Meta, Op, OpKind, Param, ReduceOp, Region, UnOp, ValueId};
 use crate::types::{DType, Elem, Type};
 
 /// An operand as the builder receives it: a traced value or a Rust literal.
@@ -55,7 +55,10 @@ impl State {
     }
 
     pub fn push_op(&mut self, kind: OpKind, results: Vec<ValueId>) {
-        let region = self.regions.last_mut().expect("the kernel body region always exists");
+        let region = self
+            .regions
+            .last_mut()
+            .expect("the kernel body region always exists");
         region.ops.push(Op { kind, results });
     }
 
@@ -207,14 +210,23 @@ pub(crate) fn broadcast_to(st: &mut State, v: ValueId, shape: &[usize]) -> Value
         return v;
     }
     if ty.is_scalar() {
-        return st.emit(OpKind::Splat(v), Type { elem: ty.elem, shape: shape.to_vec() });
+        return st.emit(
+            OpKind::Splat(v),
+            Type {
+                elem: ty.elem,
+                shape: shape.to_vec(),
+            },
+        );
     }
     if broadcast_shape(&ty.shape, shape).as_deref() != Some(shape) {
         return st.fail(
             "broadcast",
             format!("cannot broadcast {v}: {ty} to shape {shape:?}"),
             Some("each dimension must match or be 1; use expand_dims to add one"),
-            Type { elem: ty.elem, shape: shape.to_vec() },
+            Type {
+                elem: ty.elem,
+                shape: shape.to_vec(),
+            },
         );
     }
     let mut cur = v;
@@ -224,7 +236,13 @@ pub(crate) fn broadcast_to(st: &mut State, v: ValueId, shape: &[usize]) -> Value
     if st.ty(cur).shape == shape {
         return cur;
     }
-    st.emit(OpKind::Broadcast(cur), Type { elem: ty.elem, shape: shape.to_vec() })
+    st.emit(
+        OpKind::Broadcast(cur),
+        Type {
+            elem: ty.elem,
+            shape: shape.to_vec(),
+        },
+    )
 }
 
 /// Inserts a size-1 dimension at `axis` (0 ≤ axis ≤ rank).
@@ -233,14 +251,23 @@ pub(crate) fn expand_dims(st: &mut State, v: ValueId, axis: usize) -> ValueId {
     if axis > ty.shape.len() {
         return st.fail(
             "expand_dims",
-            format!("axis {axis} is out of range for {v}: {ty} (rank {})", ty.shape.len()),
+            format!(
+                "axis {axis} is out of range for {v}: {ty} (rank {})",
+                ty.shape.len()
+            ),
             Some("the axis may be at most the rank"),
             ty,
         );
     }
     let mut shape = ty.shape.clone();
     shape.insert(axis, 1);
-    st.emit(OpKind::ExpandDims(v, axis), Type { elem: ty.elem, shape })
+    st.emit(
+        OpKind::ExpandDims(v, axis),
+        Type {
+            elem: ty.elem,
+            shape,
+        },
+    )
 }
 
 /// Brings operands to one dtype and one shape (rules in [`promote`] and [`broadcast_shape`]).
@@ -252,7 +279,10 @@ fn unify(st: &mut State, op: &str, ops: &[Operand], dtype: Option<DType>) -> Opt
             Err(elem) => {
                 st.fail(
                     op,
-                    format!("operand {} is a pointer ({elem}); {op} takes numbers", describe(st, a)),
+                    format!(
+                        "operand {} is a pointer ({elem}); {op} takes numbers",
+                        describe(st, a)
+                    ),
                     Some("load through the pointer first"),
                     Type::scalar(DType::I32),
                 );
@@ -322,7 +352,9 @@ pub(crate) fn binary(st: &mut State, op: BinOp, a: Operand, b: Operand) -> Value
     let is_ptr = |st: &State, x: Operand| matches!(x, Operand::Value(v) if matches!(st.ty(v).elem, Elem::Ptr(_)));
     if op == BinOp::Add && (is_ptr(st, a) || is_ptr(st, b)) {
         let (p, o) = if is_ptr(st, a) { (a, b) } else { (b, a) };
-        let Operand::Value(p) = p else { unreachable!("is_ptr holds only for values") };
+        let Operand::Value(p) = p else {
+            unreachable!("is_ptr holds only for values")
+        };
         return add_ptr(st, p, o);
     }
     let name = op.name();
@@ -343,7 +375,12 @@ pub(crate) fn binary(st: &mut State, op: BinOp, a: Operand, b: Operand) -> Value
             BinOp::Rem => "cast to an integer type first",
             _ => "masks are bool: use where(mask, a, b) or cast first",
         };
-        return st.fail(name, format!("{name} is not defined on {ty}"), Some(hint), ty);
+        return st.fail(
+            name,
+            format!("{name} is not defined on {ty}"),
+            Some(hint),
+            ty,
+        );
     }
     st.emit(OpKind::Binary(op, vals[0], vals[1]), ty)
 }
@@ -375,7 +412,13 @@ pub(crate) fn add_ptr(st: &mut State, p: ValueId, off: Operand) -> ValueId {
     };
     let p = broadcast_to(st, p, &shape);
     let off = broadcast_to(st, off, &shape);
-    st.emit(OpKind::AddPtr(p, off), Type { elem: pty.elem, shape })
+    st.emit(
+        OpKind::AddPtr(p, off),
+        Type {
+            elem: pty.elem,
+            shape,
+        },
+    )
 }
 
 /// Elementwise comparison; the result is `bool`.
@@ -398,8 +441,17 @@ pub(crate) fn unary(st: &mut State, op: UnOp, a: ValueId) -> ValueId {
         _ => true,
     };
     if !ok {
-        let hint = if op.float_only() { "cast to f32 first" } else { "not defined for this element type" };
-        return st.fail(op.name(), format!("{} is not defined on {a}: {ty}", op.name()), Some(hint), ty);
+        let hint = if op.float_only() {
+            "cast to f32 first"
+        } else {
+            "not defined for this element type"
+        };
+        return st.fail(
+            op.name(),
+            format!("{} is not defined on {a}: {ty}", op.name()),
+            Some(hint),
+            ty,
+        );
     }
     st.emit(OpKind::Unary(op, a), ty)
 }
@@ -412,7 +464,12 @@ pub(crate) fn select(st: &mut State, c: Operand, a: Operand, b: Operand) -> Valu
     };
     if !cond_ok {
         let d = describe(st, c);
-        return st.fail("where", format!("condition {d} is not bool"), Some("compare first, e.g. x.lt(n)"), Type::scalar(DType::F32));
+        return st.fail(
+            "where",
+            format!("condition {d} is not bool"),
+            Some("compare first, e.g. x.lt(n)"),
+            Type::scalar(DType::F32),
+        );
     }
     let Some(ab) = unify(st, "where", &[a, b], None) else {
         return placeholder(st);
@@ -420,7 +477,12 @@ pub(crate) fn select(st: &mut State, c: Operand, a: Operand, b: Operand) -> Valu
     let shape = broadcast_shape(&shape_of(st, c), &st.ty(ab[0]).shape);
     let Some(shape) = shape else {
         let (dc, da) = (describe(st, c), describe(st, a));
-        return st.fail("where", format!("condition {dc} does not broadcast with {da}"), None, Type::scalar(DType::F32));
+        return st.fail(
+            "where",
+            format!("condition {dc} does not broadcast with {da}"),
+            None,
+            Type::scalar(DType::F32),
+        );
     };
     let c = coerce(st, c, DType::Bool);
     let c = broadcast_to(st, c, &shape);
@@ -442,18 +504,36 @@ pub(crate) fn arange(st: &mut State, start: i64, end: i64) -> ValueId {
             Type::block(DType::I32, &[len.max(1) as usize]),
         );
     }
-    st.emit(OpKind::Arange { start, end }, Type::block(DType::I32, &[len as usize]))
+    st.emit(
+        OpKind::Arange { start, end },
+        Type::block(DType::I32, &[len as usize]),
+    )
 }
 
 /// `ptr`'s pointee where `mask` holds, `other` (or zero) elsewhere.
-pub(crate) fn load(st: &mut State, ptr: ValueId, mask: Option<Operand>, other: Option<Operand>) -> ValueId {
+pub(crate) fn load(
+    st: &mut State,
+    ptr: ValueId,
+    mask: Option<Operand>,
+    other: Option<Operand>,
+) -> ValueId {
     let pty = st.ty(ptr).clone();
     let Elem::Ptr(d) = pty.elem else {
-        return st.fail("load", format!("{ptr}: {pty} is not a pointer"), Some("pass a pointer argument plus offsets"), pty);
+        return st.fail(
+            "load",
+            format!("{ptr}: {pty} is not a pointer"),
+            Some("pass a pointer argument plus offsets"),
+            pty,
+        );
     };
     let out_ty = Type::block(d, &pty.shape);
     if other.is_some() && mask.is_none() {
-        return st.fail("load", "`other` given without a mask".into(), Some("pass the mask that selects the lanes to read"), out_ty);
+        return st.fail(
+            "load",
+            "`other` given without a mask".into(),
+            Some("pass the mask that selects the lanes to read"),
+            out_ty,
+        );
     }
     let mask = match mask {
         None => None,
@@ -472,16 +552,31 @@ pub(crate) fn load(st: &mut State, ptr: ValueId, mask: Option<Operand>, other: O
 /// Checks that `m` is a bool mask broadcastable to `shape`, and broadcasts it.
 fn mask_for(st: &mut State, op: &str, m: Operand, shape: &[usize]) -> Option<ValueId> {
     let Operand::Value(m) = m else {
-        st.fail(op, "the mask must be a traced bool value".into(), Some("compare offsets with the bound, e.g. offs.lt(n)"), Type::scalar(DType::Bool));
+        st.fail(
+            op,
+            "the mask must be a traced bool value".into(),
+            Some("compare offsets with the bound, e.g. offs.lt(n)"),
+            Type::scalar(DType::Bool),
+        );
         return None;
     };
     let mty = st.ty(m).clone();
     if mty.elem != Elem::Scalar(DType::Bool) {
-        st.fail(op, format!("mask {m}: {mty} is not bool"), Some("compare offsets with the bound, e.g. offs.lt(n)"), mty);
+        st.fail(
+            op,
+            format!("mask {m}: {mty} is not bool"),
+            Some("compare offsets with the bound, e.g. offs.lt(n)"),
+            mty,
+        );
         return None;
     }
     if broadcast_shape(&mty.shape, shape).as_deref() != Some(shape) {
-        st.fail(op, format!("mask {m}: {mty} does not broadcast to the pointer shape {shape:?}"), None, mty);
+        st.fail(
+            op,
+            format!("mask {m}: {mty} does not broadcast to the pointer shape {shape:?}"),
+            None,
+            mty,
+        );
         return None;
     }
     Some(broadcast_to(st, m, shape))
@@ -491,13 +586,23 @@ fn mask_for(st: &mut State, op: &str, m: Operand, shape: &[usize]) -> Option<Val
 pub(crate) fn store(st: &mut State, ptr: ValueId, value: Operand, mask: Option<Operand>) {
     let pty = st.ty(ptr).clone();
     let Elem::Ptr(d) = pty.elem else {
-        st.fail("store", format!("{ptr}: {pty} is not a pointer"), Some("pass a pointer argument plus offsets"), pty);
+        st.fail(
+            "store",
+            format!("{ptr}: {pty} is not a pointer"),
+            Some("pass a pointer argument plus offsets"),
+            pty,
+        );
         return;
     };
     if let Operand::Value(v) = value {
         let vty = st.ty(v).clone();
         if vty.dtype().is_none() {
-            st.fail("store", format!("value {v}: {vty} is a pointer; only numbers can be stored"), None, vty);
+            st.fail(
+                "store",
+                format!("value {v}: {vty} is a pointer; only numbers can be stored"),
+                None,
+                vty,
+            );
             return;
         }
         if broadcast_shape(&vty.shape, &pty.shape).as_deref() != Some(&pty.shape[..]) {
@@ -520,7 +625,14 @@ pub(crate) fn store(st: &mut State, ptr: ValueId, value: Operand, mask: Option<O
     // 8) Stores convert the value to the pointee dtype (round to nearest even), like Triton.
     let v = coerce(st, value, d);
     let v = broadcast_to(st, v, &pty.shape);
-    st.push_op(OpKind::Store { ptr, value: v, mask }, vec![]);
+    st.push_op(
+        OpKind::Store {
+            ptr,
+            value: v,
+            mask,
+        },
+        vec![],
+    );
 }
 
 /// Reduces `axis` of a block away.
@@ -528,27 +640,50 @@ pub(crate) fn reduce(st: &mut State, op: ReduceOp, v: ValueId, axis: usize) -> V
     let ty = st.ty(v).clone();
     let name = op.name();
     if ty.is_scalar() || axis >= ty.shape.len() {
-        return st.fail(name, format!("axis {axis} is out of range for {v}: {ty}"), Some("reduce a block along one of its axes"), ty);
+        return st.fail(
+            name,
+            format!("axis {axis} is out of range for {v}: {ty}"),
+            Some("reduce a block along one of its axes"),
+            ty,
+        );
     }
     match ty.dtype() {
         Some(d) if d != DType::Bool => {}
         _ => {
-            return st.fail(name, format!("cannot reduce {v}: {ty}"), Some("reductions take numbers; cast masks first"), ty);
+            return st.fail(
+                name,
+                format!("cannot reduce {v}: {ty}"),
+                Some("reductions take numbers; cast masks first"),
+                ty,
+            );
         }
     }
     let mut shape = ty.shape.clone();
     shape.remove(axis);
-    st.emit(OpKind::Reduce(op, v, axis), Type { elem: ty.elem, shape })
+    st.emit(
+        OpKind::Reduce(op, v, axis),
+        Type {
+            elem: ty.elem,
+            shape,
+        },
+    )
 }
 
 /// An `i32` scalar for a loop bound.
 pub(crate) fn loop_bound(st: &mut State, what: &str, a: Operand) -> ValueId {
     match a {
-        Operand::Lit(Lit::Int(i)) if i32::try_from(i).is_ok() => st.emit(OpKind::Const(Lit::Int(i)), Type::scalar(DType::I32)),
+        Operand::Lit(Lit::Int(i)) if i32::try_from(i).is_ok() => {
+            st.emit(OpKind::Const(Lit::Int(i)), Type::scalar(DType::I32))
+        }
         Operand::Value(v) if *st.ty(v) == Type::scalar(DType::I32) => v,
         other => {
             let d = describe(st, other);
-            st.fail("for_range", format!("the {what} {d} is not an i32 scalar"), Some("loop bounds are i32 scalars: cast with .cast(DType::I32)"), Type::scalar(DType::I32))
+            st.fail(
+                "for_range",
+                format!("the {what} {d} is not an i32 scalar"),
+                Some("loop bounds are i32 scalars: cast with .cast(DType::I32)"),
+                Type::scalar(DType::I32),
+            )
         }
     }
 }

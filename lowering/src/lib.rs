@@ -11,8 +11,8 @@
 //!
 //! Steps 1–3 need no LLVM; steps 4–5 sit behind the `compiler` feature.
 
-mod emit;
 pub mod axis_info;
+mod emit;
 pub mod error;
 pub mod layout;
 #[cfg(feature = "compiler")]
@@ -33,7 +33,10 @@ pub struct Target {
 
 impl Default for Target {
     fn default() -> Self {
-        Target { chip: "sm_90".into(), ptx_version: 80 }
+        Target {
+            chip: "sm_90".into(),
+            ptx_version: 80,
+        }
     }
 }
 
@@ -51,14 +54,22 @@ pub struct CompileOptions {
 
 impl Default for CompileOptions {
     fn default() -> Self {
-        CompileOptions { num_warps: 4, target: Target::default(), divisible_by_16: vec![] }
+        CompileOptions {
+            num_warps: 4,
+            target: Target::default(),
+            divisible_by_16: vec![],
+        }
     }
 }
 
 impl CompileOptions {
     fn check(&self) -> Result<(), LowerError> {
         if !self.num_warps.is_power_of_two() || self.num_warps > 32 {
-            return Err(LowerError::BadOption { option: "num_warps", expected: "a power of two ≤ 32".into(), got: self.num_warps.to_string() });
+            return Err(LowerError::BadOption {
+                option: "num_warps",
+                expected: "a power of two ≤ 32".into(),
+                got: self.num_warps.to_string(),
+            });
         }
         Ok(())
     }
@@ -89,5 +100,10 @@ pub struct Compiled {
 pub fn compile(kernel: &Kernel, opts: &CompileOptions) -> Result<Compiled, LowerError> {
     let mlir = emit_mlir(kernel, opts)?;
     let ptx = pipeline::mlir_to_ptx(&kernel.name, &mlir, &opts.target)?;
-    Ok(Compiled { name: kernel.name.clone(), mlir, ptx, threads: opts.num_warps * 32 })
+    Ok(Compiled {
+        name: kernel.name.clone(),
+        mlir,
+        ptx,
+        threads: opts.num_warps * 32,
+    })
 }

@@ -31,10 +31,26 @@ pub struct GpuKernel {
 
 impl GpuKernel {
     /// Loads PTX text and finds kernel `name` in it.
-    pub fn load(device: &Device, ptx: &str, name: &str, params: Vec<Param>, threads: u32) -> Result<GpuKernel, RuntimeError> {
-        let module = device.ctx.load_module(cudarc::nvrtc::Ptx::from_src(ptx)).map_err(RuntimeError::driver("loading PTX"))?;
-        let func = module.load_function(name).map_err(RuntimeError::driver("finding the kernel in the PTX"))?;
-        Ok(GpuKernel { func, name: name.to_string(), params, threads })
+    pub fn load(
+        device: &Device,
+        ptx: &str,
+        name: &str,
+        params: Vec<Param>,
+        threads: u32,
+    ) -> Result<GpuKernel, RuntimeError> {
+        let module = device
+            .ctx
+            .load_module(cudarc::nvrtc::Ptx::from_src(ptx))
+            .map_err(RuntimeError::driver("loading PTX"))?;
+        let func = module
+            .load_function(name)
+            .map_err(RuntimeError::driver("finding the kernel in the PTX"))?;
+        Ok(GpuKernel {
+            func,
+            name: name.to_string(),
+            params,
+            threads,
+        })
     }
 
     /// The kernel's name.
@@ -43,7 +59,12 @@ impl GpuKernel {
     }
 
     /// Launches `grid` programs with `args` (one per parameter) on the device's stream.
-    pub fn launch(&self, device: &Device, grid: [u32; 3], args: &[KernelArg<'_>]) -> Result<(), RuntimeError> {
+    pub fn launch(
+        &self,
+        device: &Device,
+        grid: [u32; 3],
+        args: &[KernelArg<'_>],
+    ) -> Result<(), RuntimeError> {
         if args.len() != self.params.len() {
             return Err(RuntimeError::Argument {
                 kernel: self.name.clone(),
@@ -68,7 +89,13 @@ impl GpuKernel {
                 _ => false,
             };
             if !ok {
-                return Err(RuntimeError::Argument { kernel: self.name.clone(), index: i, name: p.name.clone(), expected: p.kind.to_string(), got: format!("{a:?}") });
+                return Err(RuntimeError::Argument {
+                    kernel: self.name.clone(),
+                    index: i,
+                    name: p.name.clone(),
+                    expected: p.kind.to_string(),
+                    got: format!("{a:?}"),
+                });
             }
             if let KernelArg::Buffer(b) = a {
                 let (ptr, guard) = b.data.device_ptr(&device.stream);
@@ -80,13 +107,19 @@ impl GpuKernel {
         let mut next_ptr = ptrs.iter();
         for a in args {
             match a {
-                KernelArg::Buffer(_) => builder.arg(next_ptr.next().expect("one address per buffer")),
+                KernelArg::Buffer(_) => {
+                    builder.arg(next_ptr.next().expect("one address per buffer"))
+                }
                 KernelArg::I32(v) => builder.arg(v),
                 KernelArg::I64(v) => builder.arg(v),
                 KernelArg::F32(v) => builder.arg(v),
             };
         }
-        let cfg = LaunchConfig { grid_dim: (grid[0], grid[1], grid[2]), block_dim: (self.threads, 1, 1), shared_mem_bytes: 0 };
+        let cfg = LaunchConfig {
+            grid_dim: (grid[0], grid[1], grid[2]),
+            block_dim: (self.threads, 1, 1),
+            shared_mem_bytes: 0,
+        };
         // SAFETY: the argument count and types were checked against the kernel's parameters, and
         // every pointer is a live device allocation of the declared dtype.
         unsafe { builder.launch(cfg) }.map_err(RuntimeError::driver("launching"))?;

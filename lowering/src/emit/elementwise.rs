@@ -9,7 +9,9 @@ use super::{mlir_type, Emitter, Lowered};
 
 impl Emitter<'_> {
     fn dtype(&self, v: ValueId) -> DType {
-        self.ty(v).dtype().expect("the verifier keeps pointers out of arithmetic")
+        self.ty(v)
+            .dtype()
+            .expect("the verifier keeps pointers out of arithmetic")
     }
 
     pub(crate) fn binary(&mut self, op: BinOp, x: ValueId, y: ValueId, _r: ValueId) -> String {
@@ -24,7 +26,9 @@ impl Emitter<'_> {
                 BinOp::Div => "arith.divf",
                 BinOp::Max => "arith.maximumf",
                 BinOp::Min => "arith.minimumf",
-                BinOp::Rem | BinOp::And | BinOp::Or => unreachable!("the verifier rejects {op:?} on floats"),
+                BinOp::Rem | BinOp::And | BinOp::Or => {
+                    unreachable!("the verifier rejects {op:?} on floats")
+                }
             }
         } else {
             match op {
@@ -84,7 +88,9 @@ impl Emitter<'_> {
                 let one = self.constant(DType::Bool, 1.0, &t);
                 self.assign(&format!("arith.xori {a}, {one} : {t}"))
             }
-            UnOp::Abs if d.is_float() => self.assign(&format!("llvm.intr.fabs({a}) : ({t}) -> {t}")),
+            UnOp::Abs if d.is_float() => {
+                self.assign(&format!("llvm.intr.fabs({a}) : ({t}) -> {t}"))
+            }
             UnOp::Abs => {
                 let zero = self.constant(d, 0.0, &t);
                 let neg = self.assign(&format!("arith.subi {zero}, {a} : {t}"));
@@ -98,24 +104,40 @@ impl Emitter<'_> {
     fn transcendental(&mut self, op: UnOp, x: ValueId) -> String {
         let d = self.dtype(x);
         let ty = self.ty(x);
-        let n = if ty.is_scalar() { 0 } else { self.layout(&ty.shape).elems_per_thread() };
+        let n = if ty.is_scalar() {
+            0
+        } else {
+            self.layout(&ty.shape).elems_per_thread()
+        };
         let t = self.thread_type(ty);
-        let f32t = if n == 0 { "f32".to_string() } else { format!("vector<{n}xf32>") };
+        let f32t = if n == 0 {
+            "f32".to_string()
+        } else {
+            format!("vector<{n}xf32>")
+        };
         let mut a = self.num(x);
         if d != DType::F32 {
             a = self.assign(&format!("arith.extf {a} : {t} to {f32t}"));
         }
         let apply = |e: &mut Self, s: &str| -> String {
             match op {
-                UnOp::Sqrt => e.assign(&format!("llvm.call_intrinsic \"llvm.nvvm.sqrt.rn.f\"({s}) : (f32) -> f32")),
-                UnOp::Rsqrt => e.assign(&format!("llvm.call_intrinsic \"llvm.nvvm.rsqrt.approx.f\"({s}) : (f32) -> f32")),
+                UnOp::Sqrt => e.assign(&format!(
+                    "llvm.call_intrinsic \"llvm.nvvm.sqrt.rn.f\"({s}) : (f32) -> f32"
+                )),
+                UnOp::Rsqrt => e.assign(&format!(
+                    "llvm.call_intrinsic \"llvm.nvvm.rsqrt.approx.f\"({s}) : (f32) -> f32"
+                )),
                 UnOp::Exp => {
                     let log2e = e.constant(DType::F32, std::f64::consts::LOG2_E, "f32");
                     let m = e.assign(&format!("arith.mulf {s}, {log2e} : f32"));
-                    e.assign(&format!("llvm.call_intrinsic \"llvm.nvvm.ex2.approx.f32\"({m}) : (f32) -> f32"))
+                    e.assign(&format!(
+                        "llvm.call_intrinsic \"llvm.nvvm.ex2.approx.f32\"({m}) : (f32) -> f32"
+                    ))
                 }
                 UnOp::Log => {
-                    let l = e.assign(&format!("llvm.call_intrinsic \"llvm.nvvm.lg2.approx.f\"({s}) : (f32) -> f32"));
+                    let l = e.assign(&format!(
+                        "llvm.call_intrinsic \"llvm.nvvm.lg2.approx.f\"({s}) : (f32) -> f32"
+                    ));
                     let ln2 = e.constant(DType::F32, std::f64::consts::LN_2, "f32");
                     e.assign(&format!("arith.mulf {l}, {ln2} : f32"))
                 }
@@ -151,7 +173,11 @@ impl Emitter<'_> {
             (DType::Bool, _) => "arith.extui",
             (_, DType::Bool) => {
                 let zero = self.constant(from, 0.0, &ft);
-                let cmp = if from.is_float() { "arith.cmpf une" } else { "arith.cmpi ne" };
+                let cmp = if from.is_float() {
+                    "arith.cmpf une"
+                } else {
+                    "arith.cmpi ne"
+                };
                 return self.assign(&format!("{cmp}, {a}, {zero} : {ft}"));
             }
             (f, t) if f.is_float() && t.is_float() => {
@@ -180,20 +206,38 @@ impl Emitter<'_> {
         match self.get(p).clone() {
             Lowered::Ptr(base) => {
                 let elem = self.pointee(p);
-                Lowered::Ptr(self.assign(&format!("llvm.getelementptr {base}[{off}] : (!llvm.ptr<1>, {}) -> !llvm.ptr<1>, {elem}", mlir_type(od))))
+                Lowered::Ptr(self.assign(&format!(
+                    "llvm.getelementptr {base}[{off}] : (!llvm.ptr<1>, {}) -> !llvm.ptr<1>, {elem}",
+                    mlir_type(od)
+                )))
             }
-            Lowered::PtrBlock { base, offs: None } => Lowered::PtrBlock { base, offs: Some((off, od)) },
-            Lowered::PtrBlock { base, offs: Some((prev, pd)) } => {
+            Lowered::PtrBlock { base, offs: None } => Lowered::PtrBlock {
+                base,
+                offs: Some((off, od)),
+            },
+            Lowered::PtrBlock {
+                base,
+                offs: Some((prev, pd)),
+            } => {
                 let t = self.thread_type(self.ty(o));
                 let (prev, off, d) = if pd == od {
                     (prev, off, od)
                 } else {
                     let wide = t.replace("i32", "i64");
-                    let ext = |e: &mut Self, s: String, d: DType| if d == DType::I32 { e.assign(&format!("arith.extsi {s} : {t} to {wide}")) } else { s };
+                    let ext = |e: &mut Self, s: String, d: DType| {
+                        if d == DType::I32 {
+                            e.assign(&format!("arith.extsi {s} : {t} to {wide}"))
+                        } else {
+                            s
+                        }
+                    };
                     (ext(self, prev, pd), ext(self, off, od), DType::I64)
                 };
                 let t = self.thread_type(self.ty(o)).replace("i32", mlir_type(d));
-                Lowered::PtrBlock { base, offs: Some((self.assign(&format!("arith.addi {prev}, {off} : {t}")), d)) }
+                Lowered::PtrBlock {
+                    base,
+                    offs: Some((self.assign(&format!("arith.addi {prev}, {off} : {t}")), d)),
+                }
             }
             other => unreachable!("addptr on {other:?}"),
         }

@@ -29,7 +29,10 @@ pub(crate) enum Lowered {
     /// A scalar pointer.
     Ptr(String),
     /// A block of pointers: a base pointer plus per-element offsets (`None`: all zero).
-    PtrBlock { base: String, offs: Option<(String, DType)> },
+    PtrBlock {
+        base: String,
+        offs: Option<(String, DType)>,
+    },
 }
 
 /// The MLIR spelling of a dtype.
@@ -110,7 +113,10 @@ impl<'a> Emitter<'a> {
         if ty.is_scalar() {
             elem.to_string()
         } else {
-            format!("vector<{}x{elem}>", self.layout(&ty.shape).elems_per_thread())
+            format!(
+                "vector<{}x{elem}>",
+                self.layout(&ty.shape).elems_per_thread()
+            )
         }
     }
 
@@ -122,7 +128,9 @@ impl<'a> Emitter<'a> {
     pub fn num(&self, v: ValueId) -> String {
         match self.get(v) {
             Lowered::Scalar(s) | Lowered::Block(s) => s.clone(),
-            other => unreachable!("{v} is a pointer ({other:?}); the verifier keeps pointers out of arithmetic"),
+            other => unreachable!(
+                "{v} is a pointer ({other:?}); the verifier keeps pointers out of arithmetic"
+            ),
         }
     }
 
@@ -160,34 +168,61 @@ impl<'a> Emitter<'a> {
         let lowered = match kind {
             OpKind::Param(i) => {
                 let name = format!("%arg{i}");
-                Some(if self.k.params[*i].kind.is_ptr() { Lowered::Ptr(name) } else { Lowered::Scalar(name) })
+                Some(if self.k.params[*i].kind.is_ptr() {
+                    Lowered::Ptr(name)
+                } else {
+                    Lowered::Scalar(name)
+                })
             }
             OpKind::Const(l) => {
-                let d = self.ty(r.expect("const has a result")).dtype().expect("constants are numbers");
+                let d = self
+                    .ty(r.expect("const has a result"))
+                    .dtype()
+                    .expect("constants are numbers");
                 Some(Lowered::Scalar(self.constant(d, l.as_f64(), mlir_type(d))))
             }
             OpKind::ProgramId(a) => Some(Lowered::Scalar(self.grid_query("block_id", *a))),
             OpKind::NumPrograms(a) => Some(Lowered::Scalar(self.grid_query("grid_dim", *a))),
             OpKind::Arange { start, end } => Some(self.arange(*start, *end)),
-            OpKind::Splat(v) | OpKind::Broadcast(v) => Some(self.splat(*v, r.expect("splat has a result"))),
+            OpKind::Splat(v) | OpKind::Broadcast(v) => {
+                Some(self.splat(*v, r.expect("splat has a result")))
+            }
             OpKind::ExpandDims(v, _) => Some(self.splat(*v, r.expect("expand_dims has a result"))),
-            OpKind::Binary(b, x, y) => Some(Lowered::Block(self.binary(*b, *x, *y, r.expect("binary has a result")))),
+            OpKind::Binary(b, x, y) => Some(Lowered::Block(self.binary(
+                *b,
+                *x,
+                *y,
+                r.expect("binary has a result"),
+            ))),
             OpKind::Cmp(c, x, y) => Some(Lowered::Block(self.compare(*c, *x, *y))),
             OpKind::Unary(u, x) => Some(Lowered::Block(self.unary(*u, *x))),
             OpKind::Select(c, a, b) => {
                 let (cn, an, bn) = (self.num(*c), self.num(*a), self.num(*b));
                 let (ct, at) = (self.thread_type(self.ty(*c)), self.thread_type(self.ty(*a)));
-                Some(Lowered::Block(self.assign(&format!("arith.select {cn}, {an}, {bn} : {ct}, {at}"))))
+                Some(Lowered::Block(self.assign(&format!(
+                    "arith.select {cn}, {an}, {bn} : {ct}, {at}"
+                ))))
             }
             OpKind::Cast(v) => Some(Lowered::Block(self.cast(*v, r.expect("cast has a result")))),
             OpKind::AddPtr(p, o) => Some(self.add_ptr(*p, *o)),
-            OpKind::Load { ptr, mask, other } => Some(Lowered::Block(self.load(*ptr, *mask, *other, r.expect("load has a result"))?)),
+            OpKind::Load { ptr, mask, other } => Some(Lowered::Block(self.load(
+                *ptr,
+                *mask,
+                *other,
+                r.expect("load has a result"),
+            )?)),
             OpKind::Store { ptr, value, mask } => {
                 self.store(*ptr, *value, *mask)?;
                 None
             }
             OpKind::Reduce(op, v, axis) => Some(Lowered::Scalar(self.reduce(*op, *v, *axis)?)),
-            OpKind::For { lo, hi, step, init, body } => {
+            OpKind::For {
+                lo,
+                hi,
+                step,
+                init,
+                body,
+            } => {
                 self.for_loop(*lo, *hi, *step, init, body, results)?;
                 None
             }
@@ -224,8 +259,13 @@ impl<'a> Emitter<'a> {
     fn arange(&mut self, start: i64, end: i64) -> Lowered {
         let layout = self.layout(&[(end - start) as usize]);
         let e = layout.elems_per_thread();
-        let statics: Vec<String> = (0..e).map(|i| (layout.global_index(0, i) as i64 + start).to_string()).collect();
-        let cst = self.assign(&format!("arith.constant dense<[{}]> : vector<{e}xi32>", statics.join(", ")));
+        let statics: Vec<String> = (0..e)
+            .map(|i| (layout.global_index(0, i) as i64 + start).to_string())
+            .collect();
+        let cst = self.assign(&format!(
+            "arith.constant dense<[{}]> : vector<{e}xi32>",
+            statics.join(", ")
+        ));
         let u = self.owner_index(&layout);
         let spt = self.const_i32(layout.size_per_thread as i64);
         let base = self.assign(&format!("arith.muli {u}, {spt} : i32"));
@@ -241,22 +281,47 @@ impl<'a> Emitter<'a> {
         let scalar = match &src {
             Lowered::Scalar(s) | Lowered::Ptr(s) => s.clone(),
             Lowered::Block(s) => {
-                let et = rt.trim_start_matches("vector<").split('x').nth(1).unwrap_or("f32").trim_end_matches('>').to_string();
+                let et = rt
+                    .trim_start_matches("vector<")
+                    .split('x')
+                    .nth(1)
+                    .unwrap_or("f32")
+                    .trim_end_matches('>')
+                    .to_string();
                 self.assign(&format!("vector.extract {s}[0] : {et} from {vt}"))
             }
             Lowered::PtrBlock { base, offs: None } => base.clone(),
-            Lowered::PtrBlock { .. } => unreachable!("broadcasts of pointer blocks are rejected before emission"),
+            Lowered::PtrBlock { .. } => {
+                unreachable!("broadcasts of pointer blocks are rejected before emission")
+            }
         };
         match src {
-            Lowered::Ptr(_) | Lowered::PtrBlock { .. } => Lowered::PtrBlock { base: scalar, offs: None },
+            Lowered::Ptr(_) | Lowered::PtrBlock { .. } => Lowered::PtrBlock {
+                base: scalar,
+                offs: None,
+            },
             _ => {
-                let st = rt.trim_start_matches("vector<").split('x').nth(1).unwrap_or("f32").trim_end_matches('>').to_string();
+                let st = rt
+                    .trim_start_matches("vector<")
+                    .split('x')
+                    .nth(1)
+                    .unwrap_or("f32")
+                    .trim_end_matches('>')
+                    .to_string();
                 Lowered::Block(self.assign(&format!("vector.broadcast {scalar} : {st} to {rt}")))
             }
         }
     }
 
-    fn for_loop(&mut self, lo: ValueId, hi: ValueId, step: ValueId, init: &[ValueId], body: &Region, results: &[ValueId]) -> Result<(), LowerError> {
+    fn for_loop(
+        &mut self,
+        lo: ValueId,
+        hi: ValueId,
+        step: ValueId,
+        init: &[ValueId],
+        body: &Region,
+        results: &[ValueId],
+    ) -> Result<(), LowerError> {
         let (lo, hi, step) = (self.num(lo), self.num(hi), self.num(step));
         let iv = self.fresh();
         self.vals.insert(body.args[0], Lowered::Scalar(iv.clone()));
@@ -271,14 +336,23 @@ impl<'a> Emitter<'a> {
         let head = if init.is_empty() {
             format!("scf.for {iv} = {lo} to {hi} step {step} : i32 {{")
         } else {
-            format!("{res}:{} = scf.for {iv} = {lo} to {hi} step {step} iter_args({}) -> ({}) : i32 {{", init.len(), carried.join(", "), types.join(", "))
+            format!(
+                "{res}:{} = scf.for {iv} = {lo} to {hi} step {step} iter_args({}) -> ({}) : i32 {{",
+                init.len(),
+                carried.join(", "),
+                types.join(", ")
+            )
         };
         self.line(&head);
         self.indent += 1;
         let yields = self.region(body)?.unwrap_or_default();
         if !yields.is_empty() {
             let names: Vec<String> = yields.iter().map(|v| self.num(*v)).collect();
-            self.line(&format!("scf.yield {} : {}", names.join(", "), types.join(", ")));
+            self.line(&format!(
+                "scf.yield {} : {}",
+                names.join(", "),
+                types.join(", ")
+            ));
         }
         self.indent -= 1;
         self.line("}");
@@ -310,7 +384,10 @@ fn check_supported(k: &Kernel) -> Result<(), LowerError> {
         }
         if let OpKind::Broadcast(v) | OpKind::Splat(v) | OpKind::ExpandDims(v, _) = &op.kind {
             if matches!(k.ty(*v).elem, Elem::Ptr(_)) && !k.ty(*v).is_scalar() && err.is_none() {
-                err = Some(LowerError::Unsupported { kernel: k.name.clone(), what: format!("broadcast of the pointer block {v}") });
+                err = Some(LowerError::Unsupported {
+                    kernel: k.name.clone(),
+                    what: format!("broadcast of the pointer block {v}"),
+                });
             }
         }
     });
@@ -331,7 +408,9 @@ pub(crate) fn emit_module(k: &Kernel, opts: &CompileOptions) -> Result<String, L
         });
         n
     };
-    let spec: Vec<bool> = (0..k.params.len()).map(|i| opts.divisible_by_16.contains(&i)).collect();
+    let spec: Vec<bool> = (0..k.params.len())
+        .map(|i| opts.divisible_by_16.contains(&i))
+        .collect();
     let mut e = Emitter {
         k,
         num_warps: opts.num_warps as usize,
@@ -361,7 +440,11 @@ pub(crate) fn emit_module(k: &Kernel, opts: &CompileOptions) -> Result<String, L
     let workgroup = if e.smem.is_empty() {
         String::new()
     } else {
-        let bufs: Vec<String> = e.smem.iter().map(|(n, t, len)| format!("{n} : memref<{len}x{t}, #gpu.address_space<workgroup>>")).collect();
+        let bufs: Vec<String> = e
+            .smem
+            .iter()
+            .map(|(n, t, len)| format!("{n} : memref<{len}x{t}, #gpu.address_space<workgroup>>"))
+            .collect();
         format!(" workgroup({})", bufs.join(", "))
     };
     let threads = opts.num_warps * 32;
@@ -370,7 +453,7 @@ pub(crate) fn emit_module(k: &Kernel, opts: &CompileOptions) -> Result<String, L
     let _ = writeln!(out, "  gpu.module @tritonite {{");
     let _ = writeln!(
         out,
-        "    gpu.func @{}({}){workgroup} kernel attributes {{gpu.known_block_size = array<i32: {threads}, 1, 1>}} {{",
+        "    gpu.func @{}({}){workgroup} kernel attributes {{gpu.known_block_size = array<i32: {threads}, 1, 1>, nvvm.maxntid = array<i32: {threads}, 1, 1>}} {{",
         k.name,
         params.join(", ")
     );
