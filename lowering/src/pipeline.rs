@@ -87,7 +87,7 @@ pub fn mlir_to_ptx(kernel: &str, mlir: &str, target: &Target) -> Result<String, 
 /// The PTX of the first `#gpu.object` in a printed module; MLIR escapes bytes as `\XX` (hex).
 fn extract_assembly(module_text: &str) -> Option<String> {
     let start = module_text.find("assembly = \"")? + "assembly = \"".len();
-    let bytes = module_text[start..].as_bytes();
+    let bytes = &module_text.as_bytes()[start..];
     let mut out = Vec::new();
     let mut i = 0;
     while i < bytes.len() {

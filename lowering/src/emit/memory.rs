@@ -228,10 +228,7 @@ impl Emitter<'_> {
                     let e = g * w;
                     let addr = self.element_address(&base, &offs, e, n, elem);
                     let part = self.slice(&v, e, w, n, elem);
-                    let bit = match &mask_name {
-                        Some(m) => Some(self.slice(m, e, 1, n, "i1")),
-                        None => None,
-                    };
+                    let bit = mask_name.as_ref().map(|m| self.slice(m, e, 1, n, "i1"));
                     let pred = self.and(owner.clone(), bit);
                     self.predicated_store(pred, &format!("llvm.store {part}, {addr} {{alignment = {} : i64}} : {gt}, !llvm.ptr<1>", w * esize));
                 }
