@@ -1,11 +1,13 @@
-//! Running launch plans on a GPU: each kernel is lowered through MLIR to PTX once per variant
-//! (kernel IR, compile options and alignment facts) and kept for the life of the executor.
+//! Running launch plans on a GPU: each kernel variant (kernel IR, compile options and alignment
+//! facts) is taken from the disk cache or lowered through MLIR to PTX (with the `compiler`
+//! feature), then loaded once and kept for the life of the executor.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tritonite_lang::ir::ParamKind;
-use tritonite_lowering::{compile, CompileOptions, Target};
+use tritonite_lowering::cache::{compile_cached, Source};
+use tritonite_lowering::{CompileOptions, Target};
 use tritonite_runtime::{Device, DeviceBuffer, GpuKernel, KernelArg};
 
 use crate::error::KernelError;
@@ -41,7 +43,7 @@ impl GpuExecutor {
         &self.device
     }
 
-    /// How many kernel variants were compiled so far.
+    /// How many kernel variants this executor compiled (rather than found in the disk cache).
     pub fn compile_count(&self) -> usize {
         *self.compiles.lock().expect("counter lock")
     }
@@ -75,7 +77,7 @@ impl GpuExecutor {
         if let Some(k) = self.kernels.lock().expect("kernel cache lock").get(&key) {
             return Ok(k.clone());
         }
-        let compiled = compile(&launch.kernel, &opts)?;
+        let (compiled, source) = compile_cached(&launch.kernel, &opts)?;
         let k = Arc::new(GpuKernel::load(
             &self.device,
             &compiled.ptx,
@@ -83,7 +85,9 @@ impl GpuExecutor {
             launch.kernel.params.clone(),
             compiled.threads,
         )?);
-        *self.compiles.lock().expect("counter lock") += 1;
+        if source == Source::Compiled {
+            *self.compiles.lock().expect("counter lock") += 1;
+        }
         self.kernels
             .lock()
             .expect("kernel cache lock")

@@ -11,6 +11,7 @@ pub mod error;
 pub mod gpu;
 pub mod plan;
 pub mod reference;
+pub mod registry;
 pub mod rmsnorm;
 
 pub use error::KernelError;

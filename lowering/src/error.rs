@@ -36,6 +36,14 @@ pub enum LowerError {
     /// ptxas could not be run or rejected the PTX.
     #[error("ptxas: {0}")]
     Ptxas(String),
+    /// A build without the compiler found no cached PTX for a kernel variant.
+    #[error("kernel `{kernel}`: no cached PTX in `{dir}` and this build has no compiler; compile it on a machine with the `compiler` feature and copy the cache")]
+    NotCached {
+        /// Kernel name.
+        kernel: String,
+        /// The cache directory searched.
+        dir: String,
+    },
     /// The kernel did not verify.
     #[error(transparent)]
     Lang(#[from] tritonite_lang::LangError),

@@ -12,6 +12,7 @@
 //! Steps 1–3 need no LLVM; steps 4–5 sit behind the `compiler` feature.
 
 pub mod axis_info;
+pub mod cache;
 mod emit;
 pub mod error;
 pub mod layout;

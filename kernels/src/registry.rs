@@ -1,0 +1,174 @@
+//! The kernels by name, with their meta-parameters: what the CLI lists and builds.
+
+use tritonite_lang::ir::ParamKind;
+use tritonite_lang::{DType, Kernel};
+
+use crate::error::KernelError;
+use crate::rmsnorm::{self, RmsNormBwdConfig, RmsNormFwdConfig};
+
+/// A meta-parameter a kernel can be built with.
+#[derive(Clone, Copy, Debug)]
+pub struct MetaParam {
+    /// Its name on the command line (`--set NAME=VALUE`).
+    pub name: &'static str,
+    /// What it means.
+    pub doc: &'static str,
+}
+
+/// A kernel the registry can build.
+#[derive(Clone, Copy, Debug)]
+pub struct KernelInfo {
+    /// Its name on the command line.
+    pub name: &'static str,
+    /// One line on what it computes.
+    pub about: &'static str,
+    /// Its meta-parameters (`num_warps` is accepted by every kernel).
+    pub meta: &'static [MetaParam],
+}
+
+const BLOCK: MetaParam = MetaParam {
+    name: "BLOCK_SIZE",
+    doc: "columns per step, a power of two (default: N rounded up to a power of two, at most 4096)",
+};
+const WEIGHT: MetaParam = MetaParam {
+    name: "WEIGHT",
+    doc: "1 to multiply by a weight vector, 0 for none (default 1)",
+};
+const WARPS: MetaParam = MetaParam {
+    name: "num_warps",
+    doc: "warps per program (default: BLOCK_SIZE / 256, between 1 and 16)",
+};
+
+/// Every kernel the registry knows.
+pub const KERNELS: &[KernelInfo] = &[
+    KernelInfo {
+        name: "rmsnorm-fwd",
+        about: "RMSNorm forward: y = x · rstd · w, rstd = 1/sqrt(mean(x²) + eps)",
+        meta: &[BLOCK, WEIGHT, WARPS],
+    },
+    KernelInfo {
+        name: "rmsnorm-bwd",
+        about: "RMSNorm backward: dx, and per-program dw partials",
+        meta: &[BLOCK, WEIGHT, WARPS],
+    },
+    KernelInfo {
+        name: "rmsnorm-dw-reduce",
+        about: "RMSNorm backward, second stage: dw = Σ partials",
+        meta: &[BLOCK, WARPS],
+    },
+];
+
+/// A kernel built from the registry, with the warps to compile it for.
+pub struct Built {
+    /// The kernel.
+    pub kernel: Kernel,
+    /// Warps per program.
+    pub num_warps: u32,
+}
+
+/// Builds kernel `name` for rows of `n` elements of `dtype`, with `settings` overriding defaults.
+pub fn build(
+    name: &str,
+    dtype: DType,
+    n: usize,
+    settings: &[(String, i64)],
+) -> Result<Built, KernelError> {
+    let info = KERNELS
+        .iter()
+        .find(|k| k.name == name)
+        .ok_or_else(|| KernelError::BadArgument {
+            arg: "kernel",
+            expected: format!(
+                "one of {}",
+                KERNELS
+                    .iter()
+                    .map(|k| k.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            got: name.to_string(),
+        })?;
+    for (key, _) in settings {
+        if !info.meta.iter().any(|m| m.name == key) {
+            return Err(KernelError::BadArgument {
+                arg: "set",
+                expected: format!(
+                    "one of {} for {name}",
+                    info.meta
+                        .iter()
+                        .map(|m| m.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                got: key.clone(),
+            });
+        }
+    }
+    let get = |key: &str| {
+        settings
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| *v)
+    };
+    let default_block = n.next_power_of_two().clamp(16, 4096) as i64;
+    let block = get("BLOCK_SIZE").unwrap_or(if name == "rmsnorm-dw-reduce" {
+        rmsnorm::DW_REDUCE_BLOCK as i64
+    } else {
+        default_block
+    });
+    if block <= 0 || !(block as u64).is_power_of_two() || block > 1 << 16 {
+        return Err(KernelError::BadArgument {
+            arg: "BLOCK_SIZE",
+            expected: "a power of two ≤ 65536".into(),
+            got: block.to_string(),
+        });
+    }
+    let block = block as usize;
+    let num_warps = get("num_warps").unwrap_or((block as i64 / 256).clamp(1, 16));
+    if num_warps <= 0 || !(num_warps as u64).is_power_of_two() || num_warps > 32 {
+        return Err(KernelError::BadArgument {
+            arg: "num_warps",
+            expected: "a power of two ≤ 32".into(),
+            got: num_warps.to_string(),
+        });
+    }
+    let weight = match get("WEIGHT").unwrap_or(1) {
+        0 => None,
+        1 => Some(dtype),
+        other => {
+            return Err(KernelError::BadArgument {
+                arg: "WEIGHT",
+                expected: "0 or 1".into(),
+                got: other.to_string(),
+            })
+        }
+    };
+    let kernel = match name {
+        "rmsnorm-fwd" => rmsnorm::forward(&RmsNormFwdConfig::new(dtype, weight, n, block))?,
+        "rmsnorm-bwd" => rmsnorm::backward(&RmsNormBwdConfig::new(dtype, weight, n, block))?,
+        _ => rmsnorm::dw_reduce(dtype, block)?,
+    };
+    Ok(Built {
+        kernel,
+        num_warps: num_warps as u32,
+    })
+}
+
+/// The arguments a launch on contiguous rows of `n` elements has 16-aligned: every pointer (device
+/// allocations are aligned) and, when `n` is a multiple of 16, the integer `n` and strides.
+pub fn aligned_args(kernel: &Kernel, n: usize) -> Vec<usize> {
+    kernel
+        .params
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| match p.kind {
+            ParamKind::Ptr(_) | ParamKind::MutPtr(_) => true,
+            ParamKind::Scalar(d) if d.is_int() => {
+                n % 16 == 0 && (p.name == "n" || p.name.starts_with("stride"))
+            }
+            ParamKind::Scalar(_) => false,
+        })
+        .map(|(i, _)| i)
+        .collect()
+}

@@ -1,0 +1,174 @@
+//! The on-disk kernel cache: compile once, reuse forever.
+//!
+//! A variant's identity is its key text — the kernel's IR, the compile options (with the alignment
+//! facts and the target) and the toolchain (this crate's version, LLVM 22) — hashed into the file
+//! name. An entry stores the full key and a checksum of its PTX; an entry whose key or checksum does
+//! not match is a miss, never trusted. Writes go to a temporary file renamed into place, so
+//! concurrent processes never see half an entry.
+//!
+//! The directory is `$TRITONITE_CACHE_DIR`, else `$XDG_CACHE_HOME/tritonite`, else
+//! `~/.cache/tritonite`; entries live under `kernels/`. A build without the `compiler` feature runs
+//! from entries alone.
+
+use std::path::{Path, PathBuf};
+
+use tritonite_lang::Kernel;
+
+use crate::{CompileOptions, Compiled};
+
+const MAGIC: &str = "tritonite-kernel-cache 1";
+
+/// A stable 64-bit FNV-1a hash (std's hasher may change between Rust releases).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ *b as u64).wrapping_mul(0x100000001b3)
+    })
+}
+
+/// The cache's root directory.
+pub fn cache_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("TRITONITE_CACHE_DIR") {
+        return Some(PathBuf::from(d));
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+        return Some(PathBuf::from(d).join("tritonite"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("tritonite"))
+}
+
+/// Everything that changes the compiled code of a variant.
+pub fn key(kernel: &Kernel, opts: &CompileOptions) -> String {
+    format!(
+        "tritonite-lowering {} / llvm 22\n{opts:?}\n{kernel}",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+fn entry_path(dir: &Path, key: &str) -> PathBuf {
+    dir.join("kernels")
+        .join(format!("{:016x}.entry", fnv1a(key.as_bytes())))
+}
+
+/// The cached PTX for `key` in `dir`, if a valid entry exists.
+pub fn load(dir: &Path, key: &str) -> Option<String> {
+    let text = std::fs::read_to_string(entry_path(dir, key)).ok()?;
+    let rest = text.strip_prefix(MAGIC)?.strip_prefix('\n')?;
+    let (len_line, rest) = rest.split_once('\n')?;
+    let key_len: usize = len_line.strip_prefix("key ")?.parse().ok()?;
+    if rest.len() < key_len || rest.get(..key_len)? != key {
+        return None;
+    }
+    let rest = rest[key_len..].strip_prefix('\n')?;
+    let (ptx_line, ptx) = rest.split_once('\n')?;
+    let mut parts = ptx_line.strip_prefix("ptx ")?.split(' ');
+    let (len, sum): (usize, u64) = (
+        parts.next()?.parse().ok()?,
+        u64::from_str_radix(parts.next()?, 16).ok()?,
+    );
+    (ptx.len() == len && fnv1a(ptx.as_bytes()) == sum).then(|| ptx.to_string())
+}
+
+/// Stores `ptx` for `key` in `dir` atomically; failures (read-only dir, full disk) are returned
+/// for the caller to report, and leave no partial entry.
+pub fn store(dir: &Path, key: &str, ptx: &str) -> std::io::Result<()> {
+    let path = entry_path(dir, key);
+    let parent = path.parent().expect("entries live in a folder");
+    std::fs::create_dir_all(parent)?;
+    let tmp = parent.join(format!(
+        ".{}.{}.tmp",
+        std::process::id(),
+        fnv1a(ptx.as_bytes())
+    ));
+    let body = format!(
+        "{MAGIC}\nkey {}\n{key}\nptx {} {:016x}\n{ptx}",
+        key.len(),
+        ptx.len(),
+        fnv1a(ptx.as_bytes())
+    );
+    std::fs::write(&tmp, body)?;
+    std::fs::rename(&tmp, &path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+/// Where a compiled kernel came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// Read from the disk cache.
+    Cache,
+    /// Compiled now (and stored, when the cache is writable).
+    Compiled,
+}
+
+/// The PTX of `kernel` from the cache, or compiled and stored. Without the `compiler` feature a
+/// miss is an error.
+pub fn compile_cached(
+    kernel: &Kernel,
+    opts: &CompileOptions,
+) -> Result<(Compiled, Source), crate::LowerError> {
+    let key = key(kernel, opts);
+    let dir = cache_dir();
+    let threads = opts.num_warps * 32;
+    if let Some(ptx) = dir.as_deref().and_then(|d| load(d, &key)) {
+        return Ok((
+            Compiled {
+                name: kernel.name.clone(),
+                mlir: String::new(),
+                ptx,
+                threads,
+            },
+            Source::Cache,
+        ));
+    }
+    #[cfg(feature = "compiler")]
+    {
+        let compiled = crate::compile(kernel, opts)?;
+        if let Some(d) = dir {
+            if let Err(e) = store(&d, &key, &compiled.ptx) {
+                eprintln!("tritonite: warning: kernel cache {} is not writable ({e}); continuing without it", d.display());
+            }
+        }
+        Ok((compiled, Source::Compiled))
+    }
+    #[cfg(not(feature = "compiler"))]
+    Err(crate::LowerError::NotCached {
+        kernel: kernel.name.clone(),
+        dir: dir.map(|d| d.display().to_string()).unwrap_or_default(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmpdir(tag: &str) -> PathBuf {
+        let d =
+            std::env::temp_dir().join(format!("tritonite-cache-test-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn round_trip_and_corruption() {
+        let dir = tmpdir("rt");
+        let key = "kernel k\nopts";
+        assert_eq!(load(&dir, key), None);
+        store(&dir, key, ".version 8.0\n.entry k {}\n").unwrap();
+        assert_eq!(
+            load(&dir, key).as_deref(),
+            Some(".version 8.0\n.entry k {}\n")
+        );
+        assert_eq!(load(&dir, "another key"), None);
+        // Flip one byte of the PTX: the checksum no longer matches.
+        let path = entry_path(&dir, key);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 3;
+        bytes[last] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(load(&dir, key), None);
+        // Truncated or foreign files are misses too.
+        std::fs::write(&path, "garbage").unwrap();
+        assert_eq!(load(&dir, key), None);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
