@@ -37,16 +37,8 @@ fn main() -> anyhow::Result<()> {
     )?;
     for i in 0..n {
         let want = i as f64 * 0.5 + 2.0;
-        anyhow::ensure!(
-            out.get(i) == want,
-            "out[{i}] = {} but expected {want}",
-            out.get(i)
-        );
+        anyhow::ensure!(out.get(i) == want, "out[{i}] = {} but expected {want}", out.get(i));
     }
-    println!(
-        "interpreter: all {n} elements match; out[{}] = {}",
-        n - 1,
-        out.get(n - 1)
-    );
+    println!("interpreter: all {n} elements match; out[{}] = {}", n - 1, out.get(n - 1));
     Ok(())
 }

@@ -1,16 +1,27 @@
 #!/usr/bin/env bash
-# Builds the GPU test payload here (the GPU machine has no Rust or LLVM): the GPU test binary,
-# stripped and xz-compressed, into .device/ (git-ignored). Then run it there with
-#   device run: bash scripts/device-run.sh      (carry: .device)
+# Builds a GPU payload here (the GPU machine has no Rust or LLVM) into .device/ (git-ignored):
+#   suite (default): the GPU test binary          -> run there: bash scripts/device-run.sh
+#   cli:             the tritonite CLI + peers.py  -> run there: bash scripts/device-bench.sh
+# Each is stripped and xz-compressed (~31 MB); send one per call (carry: .device).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mkdir -p .device
-exe=$(cargo test --release --test gpu_rmsnorm --no-run --message-format=json 2>/dev/null \
-      | python3 -c 'import json,sys
+what="${1:-suite}"
+rm -rf .device && mkdir -p .device
+case "$what" in
+  suite)
+    exe=$(cargo test --release --test gpu_rmsnorm --no-run --message-format=json 2>/dev/null \
+          | python3 -c 'import json,sys
 for l in sys.stdin:
     m=json.loads(l)
     if m.get("executable") and m.get("target",{}).get("name")=="gpu_rmsnorm": print(m["executable"])')
-[ -n "$exe" ] || { echo "device-build: test binary not found" >&2; exit 1; }
-strip -o .device/gpu_rmsnorm "$exe"
-xz -6 -f -T2 .device/gpu_rmsnorm
+    [ -n "$exe" ] || { echo "device-build: test binary not found" >&2; exit 1; }
+    strip -o .device/gpu_rmsnorm "$exe"
+    xz -6 -f -T2 .device/gpu_rmsnorm ;;
+  cli)
+    cargo build --release --bin tritonite
+    strip -o .device/tritonite "${CARGO_TARGET_DIR:-target}/release/tritonite"
+    xz -6 -f -T2 .device/tritonite
+    cp ../shared/anchors/peers.py .device/peers.py ;;
+  *) echo "usage: $0 [suite|cli]" >&2; exit 2 ;;
+esac
 ls -la .device

@@ -1,5 +1,7 @@
 //! The `tritonite` command line.
 
+mod bench;
+
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use tritonite::kernels::gpu::GpuExecutor;
@@ -9,11 +11,7 @@ use tritonite::lowering::{self, CompileOptions};
 use tritonite::runtime::{Device, DeviceBuffer};
 
 #[derive(Parser)]
-#[command(
-    name = "tritonite",
-    version,
-    about = "A Triton-style block kernel language for Rust"
-)]
+#[command(name = "tritonite", version, about = "A Triton-style block kernel language for Rust")]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -23,6 +21,12 @@ struct Cli {
 enum Command {
     /// Run RMSNorm on a sample shape and check it against the fp64 reference (the default).
     Demo(DemoArgs),
+    /// Time RMSNorm forward and backward on the GPU next to a device-to-device copy.
+    Bench {
+        /// Shapes as MxN:dtype, comma-separated (default: the shapes of the peer table).
+        #[arg(long, default_value = bench::PEER_SHAPES)]
+        shapes: String,
+    },
     /// Build a kernel and print one stage of its compilation.
     #[command(after_help = kernels_help())]
     Compile(CompileArgs),
@@ -71,13 +75,8 @@ struct CompileArgs {
 }
 
 fn parse_setting(s: &str) -> Result<(String, i64), String> {
-    let (k, v) = s
-        .split_once('=')
-        .ok_or_else(|| format!("expected NAME=VALUE, got {s:?}"))?;
-    let v = v
-        .trim()
-        .parse::<i64>()
-        .map_err(|e| format!("{k}: {v:?} is not an integer ({e})"))?;
+    let (k, v) = s.split_once('=').ok_or_else(|| format!("expected NAME=VALUE, got {s:?}"))?;
+    let v = v.trim().parse::<i64>().map_err(|e| format!("{k}: {v:?} is not an integer ({e})"))?;
     Ok((k.trim().to_string(), v))
 }
 
@@ -99,12 +98,7 @@ struct DemoArgs {
 
 impl Default for DemoArgs {
     fn default() -> Self {
-        DemoArgs {
-            m: 64,
-            n: 1000,
-            dtype: "bf16".into(),
-            block_size: 1024,
-        }
+        DemoArgs { m: 64, n: 1000, dtype: "bf16".into(), block_size: 1024 }
     }
 }
 
@@ -113,6 +107,7 @@ fn main() -> Result<()> {
     match cli.command.unwrap_or(Command::Demo(DemoArgs::default())) {
         Command::Demo(args) => demo(&args),
         Command::Compile(args) => compile(&args),
+        Command::Bench { shapes } => bench::run(&shapes),
     }
 }
 
@@ -121,10 +116,7 @@ fn compile(args: &CompileArgs) -> Result<()> {
     let built = registry::build(&args.kernel, dtype, args.n, &args.set)?;
     let opts = CompileOptions {
         num_warps: built.num_warps,
-        target: lowering::Target {
-            chip: args.chip.clone(),
-            ..Default::default()
-        },
+        target: lowering::Target { chip: args.chip.clone(), ..Default::default() },
         divisible_by_16: registry::aligned_args(&built.kernel, args.n),
     };
     match args.emit {
@@ -147,9 +139,7 @@ fn sample(len: usize, seed: u64) -> Vec<f64> {
     let mut s = seed;
     (0..len)
         .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             ((s >> 11) as f64 / (1u64 << 53) as f64) * 4.0 - 2.0
         })
         .collect()
@@ -160,10 +150,7 @@ fn demo(args: &DemoArgs) -> Result<()> {
     let (m, n, eps) = (args.m, args.n, 1e-6f32);
     let cfg = rmsnorm::RmsNormFwdConfig::new(dtype, Some(dtype), n, args.block_size);
     let kernel = rmsnorm::forward(&cfg).context("building the RMSNorm forward kernel")?;
-    println!(
-        "RMSNorm forward, {m}x{n} {dtype}, BLOCK_SIZE={}: the block IR\n",
-        args.block_size
-    );
+    println!("RMSNorm forward, {m}x{n} {dtype}, BLOCK_SIZE={}: the block IR\n", args.block_size);
     println!("{kernel}");
 
     let x = Buffer::from_f64(dtype, &sample(m * n, 1));
@@ -172,21 +159,13 @@ fn demo(args: &DemoArgs) -> Result<()> {
     let dy = Buffer::from_f64(dtype, &sample(m * n, 3));
     match Device::open(0) {
         Ok(device) => return demo_gpu(device, args, dtype, &x, &w, &dy),
-        Err(e) => println!(
-            "No GPU here ({e}): showing the PTX and checking on the CPU interpreter instead.\n"
-        ),
+        Err(e) => println!("No GPU here ({e}): showing the PTX and checking on the CPU interpreter instead.\n"),
     }
-    let opts = CompileOptions {
-        num_warps: 4,
-        divisible_by_16: registry::aligned_args(&kernel, n),
-        ..Default::default()
-    };
+    let opts =
+        CompileOptions { num_warps: 4, divisible_by_16: registry::aligned_args(&kernel, n), ..Default::default() };
     let ptx = lowering::compile(&kernel, &opts)?.ptx;
     let lines: Vec<&str> = ptx.lines().collect();
-    println!(
-        "PTX for sm_90 ({} lines; `tritonite compile rmsnorm-fwd --emit ptx` prints it all):",
-        lines.len()
-    );
+    println!("PTX for sm_90 ({} lines; `tritonite compile rmsnorm-fwd --emit ptx` prints it all):", lines.len());
     for l in lines.iter().take(40) {
         println!("  {l}");
     }
@@ -197,20 +176,12 @@ fn demo(args: &DemoArgs) -> Result<()> {
     let elapsed = start.elapsed();
     let (xf, wf) = (x.to_f64(), w.to_f64());
     let (y_ref, _) = reference::rms_norm_forward(&xf, Some(&wf), m, n, eps as f64);
-    let (dx_ref, dw_ref) =
-        reference::rms_norm_backward(&xf, Some(&wf), &dy.to_f64(), m, n, eps as f64);
+    let (dx_ref, dw_ref) = reference::rms_norm_backward(&xf, Some(&wf), &dy.to_f64(), m, n, eps as f64);
     let dw = dw.context("backward with a weight returns dw")?;
     let tol = if dtype == DType::F32 { 1e-5 } else { 1e-2 };
     let mut ok = true;
-    println!(
-        "interpreter: fwd + bwd in {:.1} ms",
-        elapsed.as_secs_f64() * 1e3
-    );
-    for (name, got, want) in [
-        ("y", y.to_f64(), y_ref),
-        ("dx", dx.to_f64(), dx_ref),
-        ("dw", dw.to_f64(), dw_ref),
-    ] {
+    println!("interpreter: fwd + bwd in {:.1} ms", elapsed.as_secs_f64() * 1e3);
+    for (name, got, want) in [("y", y.to_f64(), y_ref), ("dx", dx.to_f64(), dx_ref), ("dw", dw.to_f64(), dw_ref)] {
         let err = reference::rel_error(&got, &want);
         let pass = err <= tol;
         ok &= pass;
@@ -230,40 +201,25 @@ fn fwd_bytes(m: usize, n: usize, d: DType) -> f64 {
     ((2 * m * n + n) * d.size_bytes()) as f64
 }
 
-fn demo_gpu(
-    device: Device,
-    args: &DemoArgs,
-    dtype: DType,
-    x: &Buffer,
-    w: &Buffer,
-    dy: &Buffer,
-) -> Result<()> {
+fn demo_gpu(device: Device, args: &DemoArgs, dtype: DType, x: &Buffer, w: &Buffer, dy: &Buffer) -> Result<()> {
     let (m, n, eps, block) = (args.m, args.n, 1e-6f32, args.block_size);
     let warps = (block / 256).clamp(1, 16) as u32;
     println!("GPU: {}", device.name()?);
     let gpu = GpuExecutor::new(device)?;
     let dev = gpu.device();
-    let (xd, wd, dyd) = (
-        DeviceBuffer::upload(dev, x)?,
-        DeviceBuffer::upload(dev, w)?,
-        DeviceBuffer::upload(dev, dy)?,
-    );
+    let (xd, wd, dyd) = (DeviceBuffer::upload(dev, x)?, DeviceBuffer::upload(dev, w)?, DeviceBuffer::upload(dev, dy)?);
     let (y, rstd) = gpu.rms_norm_forward(&xd, Some(&wd), m, n, eps, block, warps)?;
     let programs = 2 * dev.sm_count()? as usize;
-    let (dx, dwd) =
-        gpu.rms_norm_backward(&xd, Some(&wd), &dyd, &rstd, m, n, block, warps, programs)?;
+    let (dx, dwd) = gpu.rms_norm_backward(&xd, Some(&wd), &dyd, &rstd, m, n, block, warps, programs)?;
     let (xf, wf) = (x.to_f64(), w.to_f64());
     let (y_ref, _) = reference::rms_norm_forward(&xf, Some(&wf), m, n, eps as f64);
-    let (dx_ref, dw_ref) =
-        reference::rms_norm_backward(&xf, Some(&wf), &dy.to_f64(), m, n, eps as f64);
+    let (dx_ref, dw_ref) = reference::rms_norm_backward(&xf, Some(&wf), &dy.to_f64(), m, n, eps as f64);
     let dw = dwd.context("backward with a weight returns dw")?;
     let tol = if dtype == DType::F32 { 1e-5 } else { 1e-2 };
     let mut ok = true;
-    for (name, got, want) in [
-        ("y", y.download(dev)?, y_ref),
-        ("dx", dx.download(dev)?, dx_ref),
-        ("dw", dw.download(dev)?, dw_ref),
-    ] {
+    for (name, got, want) in
+        [("y", y.download(dev)?, y_ref), ("dx", dx.download(dev)?, dx_ref), ("dw", dw.download(dev)?, dw_ref)]
+    {
         let err = reference::rel_error(&got.to_f64(), &want);
         ok &= err <= tol;
         println!(
@@ -272,12 +228,10 @@ fn demo_gpu(
         );
     }
     let mut times = dev.time_ms(10, 50, || {
-        gpu.rms_norm_forward(&xd, Some(&wd), m, n, eps, block, warps)
-            .map(|_| ())
-            .map_err(|e| match e {
-                tritonite::kernels::KernelError::Runtime(r) => r,
-                other => tritonite::runtime::RuntimeError::Buffer(other.to_string()),
-            })
+        gpu.rms_norm_forward(&xd, Some(&wd), m, n, eps, block, warps).map(|_| ()).map_err(|e| match e {
+            tritonite::kernels::KernelError::Runtime(r) => r,
+            other => tritonite::runtime::RuntimeError::Buffer(other.to_string()),
+        })
     })?;
     times.sort_by(f32::total_cmp);
     let median = times[times.len() / 2] as f64;

@@ -72,28 +72,12 @@ fn cases() -> Vec<Case> {
         (40, 12345, 4096, 8),
     ];
     if quick() {
-        shapes = vec![
-            (3, 7, 16, 1),
-            (33, 1000, 1024, 4),
-            (9, 4096, 4096, 8),
-            (5, 5000, 1024, 4),
-            (4, 64, 32, 4),
-        ];
+        shapes = vec![(3, 7, 16, 1), (33, 1000, 1024, 4), (9, 4096, 4096, 8), (5, 5000, 1024, 4), (4, 64, 32, 4)];
     }
     let mut out = vec![];
     for (i, (m, n, block, warps)) in shapes.into_iter().enumerate() {
-        for (j, dtype) in [DType::F32, DType::F16, DType::BF16]
-            .into_iter()
-            .enumerate()
-        {
-            out.push(Case {
-                m,
-                n,
-                dtype,
-                weight: (i + j) % 3 != 0,
-                block,
-                warps,
-            });
+        for (j, dtype) in [DType::F32, DType::F16, DType::BF16].into_iter().enumerate() {
+            out.push(Case { m, n, dtype, weight: (i + j) % 3 != 0, block, warps });
         }
     }
     out
@@ -112,59 +96,22 @@ fn rmsnorm_forward_and_backward_match_fp64() {
         let w = c.weight.then(|| {
             Buffer::from_f64(
                 c.dtype,
-                &random(DType::F32, c.n, seed + 2)
-                    .to_f64()
-                    .iter()
-                    .map(|v| 1.0 + 0.25 * v)
-                    .collect::<Vec<_>>(),
+                &random(DType::F32, c.n, seed + 2).to_f64().iter().map(|v| 1.0 + 0.25 * v).collect::<Vec<_>>(),
             )
         });
-        let (xd, dyd) = (
-            DeviceBuffer::upload(dev, &x).unwrap(),
-            DeviceBuffer::upload(dev, &dy).unwrap(),
-        );
+        let (xd, dyd) = (DeviceBuffer::upload(dev, &x).unwrap(), DeviceBuffer::upload(dev, &dy).unwrap());
         let wd = w.as_ref().map(|w| DeviceBuffer::upload(dev, w).unwrap());
-        let (y, rstd) = gpu
-            .rms_norm_forward(&xd, wd.as_ref(), c.m, c.n, eps, c.block, c.warps)
-            .unwrap();
+        let (y, rstd) = gpu.rms_norm_forward(&xd, wd.as_ref(), c.m, c.n, eps, c.block, c.warps).unwrap();
         let programs = 132 * 2;
-        let (dx, dw) = gpu
-            .rms_norm_backward(
-                &xd,
-                wd.as_ref(),
-                &dyd,
-                &rstd,
-                c.m,
-                c.n,
-                c.block,
-                c.warps,
-                programs,
-            )
-            .unwrap();
+        let (dx, dw) =
+            gpu.rms_norm_backward(&xd, wd.as_ref(), &dyd, &rstd, c.m, c.n, c.block, c.warps, programs).unwrap();
         let (xf, wf) = (x.to_f64(), w.as_ref().map(Buffer::to_f64));
-        let (y_ref, rstd_ref) =
-            reference::rms_norm_forward(&xf, wf.as_deref(), c.m, c.n, eps as f64);
-        let (dx_ref, dw_ref) =
-            reference::rms_norm_backward(&xf, wf.as_deref(), &dy.to_f64(), c.m, c.n, eps as f64);
-        let dx_scale = reference::rms_norm_backward_scale(
-            &xf,
-            wf.as_deref(),
-            &dy.to_f64(),
-            c.m,
-            c.n,
-            eps as f64,
-        );
+        let (y_ref, rstd_ref) = reference::rms_norm_forward(&xf, wf.as_deref(), c.m, c.n, eps as f64);
+        let (dx_ref, dw_ref) = reference::rms_norm_backward(&xf, wf.as_deref(), &dy.to_f64(), c.m, c.n, eps as f64);
+        let dx_scale = reference::rms_norm_backward_scale(&xf, wf.as_deref(), &dy.to_f64(), c.m, c.n, eps as f64);
         let mut checks = vec![
-            (
-                "y",
-                reference::rel_error(&y.download(dev).unwrap().to_f64(), &y_ref),
-                tolerance(c.dtype),
-            ),
-            (
-                "rstd",
-                reference::rel_error(&rstd.download(dev).unwrap().to_f64(), &rstd_ref),
-                1e-5,
-            ),
+            ("y", reference::rel_error(&y.download(dev).unwrap().to_f64(), &y_ref), tolerance(c.dtype)),
+            ("rstd", reference::rel_error(&rstd.download(dev).unwrap().to_f64(), &rstd_ref), 1e-5),
             (
                 "dx",
                 reference::rel_error_scaled(&dx.download(dev).unwrap().to_f64(), &dx_ref, dx_scale),
@@ -172,16 +119,9 @@ fn rmsnorm_forward_and_backward_match_fp64() {
             ),
         ];
         if let Some(dw) = dw {
-            checks.push((
-                "dw",
-                reference::rel_error(&dw.download(dev).unwrap().to_f64(), &dw_ref),
-                tolerance(c.dtype),
-            ));
+            checks.push(("dw", reference::rel_error(&dw.download(dev).unwrap().to_f64(), &dw_ref), tolerance(c.dtype)));
         }
-        let line: Vec<String> = checks
-            .iter()
-            .map(|(n, e, _)| format!("{n} {e:.1e}"))
-            .collect();
+        let line: Vec<String> = checks.iter().map(|(n, e, _)| format!("{n} {e:.1e}")).collect();
         let ok = checks.iter().all(|(_, e, tol)| *e <= *tol);
         println!(
             "{} {:>6}x{:<6} {:>4} w={} BLOCK={:<5} warps={:<2}: {}",
@@ -208,12 +148,7 @@ fn rmsnorm_forward_and_backward_match_fp64() {
         }
     }
     println!("compiled {} kernel variants", gpu.compile_count());
-    assert!(
-        failures.is_empty(),
-        "{} cases failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} cases failed:\n{}", failures.len(), failures.join("\n"));
 }
 
 #[test]
@@ -225,21 +160,13 @@ fn rmsnorm_is_deterministic_on_the_gpu() {
     let dy = DeviceBuffer::upload(dev, &random(d, m * n, 6)).unwrap();
     let w = DeviceBuffer::upload(dev, &random(d, n, 7)).unwrap();
     let run = || {
-        let (y, rstd) = gpu
-            .rms_norm_forward(&x, Some(&w), m, n, 1e-6, 1024, 4)
-            .unwrap();
-        let (dx, dw) = gpu
-            .rms_norm_backward(&x, Some(&w), &dy, &rstd, m, n, 1024, 4, 264)
-            .unwrap();
+        let (y, rstd) = gpu.rms_norm_forward(&x, Some(&w), m, n, 1e-6, 1024, 4).unwrap();
+        let (dx, dw) = gpu.rms_norm_backward(&x, Some(&w), &dy, &rstd, m, n, 1024, 4, 264).unwrap();
         [y, rstd, dx, dw.unwrap()].map(|b| b.download(dev).unwrap())
     };
     let (a, b) = (run(), run());
     for (i, (p, q)) in a.iter().zip(&b).enumerate() {
-        let same = p
-            .to_f64()
-            .iter()
-            .zip(q.to_f64())
-            .all(|(u, v)| u.to_bits() == v.to_bits());
+        let same = p.to_f64().iter().zip(q.to_f64()).all(|(u, v)| u.to_bits() == v.to_bits());
         assert!(same, "output {i} differs between two identical runs");
     }
     println!("ok: forward and backward bit-identical across runs");
@@ -251,19 +178,9 @@ fn zero_rows_launch_nothing_and_dw_is_zero() {
     let dev = gpu.device();
     let x = DeviceBuffer::upload(dev, &Buffer::filled(DType::F32, 0, 0.0)).unwrap();
     let w = DeviceBuffer::upload(dev, &random(DType::F32, 64, 1)).unwrap();
-    let (y, rstd) = gpu
-        .rms_norm_forward(&x, Some(&w), 0, 64, 1e-6, 64, 2)
-        .unwrap();
+    let (y, rstd) = gpu.rms_norm_forward(&x, Some(&w), 0, 64, 1e-6, 64, 2).unwrap();
     assert!(y.is_empty() && rstd.is_empty());
-    let (dx, dw) = gpu
-        .rms_norm_backward(&x, Some(&w), &x, &rstd, 0, 64, 64, 2, 8)
-        .unwrap();
+    let (dx, dw) = gpu.rms_norm_backward(&x, Some(&w), &x, &rstd, 0, 64, 64, 2, 8).unwrap();
     assert!(dx.is_empty());
-    assert!(dw
-        .unwrap()
-        .download(dev)
-        .unwrap()
-        .to_f64()
-        .iter()
-        .all(|v| *v == 0.0));
+    assert!(dw.unwrap().download(dev).unwrap().to_f64().iter().all(|v| *v == 0.0));
 }

@@ -11,12 +11,16 @@ use crate::rmsnorm;
 
 /// Runs `plan` with the caller's `inputs` (by name); returns its outputs by name. Outputs start
 /// poisoned with NaN, so an element no launch wrote shows up in any comparison.
-pub fn execute(
-    plan: &Plan,
-    inputs: &[(&'static str, &Buffer)],
-) -> Result<HashMap<&'static str, Buffer>, KernelError> {
+pub fn execute(plan: &Plan, inputs: &[(&'static str, &Buffer)]) -> Result<HashMap<&'static str, Buffer>, KernelError> {
     for (name, b) in inputs {
-        plan.check_input(name, b.dtype(), b.len())?;
+        if plan.decl(name).is_some_and(|d| d.role != Role::Input) {
+            return Err(KernelError::BadArgument {
+                arg: name,
+                expected: "an input".into(),
+                got: "an output buffer".into(),
+            });
+        }
+        plan.check_given(name, b.dtype(), b.len())?;
     }
     let mut owned: HashMap<&'static str, Buffer> = HashMap::new();
     for d in &plan.buffers {
@@ -45,19 +49,14 @@ pub fn execute(
             }
         }
         {
-            let mut by_name: HashMap<&str, &mut Buffer> =
-                taken.iter_mut().map(|(n, b)| (*n, b)).collect();
+            let mut by_name: HashMap<&str, &mut Buffer> = taken.iter_mut().map(|(n, b)| (*n, b)).collect();
             let mut args: Vec<Arg<'_>> = Vec::with_capacity(launch.args.len());
             for a in &launch.args {
                 args.push(match a {
                     PlanArg::Buffer(name) => match by_name.remove(name) {
                         Some(b) => Arg::Out(b),
                         None => Arg::In(
-                            inputs
-                                .iter()
-                                .find(|(n, _)| n == name)
-                                .map(|(_, b)| *b)
-                                .expect("inputs were checked above"),
+                            inputs.iter().find(|(n, _)| n == name).map(|(_, b)| *b).expect("inputs were checked above"),
                         ),
                     },
                     PlanArg::I32(v) => Arg::Scalar(Lit::Int(*v as i64)),
@@ -69,12 +68,9 @@ pub fn execute(
         }
         owned.extend(taken);
     }
-    plan.buffers
-        .iter()
-        .filter(|d| d.role == Role::Scratch)
-        .for_each(|d| {
-            owned.remove(d.name);
-        });
+    plan.buffers.iter().filter(|d| d.role == Role::Scratch).for_each(|d| {
+        owned.remove(d.name);
+    });
     Ok(owned)
 }
 
@@ -111,15 +107,7 @@ pub fn rms_norm_backward(
     block_size: usize,
     programs: usize,
 ) -> Result<(Buffer, Option<Buffer>), KernelError> {
-    let plan = rmsnorm::backward_plan(
-        x.dtype(),
-        w.map(Buffer::dtype),
-        m,
-        n,
-        block_size,
-        4,
-        programs,
-    )?;
+    let plan = rmsnorm::backward_plan(x.dtype(), w.map(Buffer::dtype), m, n, block_size, 4, programs)?;
     let mut inputs = vec![("x", x), ("dy", dy), ("rstd", rstd)];
     inputs.extend(w.map(|w| ("w", w)));
     let mut out = execute(&plan, &inputs)?;

@@ -67,12 +67,7 @@ pub struct Plan {
 impl Plan {
     /// Declares a buffer.
     pub fn buffer(&mut self, name: &'static str, dtype: DType, len: usize, role: Role) {
-        self.buffers.push(BufferDecl {
-            name,
-            dtype,
-            len,
-            role,
-        });
+        self.buffers.push(BufferDecl { name, dtype, len, role });
     }
 
     /// The declaration of buffer `name`.
@@ -80,21 +75,14 @@ impl Plan {
         self.buffers.iter().find(|b| b.name == name)
     }
 
-    /// Checks a caller's input against its declaration.
-    pub fn check_input(
-        &self,
-        name: &'static str,
-        dtype: DType,
-        len: usize,
-    ) -> Result<(), KernelError> {
-        let decl =
-            self.decl(name)
-                .filter(|d| d.role == Role::Input)
-                .ok_or(KernelError::BadArgument {
-                    arg: name,
-                    expected: "no such input".into(),
-                    got: "a buffer".into(),
-                })?;
+    /// Checks a buffer the caller passes (an input, or an output to write in place) against its
+    /// declaration.
+    pub fn check_given(&self, name: &'static str, dtype: DType, len: usize) -> Result<(), KernelError> {
+        let decl = self.decl(name).ok_or(KernelError::BadArgument {
+            arg: name,
+            expected: "no such buffer in this plan".into(),
+            got: "a buffer".into(),
+        })?;
         if decl.dtype != dtype || decl.len != len {
             return Err(KernelError::BadArgument {
                 arg: name,

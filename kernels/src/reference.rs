@@ -1,13 +1,7 @@
 //! fp64 references the kernels are checked against.
 
 /// RMSNorm forward in f64: returns `(y [m·n], rstd [m])`. `x` is row-major `[m, n]`.
-pub fn rms_norm_forward(
-    x: &[f64],
-    w: Option<&[f64]>,
-    m: usize,
-    n: usize,
-    eps: f64,
-) -> (Vec<f64>, Vec<f64>) {
+pub fn rms_norm_forward(x: &[f64], w: Option<&[f64]>, m: usize, n: usize, eps: f64) -> (Vec<f64>, Vec<f64>) {
     let mut y = vec![0.0; m * n];
     let mut rstd = vec![0.0; m];
     for r in 0..m {
@@ -54,12 +48,7 @@ pub fn rms_norm_backward(
 /// `‖a − b‖ / ‖b‖` (or `‖a‖` when `b` is all zeros); NaN anywhere gives NaN.
 pub fn rel_error(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len(), "rel_error compares equal lengths");
-    let num: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (x - y) * (x - y))
-        .sum::<f64>()
-        .sqrt();
+    let num: f64 = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f64>().sqrt();
     let den: f64 = b.iter().map(|y| y * y).sum::<f64>().sqrt();
     if a.iter().any(|v| v.is_nan()) {
         return f64::NAN;
@@ -73,14 +62,7 @@ pub fn rel_error(a: &[f64], b: &[f64]) -> f64 {
 
 /// The norm of `rstd · w · dy`, the term `dx` is a difference of: the scale against which `dx`'s
 /// error is measured where the difference cancels (e.g. N = 1, where `dx` is nearly zero).
-pub fn rms_norm_backward_scale(
-    x: &[f64],
-    w: Option<&[f64]>,
-    dy: &[f64],
-    m: usize,
-    n: usize,
-    eps: f64,
-) -> f64 {
+pub fn rms_norm_backward_scale(x: &[f64], w: Option<&[f64]>, dy: &[f64], m: usize, n: usize, eps: f64) -> f64 {
     let (_, rstd) = rms_norm_forward(x, w, m, n, eps);
     let mut sum = 0.0;
     for r in 0..m {
@@ -98,12 +80,7 @@ pub fn rel_error_scaled(a: &[f64], b: &[f64], scale: f64) -> f64 {
     if a.iter().any(|v| v.is_nan()) {
         return f64::NAN;
     }
-    let num = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (x - y) * (x - y))
-        .sum::<f64>()
-        .sqrt();
+    let num = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f64>().sqrt();
     let den = b.iter().map(|y| y * y).sum::<f64>().sqrt().max(scale);
     if den == 0.0 {
         num

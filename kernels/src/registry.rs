@@ -30,14 +30,9 @@ const BLOCK: MetaParam = MetaParam {
     name: "BLOCK_SIZE",
     doc: "columns per step, a power of two (default: N rounded up to a power of two, at most 4096)",
 };
-const WEIGHT: MetaParam = MetaParam {
-    name: "WEIGHT",
-    doc: "1 to multiply by a weight vector, 0 for none (default 1)",
-};
-const WARPS: MetaParam = MetaParam {
-    name: "num_warps",
-    doc: "warps per program (default: BLOCK_SIZE / 256, between 1 and 16)",
-};
+const WEIGHT: MetaParam = MetaParam { name: "WEIGHT", doc: "1 to multiply by a weight vector, 0 for none (default 1)" };
+const WARPS: MetaParam =
+    MetaParam { name: "num_warps", doc: "warps per program (default: BLOCK_SIZE / 256, between 1 and 16)" };
 
 /// Every kernel the registry knows.
 pub const KERNELS: &[KernelInfo] = &[
@@ -67,50 +62,25 @@ pub struct Built {
 }
 
 /// Builds kernel `name` for rows of `n` elements of `dtype`, with `settings` overriding defaults.
-pub fn build(
-    name: &str,
-    dtype: DType,
-    n: usize,
-    settings: &[(String, i64)],
-) -> Result<Built, KernelError> {
-    let info = KERNELS
-        .iter()
-        .find(|k| k.name == name)
-        .ok_or_else(|| KernelError::BadArgument {
-            arg: "kernel",
-            expected: format!(
-                "one of {}",
-                KERNELS
-                    .iter()
-                    .map(|k| k.name)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            got: name.to_string(),
-        })?;
+pub fn build(name: &str, dtype: DType, n: usize, settings: &[(String, i64)]) -> Result<Built, KernelError> {
+    let info = KERNELS.iter().find(|k| k.name == name).ok_or_else(|| KernelError::BadArgument {
+        arg: "kernel",
+        expected: format!("one of {}", KERNELS.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")),
+        got: name.to_string(),
+    })?;
     for (key, _) in settings {
         if !info.meta.iter().any(|m| m.name == key) {
             return Err(KernelError::BadArgument {
                 arg: "set",
                 expected: format!(
                     "one of {} for {name}",
-                    info.meta
-                        .iter()
-                        .map(|m| m.name)
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    info.meta.iter().map(|m| m.name).collect::<Vec<_>>().join(", ")
                 ),
                 got: key.clone(),
             });
         }
     }
-    let get = |key: &str| {
-        settings
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| *v)
-    };
+    let get = |key: &str| settings.iter().rev().find(|(k, _)| k == key).map(|(_, v)| *v);
     let default_block = n.next_power_of_two().clamp(16, 4096) as i64;
     let block = get("BLOCK_SIZE").unwrap_or(if name == "rmsnorm-dw-reduce" {
         rmsnorm::DW_REDUCE_BLOCK as i64
@@ -137,11 +107,7 @@ pub fn build(
         0 => None,
         1 => Some(dtype),
         other => {
-            return Err(KernelError::BadArgument {
-                arg: "WEIGHT",
-                expected: "0 or 1".into(),
-                got: other.to_string(),
-            })
+            return Err(KernelError::BadArgument { arg: "WEIGHT", expected: "0 or 1".into(), got: other.to_string() })
         }
     };
     let kernel = match name {
@@ -149,10 +115,7 @@ pub fn build(
         "rmsnorm-bwd" => rmsnorm::backward(&RmsNormBwdConfig::new(dtype, weight, n, block))?,
         _ => rmsnorm::dw_reduce(dtype, block)?,
     };
-    Ok(Built {
-        kernel,
-        num_warps: num_warps as u32,
-    })
+    Ok(Built { kernel, num_warps: num_warps as u32 })
 }
 
 /// The arguments a launch on contiguous rows of `n` elements has 16-aligned: every pointer (device
@@ -164,9 +127,7 @@ pub fn aligned_args(kernel: &Kernel, n: usize) -> Vec<usize> {
         .enumerate()
         .filter(|(_, p)| match p.kind {
             ParamKind::Ptr(_) | ParamKind::MutPtr(_) => true,
-            ParamKind::Scalar(d) if d.is_int() => {
-                n % 16 == 0 && (p.name == "n" || p.name.starts_with("stride"))
-            }
+            ParamKind::Scalar(d) if d.is_int() => n % 16 == 0 && (p.name == "n" || p.name.starts_with("stride")),
             ParamKind::Scalar(_) => false,
         })
         .map(|(i, _)| i)

@@ -28,12 +28,7 @@ pub struct RmsNormFwdConfig {
 impl RmsNormFwdConfig {
     /// A config for rows of `n` columns with the given block size.
     pub fn new(dtype: DType, weight: Option<DType>, n: usize, block_size: usize) -> Self {
-        RmsNormFwdConfig {
-            dtype,
-            weight,
-            block_size,
-            row_in_block: n <= block_size,
-        }
+        RmsNormFwdConfig { dtype, weight, block_size, row_in_block: n <= block_size }
     }
 }
 
@@ -53,22 +48,11 @@ pub struct RmsNormBwdConfig {
 impl RmsNormBwdConfig {
     /// A config for rows of `n` columns with the given block size.
     pub fn new(dtype: DType, weight: Option<DType>, n: usize, block_size: usize) -> Self {
-        RmsNormBwdConfig {
-            dtype,
-            weight,
-            block_size,
-            row_in_block: n <= block_size,
-        }
+        RmsNormBwdConfig { dtype, weight, block_size, row_in_block: n <= block_size }
     }
 }
 
-fn record_common(
-    k: &KernelBuilder,
-    dtype: DType,
-    weight: Option<DType>,
-    block: usize,
-    row_in_block: bool,
-) -> i64 {
+fn record_common(k: &KernelBuilder, dtype: DType, weight: Option<DType>, block: usize, row_in_block: bool) -> i64 {
     k.meta("DTYPE_BITS", dtype.bits() as i64);
     k.meta("HAS_WEIGHT", weight.is_some() as i64);
     k.meta("ROW_IN_BLOCK", row_in_block as i64);
@@ -123,9 +107,7 @@ pub fn forward(cfg: &RmsNormFwdConfig) -> Result<Kernel, LangError> {
             let acc = k.zeros(&[cfg.block_size], DType::F32);
             let acc = k.for_range(0, n, block, &[acc], |start, c| {
                 let offs = start + cols;
-                let xv = k
-                    .load_masked(x_row + offs, offs.lt(n), 0.0)
-                    .cast(DType::F32);
+                let xv = k.load_masked(x_row + offs, offs.lt(n), 0.0).cast(DType::F32);
                 vec![c[0] + xv * xv]
             });
             let rstd = (acc[0].sum(0) / n.cast(DType::F32) + eps).rsqrt();
@@ -293,12 +275,7 @@ pub fn forward_plan(
             PlanArg::I64(n as i64),
             PlanArg::F32(eps),
         ]);
-        plan.launches.push(Launch {
-            kernel,
-            grid: [m as u32, 1, 1],
-            args,
-            num_warps,
-        });
+        plan.launches.push(Launch { kernel, grid: [m as u32, 1, 1], args, num_warps });
     }
     Ok(plan)
 }
@@ -321,11 +298,7 @@ pub fn backward_plan(
     check_shape(m, n)?;
     check_block(block_size)?;
     if programs == 0 {
-        return Err(KernelError::BadArgument {
-            arg: "programs",
-            expected: "at least 1".into(),
-            got: "0".into(),
-        });
+        return Err(KernelError::BadArgument { arg: "programs", expected: "at least 1".into(), got: "0".into() });
     }
     let programs = programs.min(m.max(1));
     let mut plan = Plan::default();
@@ -339,11 +312,7 @@ pub fn backward_plan(
     let kernel = backward(&RmsNormBwdConfig::new(dtype, weight, n, block_size))?;
     let mut args = vec![PlanArg::Buffer("x")];
     args.extend(weight.map(|_| PlanArg::Buffer("w")));
-    args.extend([
-        PlanArg::Buffer("dy"),
-        PlanArg::Buffer("rstd"),
-        PlanArg::Buffer("dx"),
-    ]);
+    args.extend([PlanArg::Buffer("dy"), PlanArg::Buffer("rstd"), PlanArg::Buffer("dx")]);
     if weight.is_some() {
         args.push(PlanArg::Buffer("dw_partial"));
     }
@@ -354,12 +323,7 @@ pub fn backward_plan(
         PlanArg::I64(n as i64),
         PlanArg::I64(n as i64),
     ]);
-    plan.launches.push(Launch {
-        kernel,
-        grid: [programs as u32, 1, 1],
-        args,
-        num_warps,
-    });
+    plan.launches.push(Launch { kernel, grid: [programs as u32, 1, 1], args, num_warps });
     if let Some(w) = weight {
         plan.buffer("dw_partial", DType::F32, programs * n, Role::Scratch);
         plan.buffer("dw", w, n, Role::Output);

@@ -18,14 +18,10 @@ fn dtype_strategy() -> impl Strategy<Value = DType> {
 
 /// Deterministic pseudo-random values in [-2, 2) (never all zeros), rounded to `d`.
 fn random(d: DType, len: usize, seed: u64) -> Buffer {
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
     let vals: Vec<f64> = (0..len)
         .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             ((s >> 11) as f64 / (1u64 << 53) as f64) * 4.0 - 2.0
         })
         .collect();
@@ -39,11 +35,7 @@ fn weight(d: DType, n: usize, seed: u64) -> Buffer {
 
 /// M in 1..=300 (mostly small, to keep the interpreter quick), N in 1..=5000, block 16..=4096.
 fn shape_strategy() -> impl Strategy<Value = (usize, usize, usize)> {
-    (
-        prop_oneof![3 => 1usize..=16, 1 => 17usize..=300],
-        1usize..=5000,
-        4u32..=12,
-    )
+    (prop_oneof![3 => 1usize..=16, 1 => 17usize..=300], 1usize..=5000, 4u32..=12)
         .prop_map(|(m, n, b)| (m, n, 1usize << b))
 }
 
@@ -104,40 +96,19 @@ fn bad_arguments_are_named() {
     let x = random(DType::F32, 12, 1);
     let w = weight(DType::F32, 5, 2);
     let err = cpu::rms_norm_forward(&x, Some(&w), 3, 4, 1e-6, 16).unwrap_err();
-    assert!(
-        matches!(err, KernelError::BadArgument { arg: "w", .. }),
-        "{err}"
-    );
+    assert!(matches!(err, KernelError::BadArgument { arg: "w", .. }), "{err}");
     let err = cpu::rms_norm_forward(&x, None, 3, 5, 1e-6, 16).unwrap_err();
-    assert!(
-        matches!(err, KernelError::BadArgument { arg: "x", .. }),
-        "{err}"
-    );
+    assert!(matches!(err, KernelError::BadArgument { arg: "x", .. }), "{err}");
     for eps in [0.0, -1.0, f32::NAN, f32::INFINITY] {
         let err = cpu::rms_norm_forward(&x, None, 3, 4, eps, 16).unwrap_err();
-        assert!(
-            matches!(err, KernelError::BadArgument { arg: "eps", .. }),
-            "{err}"
-        );
+        assert!(matches!(err, KernelError::BadArgument { arg: "eps", .. }), "{err}");
     }
     let err = cpu::rms_norm_forward(&x, None, 3, 4, 1e-6, 24).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            KernelError::BadArgument {
-                arg: "block_size",
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, KernelError::BadArgument { arg: "block_size", .. }), "{err}");
     let (_, rstd) = cpu::rms_norm_forward(&x, None, 3, 4, 1e-6, 16).unwrap();
     let dy16 = random(DType::F16, 12, 3);
     let err = cpu::rms_norm_backward(&x, None, &dy16, &rstd, 3, 4, 16, 2).unwrap_err();
-    assert!(
-        matches!(err, KernelError::BadArgument { arg: "dy", .. }),
-        "{err}"
-    );
+    assert!(matches!(err, KernelError::BadArgument { arg: "dy", .. }), "{err}");
 }
 
 #[test]

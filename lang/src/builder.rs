@@ -25,9 +25,7 @@ use std::cell::RefCell;
 use std::ops;
 
 use crate::error::LangError;
-use crate::ir::{
-    BinOp, CmpOp, Kernel, Lit, Meta, OpKind, Param, ParamKind, ReduceOp, Region, UnOp, ValueId,
-};
+use crate::ir::{BinOp, CmpOp, Kernel, Lit, Meta, OpKind, Param, ParamKind, ReduceOp, Region, UnOp, ValueId};
 use crate::semantic::{self, Operand, State};
 use crate::types::{DType, Elem, Type};
 use crate::verify;
@@ -69,10 +67,7 @@ pub struct OperandOf<'k> {
 
 impl<'k> IntoOperand<'k> for Value<'k> {
     fn into_operand(self) -> OperandOf<'k> {
-        OperandOf {
-            op: Operand::Value(self.id),
-            _k: std::marker::PhantomData,
-        }
+        OperandOf { op: Operand::Value(self.id), _k: std::marker::PhantomData }
     }
 }
 
@@ -91,9 +86,7 @@ literal_operand!(f64 => Float as f64, f32 => Float as f64, i64 => Int as i64, i3
 impl KernelBuilder {
     /// Starts a kernel called `name` (used as the GPU symbol: letters, digits and `_`).
     pub fn new(name: &str) -> KernelBuilder {
-        let b = KernelBuilder {
-            st: RefCell::new(State::new(name)),
-        };
+        let b = KernelBuilder { st: RefCell::new(State::new(name)) };
         let valid = !name.is_empty()
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             && !name.starts_with(|c: char| c.is_ascii_digit());
@@ -119,12 +112,7 @@ impl KernelBuilder {
     fn param(&self, name: &str, kind: ParamKind) -> Value<'_> {
         self.wrap(self.with(|st| {
             if st.params.iter().any(|p| p.name == name) {
-                st.fail(
-                    "argument",
-                    format!("argument `{name}` is declared twice"),
-                    None,
-                    Type::scalar(DType::I32),
-                );
+                st.fail("argument", format!("argument `{name}` is declared twice"), None, Type::scalar(DType::I32));
             }
             if st.regions.len() > 1 {
                 st.fail(
@@ -134,15 +122,9 @@ impl KernelBuilder {
                     Type::scalar(DType::I32),
                 );
             }
-            st.params.push(Param {
-                name: name.to_string(),
-                kind,
-            });
+            st.params.push(Param { name: name.to_string(), kind });
             let ty = match kind {
-                ParamKind::Ptr(d) | ParamKind::MutPtr(d) => Type {
-                    elem: Elem::Ptr(d),
-                    shape: vec![],
-                },
+                ParamKind::Ptr(d) | ParamKind::MutPtr(d) => Type { elem: Elem::Ptr(d), shape: vec![] },
                 ParamKind::Scalar(d) => Type::scalar(d),
             };
             st.emit(OpKind::Param(st.params.len() - 1), ty)
@@ -178,17 +160,9 @@ impl KernelBuilder {
     pub fn meta(&self, name: &str, value: i64) -> i64 {
         self.with(|st| {
             if st.meta.iter().any(|m| m.name == name) {
-                st.fail(
-                    "meta",
-                    format!("meta-parameter `{name}` is recorded twice"),
-                    None,
-                    Type::scalar(DType::I32),
-                );
+                st.fail("meta", format!("meta-parameter `{name}` is recorded twice"), None, Type::scalar(DType::I32));
             }
-            st.meta.push(Meta {
-                name: name.to_string(),
-                value,
-            });
+            st.meta.push(Meta { name: name.to_string(), value });
         });
         value
     }
@@ -242,12 +216,7 @@ impl KernelBuilder {
     }
 
     /// A block of `shape` filled with `value` converted to `dtype`.
-    pub fn full<'k>(
-        &'k self,
-        shape: &[usize],
-        value: impl IntoOperand<'k>,
-        dtype: DType,
-    ) -> Value<'k> {
+    pub fn full<'k>(&'k self, shape: &[usize], value: impl IntoOperand<'k>, dtype: DType) -> Value<'k> {
         let c = self.constant(value, dtype);
         c.broadcast_to(shape)
     }
@@ -263,16 +232,9 @@ impl KernelBuilder {
     }
 
     /// Loads the lanes where `mask` holds; the others read as `other`.
-    pub fn load_masked<'k>(
-        &'k self,
-        ptr: Value<'k>,
-        mask: Value<'k>,
-        other: impl IntoOperand<'k>,
-    ) -> Value<'k> {
+    pub fn load_masked<'k>(&'k self, ptr: Value<'k>, mask: Value<'k>, other: impl IntoOperand<'k>) -> Value<'k> {
         let other = other.into_operand().op;
-        self.wrap(
-            self.with(|st| semantic::load(st, ptr.id, Some(Operand::Value(mask.id)), Some(other))),
-        )
+        self.wrap(self.with(|st| semantic::load(st, ptr.id, Some(Operand::Value(mask.id)), Some(other))))
     }
 
     /// Stores `value` through `ptr`, every lane in bounds. The value is converted to the pointee dtype.
@@ -282,23 +244,13 @@ impl KernelBuilder {
     }
 
     /// Stores the lanes of `value` where `mask` holds.
-    pub fn store_masked<'k>(
-        &'k self,
-        ptr: Value<'k>,
-        value: impl IntoOperand<'k>,
-        mask: Value<'k>,
-    ) {
+    pub fn store_masked<'k>(&'k self, ptr: Value<'k>, value: impl IntoOperand<'k>, mask: Value<'k>) {
         let value = value.into_operand().op;
         self.with(|st| semantic::store(st, ptr.id, value, Some(Operand::Value(mask.id))));
     }
 
     /// Elementwise `if cond { a } else { b }`, with promotion and broadcasting.
-    pub fn where_<'k>(
-        &'k self,
-        cond: Value<'k>,
-        a: impl IntoOperand<'k>,
-        b: impl IntoOperand<'k>,
-    ) -> Value<'k> {
+    pub fn where_<'k>(&'k self, cond: Value<'k>, a: impl IntoOperand<'k>, b: impl IntoOperand<'k>) -> Value<'k> {
         let (a, b) = (a.into_operand().op, b.into_operand().op);
         self.wrap(self.with(|st| semantic::select(st, Operand::Value(cond.id), a, b)))
     }
@@ -327,11 +279,7 @@ impl KernelBuilder {
         init: &[Value<'k>],
         body: impl FnOnce(Value<'k>, &[Value<'k>]) -> Vec<Value<'k>>,
     ) -> Vec<Value<'k>> {
-        let (lo, hi, step) = (
-            lo.into_operand().op,
-            hi.into_operand().op,
-            step.into_operand().op,
-        );
+        let (lo, hi, step) = (lo.into_operand().op, hi.into_operand().op, step.into_operand().op);
         if let Operand::Lit(l) = step {
             if l.as_i64() <= 0 {
                 self.with(|st| {
@@ -367,11 +315,7 @@ impl KernelBuilder {
             if next.len() != init.len() {
                 st.fail(
                     "for_range",
-                    format!(
-                        "the body returned {} values for {} loop-carried values",
-                        next.len(),
-                        init.len()
-                    ),
+                    format!("the body returned {} values for {} loop-carried values", next.len(), init.len()),
                     Some("return one next value per initial value"),
                     Type::scalar(DType::I32),
                 );
@@ -381,11 +325,7 @@ impl KernelBuilder {
                 let (nt, ct) = (st.ty(n.id).clone(), st.ty(*c).clone());
                 let v = if nt == ct {
                     n.id
-                } else if nt.elem != ct.elem
-                    && nt.shape == ct.shape
-                    && nt.dtype().is_some()
-                    && ct.dtype().is_some()
-                {
+                } else if nt.elem != ct.elem && nt.shape == ct.shape && nt.dtype().is_some() && ct.dtype().is_some() {
                     // 9) A carried value keeps its type: the next value is converted back to it.
                     semantic::cast(st, n.id, ct.dtype().expect("checked above"))
                 } else {
@@ -408,16 +348,7 @@ impl KernelBuilder {
                 })
                 .collect();
             let init = init.iter().map(|v| v.id).collect();
-            st.push_op(
-                OpKind::For {
-                    lo,
-                    hi,
-                    step,
-                    init,
-                    body: region,
-                },
-                results.clone(),
-            );
+            st.push_op(OpKind::For { lo, hi, step, init, body: region }, results.clone());
             results
         }))
     }
@@ -442,13 +373,7 @@ impl KernelBuilder {
                 hint: None,
             });
         }
-        let kernel = Kernel {
-            name: st.name,
-            params: st.params,
-            meta: st.meta,
-            body,
-            types: st.types,
-        };
+        let kernel = Kernel { name: st.name, params: st.params, meta: st.meta, body, types: st.types };
         verify::verify(&kernel)?;
         Ok(kernel)
     }

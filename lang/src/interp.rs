@@ -169,10 +169,7 @@ impl Val {
             Val::Float(v) => Val::Float(idx.iter().map(|&i| v[i]).collect()),
             Val::Int(v) => Val::Int(idx.iter().map(|&i| v[i]).collect()),
             Val::Bool(v) => Val::Bool(idx.iter().map(|&i| v[i]).collect()),
-            Val::Ptr { param, offs } => Val::Ptr {
-                param: *param,
-                offs: idx.iter().map(|&i| offs[i]).collect(),
-            },
+            Val::Ptr { param, offs } => Val::Ptr { param: *param, offs: idx.iter().map(|&i| offs[i]).collect() },
         }
     }
 
@@ -284,11 +281,7 @@ pub fn run(kernel: &Kernel, grid: [u32; 3], args: &mut [Arg<'_>]) -> Result<(), 
         return Err(InterpError::Argument {
             kernel: kernel.name.clone(),
             index: args.len().min(kernel.params.len()),
-            name: kernel
-                .params
-                .get(args.len())
-                .map(|p| p.name.clone())
-                .unwrap_or_else(|| "-".into()),
+            name: kernel.params.get(args.len()).map(|p| p.name.clone()).unwrap_or_else(|| "-".into()),
             expected: format!("{} arguments", kernel.params.len()),
             got: format!("{} arguments", args.len()),
         });
@@ -322,18 +315,8 @@ pub fn run(kernel: &Kernel, grid: [u32; 3], args: &mut [Arg<'_>]) -> Result<(), 
             _ => None,
         })
         .collect();
-    let writer = work
-        .iter()
-        .map(|w| vec![0u32; w.as_ref().map_or(0, Buffer::len)])
-        .collect();
-    let mut launch = Launch {
-        kernel,
-        grid,
-        args,
-        work,
-        writer,
-        pid: [0; 3],
-    };
+    let writer = work.iter().map(|w| vec![0u32; w.as_ref().map_or(0, Buffer::len)]).collect();
+    let mut launch = Launch { kernel, grid, args, work, writer, pid: [0; 3] };
     for z in 0..grid[2] {
         for y in 0..grid[1] {
             for x in 0..grid[0] {
@@ -377,16 +360,10 @@ impl Launch<'_, '_> {
         }
     }
 
-    fn region(
-        &mut self,
-        region: &Region,
-        env: &mut Vec<Option<Val>>,
-    ) -> Result<Option<Vec<Val>>, InterpError> {
+    fn region(&mut self, region: &Region, env: &mut Vec<Option<Val>>) -> Result<Option<Vec<Val>>, InterpError> {
         for op in &region.ops {
             let get = |env: &Vec<Option<Val>>, v: ValueId| -> Val {
-                env[v.0 as usize]
-                    .clone()
-                    .expect("the verifier checks values are defined before use")
+                env[v.0 as usize].clone().expect("the verifier checks values are defined before use")
             };
             let result: Option<Val> = match &op.kind {
                 OpKind::Param(i) => Some(match (&self.kernel.params[*i].kind, &self.args[*i]) {
@@ -397,10 +374,7 @@ impl Launch<'_, '_> {
                             Val::Int(vec![wrap_int(*d, l.as_i64())])
                         }
                     }
-                    _ => Val::Ptr {
-                        param: *i,
-                        offs: vec![0],
-                    },
+                    _ => Val::Ptr { param: *i, offs: vec![0] },
                 }),
                 OpKind::Const(l) => {
                     let d = self.elem_dtype(op.results[0]);
@@ -423,44 +397,28 @@ impl Launch<'_, '_> {
                     let (ss, ds) = (strides(&src), strides(&dst));
                     let idx: Vec<usize> = (0..dst.iter().product::<usize>())
                         .map(|lin| {
-                            (0..dst.len())
-                                .map(|d| {
-                                    if src[d] == 1 {
-                                        0
-                                    } else {
-                                        (lin / ds[d]) % dst[d] * ss[d]
-                                    }
-                                })
-                                .sum()
+                            (0..dst.len()).map(|d| if src[d] == 1 { 0 } else { (lin / ds[d]) % dst[d] * ss[d] }).sum()
                         })
                         .collect();
                     Some(get(env, *v).gather(&idx))
                 }
                 OpKind::ExpandDims(v, _) => Some(get(env, *v)),
-                OpKind::Binary(b, x, y) => {
-                    Some(self.binary(*b, op.results[0], &get(env, *x), &get(env, *y))?)
-                }
+                OpKind::Binary(b, x, y) => Some(self.binary(*b, op.results[0], &get(env, *x), &get(env, *y))?),
                 OpKind::Cmp(c, x, y) => Some(self.compare(*c, *x, &get(env, *x), &get(env, *y))),
                 OpKind::Unary(u, x) => Some(self.unary(*u, op.results[0], &get(env, *x))),
                 OpKind::Select(c, a, b) => {
                     let (c, a, b) = (get(env, *c), get(env, *a), get(env, *b));
                     let pick: Vec<usize> = (0..c.len()).collect();
                     Some(match (a, b) {
-                        (Val::Float(a), Val::Float(b)) => Val::Float(
-                            pick.iter()
-                                .map(|&i| if c.as_bool(i) { a[i] } else { b[i] })
-                                .collect(),
-                        ),
-                        (Val::Int(a), Val::Int(b)) => Val::Int(
-                            pick.iter()
-                                .map(|&i| if c.as_bool(i) { a[i] } else { b[i] })
-                                .collect(),
-                        ),
-                        (Val::Bool(a), Val::Bool(b)) => Val::Bool(
-                            pick.iter()
-                                .map(|&i| if c.as_bool(i) { a[i] } else { b[i] })
-                                .collect(),
-                        ),
+                        (Val::Float(a), Val::Float(b)) => {
+                            Val::Float(pick.iter().map(|&i| if c.as_bool(i) { a[i] } else { b[i] }).collect())
+                        }
+                        (Val::Int(a), Val::Int(b)) => {
+                            Val::Int(pick.iter().map(|&i| if c.as_bool(i) { a[i] } else { b[i] }).collect())
+                        }
+                        (Val::Bool(a), Val::Bool(b)) => {
+                            Val::Bool(pick.iter().map(|&i| if c.as_bool(i) { a[i] } else { b[i] }).collect())
+                        }
                         _ => unreachable!("the verifier checks where's operands share a type"),
                     })
                 }
@@ -469,14 +427,7 @@ impl Launch<'_, '_> {
                     let (Val::Ptr { param, offs }, o) = (get(env, *p), get(env, *o)) else {
                         unreachable!("the verifier checks addptr takes a pointer")
                     };
-                    Some(Val::Ptr {
-                        param,
-                        offs: offs
-                            .iter()
-                            .enumerate()
-                            .map(|(i, b)| b + o.as_i64(i))
-                            .collect(),
-                    })
+                    Some(Val::Ptr { param, offs: offs.iter().enumerate().map(|(i, b)| b + o.as_i64(i)).collect() })
                 }
                 OpKind::Load { ptr, mask, other } => {
                     let p = get(env, *ptr);
@@ -490,18 +441,8 @@ impl Launch<'_, '_> {
                     None
                 }
                 OpKind::Reduce(r, v, axis) => Some(self.reduce(*r, *v, *axis, &get(env, *v))),
-                OpKind::For {
-                    lo,
-                    hi,
-                    step,
-                    init,
-                    body,
-                } => {
-                    let (lo, hi, step) = (
-                        get(env, *lo).as_i64(0),
-                        get(env, *hi).as_i64(0),
-                        get(env, *step).as_i64(0),
-                    );
+                OpKind::For { lo, hi, step, init, body } => {
+                    let (lo, hi, step) = (get(env, *lo).as_i64(0), get(env, *hi).as_i64(0), get(env, *step).as_i64(0));
                     if step <= 0 {
                         return Err(InterpError::BadStep {
                             kernel: self.kernel.name.clone(),
@@ -516,9 +457,7 @@ impl Launch<'_, '_> {
                         for (a, c) in body.args[1..].iter().zip(carried.drain(..)) {
                             env[a.0 as usize] = Some(c);
                         }
-                        carried = self
-                            .region(body, env)?
-                            .expect("the verifier checks loop bodies end with yield");
+                        carried = self.region(body, env)?.expect("the verifier checks loop bodies end with yield");
                         i += step;
                     }
                     for (r, c) in op.results.iter().zip(carried) {
@@ -538,12 +477,9 @@ impl Launch<'_, '_> {
     fn binary(&self, op: BinOp, result: ValueId, a: &Val, b: &Val) -> Result<Val, InterpError> {
         let d = self.elem_dtype(result);
         Ok(match (a, b) {
-            (Val::Float(a), Val::Float(b)) => Val::Float(
-                a.iter()
-                    .zip(b)
-                    .map(|(&x, &y)| round_to(d, float_binop(op, x, y)))
-                    .collect(),
-            ),
+            (Val::Float(a), Val::Float(b)) => {
+                Val::Float(a.iter().zip(b).map(|(&x, &y)| round_to(d, float_binop(op, x, y))).collect())
+            }
             (Val::Bool(a), Val::Bool(b)) => Val::Bool(
                 a.iter()
                     .zip(b)
@@ -593,11 +529,8 @@ impl Launch<'_, '_> {
         Val::Bool(
             (0..a.len())
                 .map(|i| {
-                    let ord = if float {
-                        a.as_f64(i).partial_cmp(&b.as_f64(i))
-                    } else {
-                        Some(a.as_i64(i).cmp(&b.as_i64(i)))
-                    };
+                    let ord =
+                        if float { a.as_f64(i).partial_cmp(&b.as_f64(i)) } else { Some(a.as_i64(i).cmp(&b.as_i64(i))) };
                     use std::cmp::Ordering::*;
                     match (op, ord) {
                         (CmpOp::Ne, None) => true,
@@ -664,14 +597,7 @@ impl Launch<'_, '_> {
                 (0..n)
                     .map(|i| match a {
                         // Float to integer truncates and saturates (NaN gives 0), as PTX cvt.rzi does.
-                        Val::Float(v) => wrap_int(
-                            d,
-                            if d == DType::I32 {
-                                v[i] as i32 as i64
-                            } else {
-                                v[i] as i64
-                            },
-                        ),
+                        Val::Float(v) => wrap_int(d, if d == DType::I32 { v[i] as i32 as i64 } else { v[i] as i64 }),
                         other => wrap_int(d, other.as_i64(i)),
                     })
                     .collect(),
@@ -679,13 +605,7 @@ impl Launch<'_, '_> {
         }
     }
 
-    fn check_bounds(
-        &self,
-        op: &'static str,
-        value: ValueId,
-        param: usize,
-        off: i64,
-    ) -> Result<usize, InterpError> {
+    fn check_bounds(&self, op: &'static str, value: ValueId, param: usize, off: i64) -> Result<usize, InterpError> {
         let len = self.buffer(param).len();
         if off < 0 || off as usize >= len {
             return Err(InterpError::OutOfBounds {
@@ -712,16 +632,8 @@ impl Launch<'_, '_> {
         }
     }
 
-    fn load(
-        &self,
-        result: ValueId,
-        p: &Val,
-        mask: Option<&Val>,
-        other: Option<&Val>,
-    ) -> Result<Val, InterpError> {
-        let Val::Ptr { param, offs } = p else {
-            unreachable!("the verifier checks load takes a pointer")
-        };
+    fn load(&self, result: ValueId, p: &Val, mask: Option<&Val>, other: Option<&Val>) -> Result<Val, InterpError> {
+        let Val::Ptr { param, offs } = p else { unreachable!("the verifier checks load takes a pointer") };
         let d = self.elem_dtype(result);
         let buf = self.buffer(*param);
         let me = self.program_linear() + 1;
@@ -747,23 +659,11 @@ impl Launch<'_, '_> {
                 ints.push(other.map_or(0, |o| o.as_i64(i)));
             }
         }
-        Ok(if d.is_float() {
-            Val::Float(floats)
-        } else {
-            Val::Int(ints)
-        })
+        Ok(if d.is_float() { Val::Float(floats) } else { Val::Int(ints) })
     }
 
-    fn store(
-        &mut self,
-        ptr_id: ValueId,
-        p: &Val,
-        v: &Val,
-        mask: Option<&Val>,
-    ) -> Result<(), InterpError> {
-        let Val::Ptr { param, offs } = p else {
-            unreachable!("the verifier checks store takes a pointer")
-        };
+    fn store(&mut self, ptr_id: ValueId, p: &Val, v: &Val, mask: Option<&Val>) -> Result<(), InterpError> {
+        let Val::Ptr { param, offs } = p else { unreachable!("the verifier checks store takes a pointer") };
         let me = self.program_linear() + 1;
         // Check every lane first so that a failing store writes nothing.
         let mut targets = vec![];
@@ -777,9 +677,7 @@ impl Launch<'_, '_> {
                 targets.push((i, at));
             }
         }
-        let buf = self.work[*param]
-            .as_mut()
-            .expect("the verifier checks stores go to writable arguments");
+        let buf = self.work[*param].as_mut().expect("the verifier checks stores go to writable arguments");
         for &(i, at) in &targets {
             match v {
                 Val::Float(f) => buf.set(at, f[i]),
@@ -809,8 +707,7 @@ impl Launch<'_, '_> {
                         while items.len() > 1 {
                             let half = items.len().div_ceil(2);
                             for j in 0..items.len() / 2 {
-                                items[j] =
-                                    round_to(d, float_binop(combine, items[j], items[j + half]));
+                                items[j] = round_to(d, float_binop(combine, items[j], items[j + half]));
                             }
                             items.truncate(half);
                         }

@@ -384,12 +384,7 @@ impl Kernel {
                 let rs: Vec<String> = op.results.iter().map(|r| r.to_string()).collect();
                 let _ = write!(out, "{} = ", rs.join(", "));
             }
-            let list = |vs: &[ValueId]| -> String {
-                vs.iter()
-                    .map(|v| v.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
+            let list = |vs: &[ValueId]| -> String { vs.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ") };
             match &op.kind {
                 OpKind::Param(i) => {
                     let _ = write!(out, "param {}", self.params[*i].name);
@@ -451,21 +446,12 @@ impl Kernel {
                 OpKind::Reduce(r, v, a) => {
                     let _ = write!(out, "reduce {} {v}, axis={a}", r.name());
                 }
-                OpKind::For {
-                    lo,
-                    hi,
-                    step,
-                    init,
-                    body,
-                } => {
+                OpKind::For { lo, hi, step, init, body } => {
                     let args = &body.args;
                     let _ = write!(out, "for {} = {lo} to {hi} step {step}", args[0]);
                     if !init.is_empty() {
-                        let carried: Vec<String> = args[1..]
-                            .iter()
-                            .zip(init)
-                            .map(|(a, i)| format!("{a} = {i}"))
-                            .collect();
+                        let carried: Vec<String> =
+                            args[1..].iter().zip(init).map(|(a, i)| format!("{a} = {i}")).collect();
                         let _ = write!(out, " iter({})", carried.join(", "));
                     }
                     out.push_str(" {\n");
@@ -487,18 +473,10 @@ impl Kernel {
 
 impl fmt::Display for Kernel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let params: Vec<String> = self
-            .params
-            .iter()
-            .map(|p| format!("{}: {}", p.name, p.kind))
-            .collect();
+        let params: Vec<String> = self.params.iter().map(|p| format!("{}: {}", p.name, p.kind)).collect();
         write!(f, "kernel {}({})", self.name, params.join(", "))?;
         if !self.meta.is_empty() {
-            let meta: Vec<String> = self
-                .meta
-                .iter()
-                .map(|m| format!("{} = {}", m.name, m.value))
-                .collect();
+            let meta: Vec<String> = self.meta.iter().map(|m| format!("{} = {}", m.name, m.value)).collect();
             write!(f, " meta {{{}}}", meta.join(", "))?;
         }
         f.write_str(" {\n")?;

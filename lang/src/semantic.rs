@@ -55,10 +55,7 @@ impl State {
     }
 
     pub fn push_op(&mut self, kind: OpKind, results: Vec<ValueId>) {
-        let region = self
-            .regions
-            .last_mut()
-            .expect("the kernel body region always exists");
+        let region = self.regions.last_mut().expect("the kernel body region always exists");
         region.ops.push(Op { kind, results });
     }
 
@@ -210,23 +207,14 @@ pub(crate) fn broadcast_to(st: &mut State, v: ValueId, shape: &[usize]) -> Value
         return v;
     }
     if ty.is_scalar() {
-        return st.emit(
-            OpKind::Splat(v),
-            Type {
-                elem: ty.elem,
-                shape: shape.to_vec(),
-            },
-        );
+        return st.emit(OpKind::Splat(v), Type { elem: ty.elem, shape: shape.to_vec() });
     }
     if broadcast_shape(&ty.shape, shape).as_deref() != Some(shape) {
         return st.fail(
             "broadcast",
             format!("cannot broadcast {v}: {ty} to shape {shape:?}"),
             Some("each dimension must match or be 1; use expand_dims to add one"),
-            Type {
-                elem: ty.elem,
-                shape: shape.to_vec(),
-            },
+            Type { elem: ty.elem, shape: shape.to_vec() },
         );
     }
     let mut cur = v;
@@ -236,13 +224,7 @@ pub(crate) fn broadcast_to(st: &mut State, v: ValueId, shape: &[usize]) -> Value
     if st.ty(cur).shape == shape {
         return cur;
     }
-    st.emit(
-        OpKind::Broadcast(cur),
-        Type {
-            elem: ty.elem,
-            shape: shape.to_vec(),
-        },
-    )
+    st.emit(OpKind::Broadcast(cur), Type { elem: ty.elem, shape: shape.to_vec() })
 }
 
 /// Inserts a size-1 dimension at `axis` (0 ≤ axis ≤ rank).
@@ -251,23 +233,14 @@ pub(crate) fn expand_dims(st: &mut State, v: ValueId, axis: usize) -> ValueId {
     if axis > ty.shape.len() {
         return st.fail(
             "expand_dims",
-            format!(
-                "axis {axis} is out of range for {v}: {ty} (rank {})",
-                ty.shape.len()
-            ),
+            format!("axis {axis} is out of range for {v}: {ty} (rank {})", ty.shape.len()),
             Some("the axis may be at most the rank"),
             ty,
         );
     }
     let mut shape = ty.shape.clone();
     shape.insert(axis, 1);
-    st.emit(
-        OpKind::ExpandDims(v, axis),
-        Type {
-            elem: ty.elem,
-            shape,
-        },
-    )
+    st.emit(OpKind::ExpandDims(v, axis), Type { elem: ty.elem, shape })
 }
 
 /// Brings operands to one dtype and one shape (rules in [`promote`] and [`broadcast_shape`]).
@@ -279,10 +252,7 @@ fn unify(st: &mut State, op: &str, ops: &[Operand], dtype: Option<DType>) -> Opt
             Err(elem) => {
                 st.fail(
                     op,
-                    format!(
-                        "operand {} is a pointer ({elem}); {op} takes numbers",
-                        describe(st, a)
-                    ),
+                    format!("operand {} is a pointer ({elem}); {op} takes numbers", describe(st, a)),
                     Some("load through the pointer first"),
                     Type::scalar(DType::I32),
                 );
@@ -352,9 +322,7 @@ pub(crate) fn binary(st: &mut State, op: BinOp, a: Operand, b: Operand) -> Value
     let is_ptr = |st: &State, x: Operand| matches!(x, Operand::Value(v) if matches!(st.ty(v).elem, Elem::Ptr(_)));
     if op == BinOp::Add && (is_ptr(st, a) || is_ptr(st, b)) {
         let (p, o) = if is_ptr(st, a) { (a, b) } else { (b, a) };
-        let Operand::Value(p) = p else {
-            unreachable!("is_ptr holds only for values")
-        };
+        let Operand::Value(p) = p else { unreachable!("is_ptr holds only for values") };
         return add_ptr(st, p, o);
     }
     let name = op.name();
@@ -375,12 +343,7 @@ pub(crate) fn binary(st: &mut State, op: BinOp, a: Operand, b: Operand) -> Value
             BinOp::Rem => "cast to an integer type first",
             _ => "masks are bool: use where(mask, a, b) or cast first",
         };
-        return st.fail(
-            name,
-            format!("{name} is not defined on {ty}"),
-            Some(hint),
-            ty,
-        );
+        return st.fail(name, format!("{name} is not defined on {ty}"), Some(hint), ty);
     }
     st.emit(OpKind::Binary(op, vals[0], vals[1]), ty)
 }
@@ -412,13 +375,7 @@ pub(crate) fn add_ptr(st: &mut State, p: ValueId, off: Operand) -> ValueId {
     };
     let p = broadcast_to(st, p, &shape);
     let off = broadcast_to(st, off, &shape);
-    st.emit(
-        OpKind::AddPtr(p, off),
-        Type {
-            elem: pty.elem,
-            shape,
-        },
-    )
+    st.emit(OpKind::AddPtr(p, off), Type { elem: pty.elem, shape })
 }
 
 /// Elementwise comparison; the result is `bool`.
@@ -441,17 +398,8 @@ pub(crate) fn unary(st: &mut State, op: UnOp, a: ValueId) -> ValueId {
         _ => true,
     };
     if !ok {
-        let hint = if op.float_only() {
-            "cast to f32 first"
-        } else {
-            "not defined for this element type"
-        };
-        return st.fail(
-            op.name(),
-            format!("{} is not defined on {a}: {ty}", op.name()),
-            Some(hint),
-            ty,
-        );
+        let hint = if op.float_only() { "cast to f32 first" } else { "not defined for this element type" };
+        return st.fail(op.name(), format!("{} is not defined on {a}: {ty}", op.name()), Some(hint), ty);
     }
     st.emit(OpKind::Unary(op, a), ty)
 }
@@ -504,19 +452,11 @@ pub(crate) fn arange(st: &mut State, start: i64, end: i64) -> ValueId {
             Type::block(DType::I32, &[len.max(1) as usize]),
         );
     }
-    st.emit(
-        OpKind::Arange { start, end },
-        Type::block(DType::I32, &[len as usize]),
-    )
+    st.emit(OpKind::Arange { start, end }, Type::block(DType::I32, &[len as usize]))
 }
 
 /// `ptr`'s pointee where `mask` holds, `other` (or zero) elsewhere.
-pub(crate) fn load(
-    st: &mut State,
-    ptr: ValueId,
-    mask: Option<Operand>,
-    other: Option<Operand>,
-) -> ValueId {
+pub(crate) fn load(st: &mut State, ptr: ValueId, mask: Option<Operand>, other: Option<Operand>) -> ValueId {
     let pty = st.ty(ptr).clone();
     let Elem::Ptr(d) = pty.elem else {
         return st.fail(
@@ -571,12 +511,7 @@ fn mask_for(st: &mut State, op: &str, m: Operand, shape: &[usize]) -> Option<Val
         return None;
     }
     if broadcast_shape(&mty.shape, shape).as_deref() != Some(shape) {
-        st.fail(
-            op,
-            format!("mask {m}: {mty} does not broadcast to the pointer shape {shape:?}"),
-            None,
-            mty,
-        );
+        st.fail(op, format!("mask {m}: {mty} does not broadcast to the pointer shape {shape:?}"), None, mty);
         return None;
     }
     Some(broadcast_to(st, m, shape))
@@ -586,23 +521,13 @@ fn mask_for(st: &mut State, op: &str, m: Operand, shape: &[usize]) -> Option<Val
 pub(crate) fn store(st: &mut State, ptr: ValueId, value: Operand, mask: Option<Operand>) {
     let pty = st.ty(ptr).clone();
     let Elem::Ptr(d) = pty.elem else {
-        st.fail(
-            "store",
-            format!("{ptr}: {pty} is not a pointer"),
-            Some("pass a pointer argument plus offsets"),
-            pty,
-        );
+        st.fail("store", format!("{ptr}: {pty} is not a pointer"), Some("pass a pointer argument plus offsets"), pty);
         return;
     };
     if let Operand::Value(v) = value {
         let vty = st.ty(v).clone();
         if vty.dtype().is_none() {
-            st.fail(
-                "store",
-                format!("value {v}: {vty} is a pointer; only numbers can be stored"),
-                None,
-                vty,
-            );
+            st.fail("store", format!("value {v}: {vty} is a pointer; only numbers can be stored"), None, vty);
             return;
         }
         if broadcast_shape(&vty.shape, &pty.shape).as_deref() != Some(&pty.shape[..]) {
@@ -625,14 +550,7 @@ pub(crate) fn store(st: &mut State, ptr: ValueId, value: Operand, mask: Option<O
     // 8) Stores convert the value to the pointee dtype (round to nearest even), like Triton.
     let v = coerce(st, value, d);
     let v = broadcast_to(st, v, &pty.shape);
-    st.push_op(
-        OpKind::Store {
-            ptr,
-            value: v,
-            mask,
-        },
-        vec![],
-    );
+    st.push_op(OpKind::Store { ptr, value: v, mask }, vec![]);
 }
 
 /// Reduces `axis` of a block away.
@@ -660,13 +578,7 @@ pub(crate) fn reduce(st: &mut State, op: ReduceOp, v: ValueId, axis: usize) -> V
     }
     let mut shape = ty.shape.clone();
     shape.remove(axis);
-    st.emit(
-        OpKind::Reduce(op, v, axis),
-        Type {
-            elem: ty.elem,
-            shape,
-        },
-    )
+    st.emit(OpKind::Reduce(op, v, axis), Type { elem: ty.elem, shape })
 }
 
 /// An `i32` scalar for a loop bound.

@@ -21,14 +21,7 @@ pub enum DType {
 
 impl DType {
     /// Every dtype, in declaration order.
-    pub const ALL: [DType; 6] = [
-        DType::Bool,
-        DType::I32,
-        DType::I64,
-        DType::F16,
-        DType::BF16,
-        DType::F32,
-    ];
+    pub const ALL: [DType; 6] = [DType::Bool, DType::I32, DType::I64, DType::F16, DType::BF16, DType::F32];
 
     /// True for `f16`, `bf16` and `f32`.
     pub fn is_float(self) -> bool {
@@ -122,18 +115,12 @@ pub struct Type {
 impl Type {
     /// A scalar number type.
     pub fn scalar(dtype: DType) -> Type {
-        Type {
-            elem: Elem::Scalar(dtype),
-            shape: vec![],
-        }
+        Type { elem: Elem::Scalar(dtype), shape: vec![] }
     }
 
     /// A block of numbers.
     pub fn block(dtype: DType, shape: &[usize]) -> Type {
-        Type {
-            elem: Elem::Scalar(dtype),
-            shape: shape.to_vec(),
-        }
+        Type { elem: Elem::Scalar(dtype), shape: shape.to_vec() }
     }
 
     /// True when the shape is empty.
@@ -148,10 +135,7 @@ impl Type {
 
     /// The same shape with another element type.
     pub fn with_elem(&self, elem: Elem) -> Type {
-        Type {
-            elem,
-            shape: self.shape.clone(),
-        }
+        Type { elem, shape: self.shape.clone() }
     }
 
     /// The dtype of a number type, `None` for pointers.

@@ -18,22 +18,13 @@ struct Verifier<'a> {
 
 /// Checks a kernel; the error names the op, the values and their types.
 pub fn verify(kernel: &Kernel) -> Result<(), LangError> {
-    let mut v = Verifier {
-        kernel,
-        defined: vec![false; kernel.types.len()],
-        root: HashMap::new(),
-    };
+    let mut v = Verifier { kernel, defined: vec![false; kernel.types.len()], root: HashMap::new() };
     v.region(&kernel.body, false)
 }
 
 impl Verifier<'_> {
     fn err(&self, op: &str, detail: String) -> LangError {
-        LangError {
-            kernel: self.kernel.name.clone(),
-            op: op.to_string(),
-            detail,
-            hint: None,
-        }
+        LangError { kernel: self.kernel.name.clone(), op: op.to_string(), detail, hint: None }
     }
 
     fn ty(&self, v: ValueId) -> &Type {
@@ -45,15 +36,12 @@ impl Verifier<'_> {
     }
 
     fn define(&mut self, v: ValueId) -> Result<(), LangError> {
-        let slot = self
-            .defined
-            .get_mut(v.0 as usize)
-            .ok_or_else(|| LangError {
-                kernel: self.kernel.name.clone(),
-                op: "ir".into(),
-                detail: format!("value {v} has no type"),
-                hint: None,
-            })?;
+        let slot = self.defined.get_mut(v.0 as usize).ok_or_else(|| LangError {
+            kernel: self.kernel.name.clone(),
+            op: "ir".into(),
+            detail: format!("value {v} has no type"),
+            hint: None,
+        })?;
         if *slot {
             return Err(self.err("ir", format!("value {v} is defined twice")));
         }
@@ -72,20 +60,14 @@ impl Verifier<'_> {
     }
 
     fn number(&self, op: &str, v: ValueId) -> Result<DType, LangError> {
-        self.ty(v).dtype().ok_or_else(|| {
-            self.err(
-                op,
-                format!("operand {} is a pointer, expected a number", self.desc(v)),
-            )
-        })
+        self.ty(v)
+            .dtype()
+            .ok_or_else(|| self.err(op, format!("operand {} is a pointer, expected a number", self.desc(v))))
     }
 
     fn same(&self, op: &str, a: ValueId, b: ValueId) -> Result<(), LangError> {
         if self.ty(a) != self.ty(b) {
-            return Err(self.err(
-                op,
-                format!("operands differ: {} vs {}", self.desc(a), self.desc(b)),
-            ));
+            return Err(self.err(op, format!("operands differ: {} vs {}", self.desc(a), self.desc(b))));
         }
         Ok(())
     }
@@ -124,24 +106,15 @@ impl Verifier<'_> {
         let one = |name: &str| -> Result<ValueId, LangError> {
             match results {
                 [r] => Ok(*r),
-                _ => Err(self.err(
-                    name,
-                    format!("expected one result, found {}", results.len()),
-                )),
+                _ => Err(self.err(name, format!("expected one result, found {}", results.len()))),
             }
         };
         match kind {
             OpKind::Param(i) => {
                 let r = one("param")?;
-                let p = k
-                    .params
-                    .get(*i)
-                    .ok_or_else(|| self.err("param", format!("argument {i} does not exist")))?;
+                let p = k.params.get(*i).ok_or_else(|| self.err("param", format!("argument {i} does not exist")))?;
                 let want = match p.kind {
-                    ParamKind::Ptr(d) | ParamKind::MutPtr(d) => Type {
-                        elem: Elem::Ptr(d),
-                        shape: vec![],
-                    },
+                    ParamKind::Ptr(d) | ParamKind::MutPtr(d) => Type { elem: Elem::Ptr(d), shape: vec![] },
                     ParamKind::Scalar(d) => Type::scalar(d),
                 };
                 self.expect_ty("param", r, &want)?;
@@ -152,9 +125,7 @@ impl Verifier<'_> {
             OpKind::Const(_) => {
                 let r = one("const")?;
                 if !self.ty(r).is_scalar() || self.ty(r).dtype().is_none() {
-                    return Err(
-                        self.err("const", format!("{} must be a scalar number", self.desc(r)))
-                    );
+                    return Err(self.err("const", format!("{} must be a scalar number", self.desc(r))));
                 }
             }
             OpKind::ProgramId(a) | OpKind::NumPrograms(a) => {
@@ -168,10 +139,7 @@ impl Verifier<'_> {
                 let r = one("arange")?;
                 let len = end - start;
                 if len <= 0 || !(len as u64).is_power_of_two() {
-                    return Err(self.err(
-                        "arange",
-                        format!("length {len} is not a positive power of two"),
-                    ));
+                    return Err(self.err("arange", format!("length {len} is not a positive power of two")));
                 }
                 self.expect_ty("arange", r, &Type::block(DType::I32, &[len as usize]))?;
             }
@@ -180,9 +148,7 @@ impl Verifier<'_> {
                 self.use_("splat", *v)?;
                 let (vt, rt) = (self.ty(*v), self.ty(r));
                 if !vt.is_scalar() || vt.elem != rt.elem || rt.is_scalar() {
-                    return Err(
-                        self.err("splat", format!("cannot splat {} to {}", self.desc(*v), rt))
-                    );
+                    return Err(self.err("splat", format!("cannot splat {} to {}", self.desc(*v), rt)));
                 }
                 self.inherit_root(*v, r);
             }
@@ -192,16 +158,9 @@ impl Verifier<'_> {
                 let (vt, rt) = (self.ty(*v), self.ty(r));
                 let ok = vt.elem == rt.elem
                     && vt.shape.len() == rt.shape.len()
-                    && vt
-                        .shape
-                        .iter()
-                        .zip(&rt.shape)
-                        .all(|(a, b)| a == b || *a == 1);
+                    && vt.shape.iter().zip(&rt.shape).all(|(a, b)| a == b || *a == 1);
                 if !ok {
-                    return Err(self.err(
-                        "broadcast",
-                        format!("cannot broadcast {} to {}", self.desc(*v), rt),
-                    ));
+                    return Err(self.err("broadcast", format!("cannot broadcast {} to {}", self.desc(*v), rt)));
                 }
                 self.inherit_root(*v, r);
             }
@@ -210,16 +169,10 @@ impl Verifier<'_> {
                 self.use_("expand_dims", *v)?;
                 let mut shape = self.ty(*v).shape.clone();
                 if *axis > shape.len() {
-                    return Err(self.err(
-                        "expand_dims",
-                        format!("axis {axis} out of range for {}", self.desc(*v)),
-                    ));
+                    return Err(self.err("expand_dims", format!("axis {axis} out of range for {}", self.desc(*v))));
                 }
                 shape.insert(*axis, 1);
-                let want = Type {
-                    elem: self.ty(*v).elem,
-                    shape,
-                };
+                let want = Type { elem: self.ty(*v).elem, shape };
                 self.expect_ty("expand_dims", r, &want)?;
                 self.inherit_root(*v, r);
             }
@@ -272,13 +225,9 @@ impl Verifier<'_> {
                 self.same("where", *a, *b)?;
                 self.number("where", *a)?;
                 if *self.ty(*c) != self.ty(*a).with_elem(Elem::Scalar(DType::Bool)) {
-                    return Err(self.err(
-                        "where",
-                        format!(
-                            "condition {} must be bool of the operands' shape",
-                            self.desc(*c)
-                        ),
-                    ));
+                    return Err(
+                        self.err("where", format!("condition {} must be bool of the operands' shape", self.desc(*c)))
+                    );
                 }
                 let want = self.ty(*a).clone();
                 self.expect_ty("where", r, &want)?;
@@ -289,10 +238,7 @@ impl Verifier<'_> {
                 self.number("cast", *v)?;
                 self.number("cast", r)?;
                 if self.ty(*v).shape != self.ty(r).shape {
-                    return Err(self.err(
-                        "cast",
-                        format!("changes shape: {} to {}", self.desc(*v), self.ty(r)),
-                    ));
+                    return Err(self.err("cast", format!("changes shape: {} to {}", self.desc(*v), self.ty(r))));
                 }
             }
             OpKind::AddPtr(p, o) => {
@@ -300,10 +246,7 @@ impl Verifier<'_> {
                 self.use_("addptr", *p)?;
                 self.use_("addptr", *o)?;
                 let (pt, ot) = (self.ty(*p), self.ty(*o));
-                if !matches!(pt.elem, Elem::Ptr(_))
-                    || !ot.dtype().is_some_and(DType::is_int)
-                    || pt.shape != ot.shape
-                {
+                if !matches!(pt.elem, Elem::Ptr(_)) || !ot.dtype().is_some_and(DType::is_int) || pt.shape != ot.shape {
                     return Err(self.err(
                         "addptr",
                         format!(
@@ -330,11 +273,7 @@ impl Verifier<'_> {
                     if *self.ty(*m) != pt.with_elem(Elem::Scalar(DType::Bool)) {
                         return Err(self.err(
                             "load",
-                            format!(
-                                "mask {} must be bool of the pointer's shape {:?}",
-                                self.desc(*m),
-                                pt.shape
-                            ),
+                            format!("mask {} must be bool of the pointer's shape {:?}", self.desc(*m), pt.shape),
                         ));
                     }
                 }
@@ -342,13 +281,9 @@ impl Verifier<'_> {
                 if let Some(o) = other {
                     self.use_("load", *o)?;
                     if mask.is_none() || *self.ty(*o) != want {
-                        return Err(self.err(
-                            "load",
-                            format!(
-                                "other {} must be {want} and come with a mask",
-                                self.desc(*o)
-                            ),
-                        ));
+                        return Err(
+                            self.err("load", format!("other {} must be {want} and come with a mask", self.desc(*o)))
+                        );
                     }
                 }
                 self.expect_ty("load", r, &want)?;
@@ -368,21 +303,14 @@ impl Verifier<'_> {
                     return Err(LangError {
                         kernel: k.name.clone(),
                         op: "store".into(),
-                        detail: format!(
-                            "stores through `{}`, which is a read-only argument",
-                            k.params[root].name
-                        ),
+                        detail: format!("stores through `{}`, which is a read-only argument", k.params[root].name),
                         hint: Some("declare it with mut_ptr_arg".into()),
                     });
                 }
                 if *self.ty(*value) != Type::block(d, &pt.shape) {
                     return Err(self.err(
                         "store",
-                        format!(
-                            "value {} must be {d} of the pointer's shape {:?}",
-                            self.desc(*value),
-                            pt.shape
-                        ),
+                        format!("value {} must be {d} of the pointer's shape {:?}", self.desc(*value), pt.shape),
                     ));
                 }
                 if let Some(m) = mask {
@@ -390,11 +318,7 @@ impl Verifier<'_> {
                     if *self.ty(*m) != pt.with_elem(Elem::Scalar(DType::Bool)) {
                         return Err(self.err(
                             "store",
-                            format!(
-                                "mask {} must be bool of the pointer's shape {:?}",
-                                self.desc(*m),
-                                pt.shape
-                            ),
+                            format!("mask {} must be bool of the pointer's shape {:?}", self.desc(*m), pt.shape),
                         ));
                     }
                 }
@@ -405,45 +329,25 @@ impl Verifier<'_> {
                 let d = self.number(op.name(), *v)?;
                 let vt = self.ty(*v).clone();
                 if d == DType::Bool || *axis >= vt.shape.len() {
-                    return Err(self.err(
-                        op.name(),
-                        format!("cannot reduce {} along axis {axis}", self.desc(*v)),
-                    ));
+                    return Err(self.err(op.name(), format!("cannot reduce {} along axis {axis}", self.desc(*v))));
                 }
                 let mut shape = vt.shape.clone();
                 shape.remove(*axis);
-                self.expect_ty(
-                    op.name(),
-                    r,
-                    &Type {
-                        elem: vt.elem,
-                        shape,
-                    },
-                )?;
+                self.expect_ty(op.name(), r, &Type { elem: vt.elem, shape })?;
             }
-            OpKind::For {
-                lo,
-                hi,
-                step,
-                init,
-                body,
-            } => {
+            OpKind::For { lo, hi, step, init, body } => {
                 for b in [lo, hi, step] {
                     self.use_("for_range", *b)?;
                     if *self.ty(*b) != Type::scalar(DType::I32) {
-                        return Err(self.err(
-                            "for_range",
-                            format!("bound {} must be an i32 scalar", self.desc(*b)),
-                        ));
+                        return Err(self.err("for_range", format!("bound {} must be an i32 scalar", self.desc(*b))));
                     }
                 }
                 for v in init {
                     self.use_("for_range", *v)?;
                     if self.ty(*v).dtype().is_none() {
-                        return Err(self.err(
-                            "for_range",
-                            format!("cannot carry pointer {} through a loop", self.desc(*v)),
-                        ));
+                        return Err(
+                            self.err("for_range", format!("cannot carry pointer {} through a loop", self.desc(*v)))
+                        );
                     }
                 }
                 if body.args.len() != init.len() + 1 || results.len() != init.len() {
@@ -462,10 +366,9 @@ impl Verifier<'_> {
                 }
                 for ((i, a), r) in init.iter().zip(&body.args[1..]).zip(results) {
                     if self.ty(*i) != self.ty(*a) || self.ty(*i) != self.ty(*r) {
-                        return Err(self.err(
-                            "for_range",
-                            format!("carried value {} changes type in the loop", self.desc(*i)),
-                        ));
+                        return Err(
+                            self.err("for_range", format!("carried value {} changes type in the loop", self.desc(*i)))
+                        );
                     }
                 }
                 self.region(body, true)?;
@@ -473,19 +376,13 @@ impl Verifier<'_> {
                     if ys.len() != init.len() {
                         return Err(self.err(
                             "for_range",
-                            format!(
-                                "yields {} values for {} carried values",
-                                ys.len(),
-                                init.len()
-                            ),
+                            format!("yields {} values for {} carried values", ys.len(), init.len()),
                         ));
                     }
                     for (y, a) in ys.iter().zip(&body.args[1..]) {
                         if self.ty(*y) != self.ty(*a) {
-                            return Err(self.err(
-                                "for_range",
-                                format!("yields {} for carried {}", self.desc(*y), self.desc(*a)),
-                            ));
+                            return Err(self
+                                .err("for_range", format!("yields {} for carried {}", self.desc(*y), self.desc(*a))));
                         }
                     }
                 }
@@ -512,10 +409,7 @@ impl Verifier<'_> {
         self.root.get(&p).copied().ok_or_else(|| {
             self.err(
                 op,
-                format!(
-                    "pointer {} is not derived from a pointer argument by offsets and broadcasts",
-                    self.desc(p)
-                ),
+                format!("pointer {} is not derived from a pointer argument by offsets and broadcasts", self.desc(p)),
             )
         })
     }

@@ -109,21 +109,11 @@ fn reduce1d_kernel(dtype: DType, n: usize, op: Red) -> Kernel {
 }
 
 /// The reduction of the `[r, c]` row-major matrix `x` along `axis`, folded with `f`.
-fn ref_reduce2d<T: Copy>(
-    x: &[T],
-    r: usize,
-    c: usize,
-    axis: usize,
-    f: impl Fn(T, T) -> T,
-) -> Vec<T> {
+fn ref_reduce2d<T: Copy>(x: &[T], r: usize, c: usize, axis: usize, f: impl Fn(T, T) -> T) -> Vec<T> {
     if axis == 0 {
-        (0..c)
-            .map(|j| (1..r).fold(x[j], |acc, i| f(acc, x[i * c + j])))
-            .collect()
+        (0..c).map(|j| (1..r).fold(x[j], |acc, i| f(acc, x[i * c + j]))).collect()
     } else {
-        (0..r)
-            .map(|i| (1..c).fold(x[i * c], |acc, j| f(acc, x[i * c + j])))
-            .collect()
+        (0..r).map(|i| (1..c).fold(x[i * c], |acc, j| f(acc, x[i * c + j]))).collect()
     }
 }
 
@@ -150,13 +140,7 @@ fn check_f32_reduction(op: Red, got: &[f32], xs_rows: &[Vec<f64>]) -> Result<(),
             Red::Sum => {
                 let exact: f64 = row.iter().sum();
                 let scale: f64 = row.iter().map(|v| v.abs()).sum::<f64>().max(exact.abs());
-                prop_assert!(
-                    close(g, exact, 1e-5, scale),
-                    "sum {} vs exact {} (row {:?})",
-                    g,
-                    exact,
-                    row
-                );
+                prop_assert!(close(g, exact, 1e-5, scale), "sum {} vs exact {} (row {:?})", g, exact, row);
             }
             Red::Max => {
                 let exact = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -174,13 +158,9 @@ fn check_f32_reduction(op: Red, got: &[f32], xs_rows: &[Vec<f64>]) -> Result<(),
 /// The rows (for axis 1) or columns (for axis 0) of an `[r, c]` matrix as f64 vectors.
 fn lanes(xs: &[f32], r: usize, c: usize, axis: usize) -> Vec<Vec<f64>> {
     if axis == 0 {
-        (0..c)
-            .map(|j| (0..r).map(|i| xs[i * c + j] as f64).collect())
-            .collect()
+        (0..c).map(|j| (0..r).map(|i| xs[i * c + j] as f64).collect()).collect()
     } else {
-        (0..r)
-            .map(|i| (0..c).map(|j| xs[i * c + j] as f64).collect())
-            .collect()
+        (0..r).map(|i| (0..c).map(|j| xs[i * c + j] as f64).collect()).collect()
     }
 }
 
@@ -197,8 +177,7 @@ fn i32_fold(op: Red) -> fn(i32, i32) -> i32 {
 // ---------------------------------------------------------------------------------------------
 
 fn matrix_f32() -> impl Strategy<Value = (usize, usize, Vec<f32>)> {
-    (pow2(0, 5), pow2(0, 5))
-        .prop_flat_map(|(r, c)| (Just(r), Just(c), vec(-1000.0f32..1000.0, r * c)))
+    (pow2(0, 5), pow2(0, 5)).prop_flat_map(|(r, c)| (Just(r), Just(c), vec(-1000.0f32..1000.0, r * c)))
 }
 
 fn matrix_i32() -> impl Strategy<Value = (usize, usize, Vec<i32>)> {
@@ -263,16 +242,10 @@ proptest! {
 
 /// A length that is not a power of two, a power-of-two block at least as long, and data.
 fn ragged_f32() -> impl Strategy<Value = (usize, usize, Vec<f32>)> {
-    (3usize..=300)
-        .prop_filter("n must not be a power of two", |n| !n.is_power_of_two())
-        .prop_flat_map(|n| {
-            let block = n.next_power_of_two();
-            (
-                Just(n),
-                prop_oneof![Just(block), Just(block * 2)],
-                vec(-100.0f32..100.0, n),
-            )
-        })
+    (3usize..=300).prop_filter("n must not be a power of two", |n| !n.is_power_of_two()).prop_flat_map(|n| {
+        let block = n.next_power_of_two();
+        (Just(n), prop_oneof![Just(block), Just(block * 2)], vec(-100.0f32..100.0, n))
+    })
 }
 
 proptest! {
@@ -515,20 +488,13 @@ fn f32_block() -> impl Strategy<Value = Vec<f32>> {
 /// decide whether such a value rounds up.
 fn near_tie_f32(shift: u32) -> impl Strategy<Value = f32> + Clone {
     (any::<u32>(), 0u32..8)
-        .prop_map(move |(hi, low)| {
-            f32::from_bits(((hi >> shift) << shift) | (1 << (shift - 1)) | low)
-        })
+        .prop_map(move |(hi, low)| f32::from_bits(((hi >> shift) << shift) | (1 << (shift - 1)) | low))
         .prop_filter("not NaN", |x| !x.is_nan())
 }
 
 /// Cast inputs: ordinary finite values mixed with values near f16 and bf16 rounding ties.
 fn cast_inputs() -> impl Strategy<Value = Vec<f32>> {
-    pow2(0, 7).prop_flat_map(|n| {
-        vec(
-            prop_oneof![4 => finite_f32(), 1 => near_tie_f32(16), 1 => near_tie_f32(13)],
-            n,
-        )
-    })
+    pow2(0, 7).prop_flat_map(|n| vec(prop_oneof![4 => finite_f32(), 1 => near_tie_f32(16), 1 => near_tie_f32(13)], n))
 }
 
 /// Casts f32 to f16 and bf16 and checks the bits against `half`'s conversions from f32.
@@ -693,10 +659,8 @@ proptest! {
 fn cast_f32_to_bf16_sticky_low_bits() {
     // 1 + 2^-8 + 2^-23, its negation, 1 + 2^-6 + 2^-8 + 2^-21 and 1.5 + 2^-8 + 2^-22: each is a
     // tie with an even last kept bit plus a few low bits, so it rounds up.
-    let xs: Vec<f32> = [0x3F80_8001u32, 0xBF80_8001, 0x3F82_8004, 0x3FC0_8002]
-        .iter()
-        .map(|&b| f32::from_bits(b))
-        .collect();
+    let xs: Vec<f32> =
+        [0x3F80_8001u32, 0xBF80_8001, 0x3F82_8004, 0x3FC0_8002].iter().map(|&b| f32::from_bits(b)).collect();
     let want: Vec<u16> = xs.iter().map(|&x| bf16::from_f32(x).to_bits()).collect();
     assert_eq!(want, vec![0x3F81, 0xBF81, 0x3F83, 0x3FC1]);
 
@@ -713,15 +677,9 @@ fn cast_f32_to_bf16_sticky_low_bits() {
     let xb = Buffer::F32(xs.clone());
     let mut a = Buffer::BF16(vec![bf16::ZERO; n]);
     let mut b = Buffer::BF16(vec![bf16::ZERO; n]);
-    launch(
-        &kernel,
-        [1, 1, 1],
-        &mut [Arg::In(&xb), Arg::Out(&mut a), Arg::Out(&mut b)],
-    );
+    launch(&kernel, [1, 1, 1], &mut [Arg::In(&xb), Arg::Out(&mut a), Arg::Out(&mut b)]);
     for (name, buf) in [("cast", &a), ("store", &b)] {
-        let Buffer::BF16(got) = buf else {
-            unreachable!()
-        };
+        let Buffer::BF16(got) = buf else { unreachable!() };
         let got: Vec<u16> = got.iter().map(|h| h.to_bits()).collect();
         assert_eq!(got, want, "f32 -> bf16 via {name}");
     }
@@ -766,20 +724,11 @@ fn unary_f32(un: Un, xs: &[f32]) -> Vec<f32> {
 }
 
 fn positive_f32_block() -> impl Strategy<Value = Vec<f32>> {
-    pow2(0, 7).prop_flat_map(|n| {
-        vec(
-            prop_oneof![1.0e-30f32..1.0e30, 1.0e-3f32..1.0e3, 0.5f32..2.0],
-            n,
-        )
-    })
+    pow2(0, 7).prop_flat_map(|n| vec(prop_oneof![1.0e-30f32..1.0e30, 1.0e-3f32..1.0e3, 0.5f32..2.0], n))
 }
 
 /// Binary elementwise ops on two loaded i32 blocks; returns `out` of `ops.len() * n` elements.
-fn binary_i32(
-    xs: &[i32],
-    ys: &[i32],
-    f: impl for<'k> Fn(Value<'k>, Value<'k>) -> Vec<Value<'k>>,
-) -> Vec<Vec<i32>> {
+fn binary_i32(xs: &[i32], ys: &[i32], f: impl for<'k> Fn(Value<'k>, Value<'k>) -> Vec<Value<'k>>) -> Vec<Vec<i32>> {
     let n = xs.len();
     let k = KernelBuilder::new("binary_i32");
     let a = k.ptr_arg("a", DType::I32);
@@ -789,31 +738,19 @@ fn binary_i32(
     let results = f(k.load(a + offs), k.load(b + offs));
     let m = results.len();
     for (i, r) in results.into_iter().enumerate() {
-        let r = if r.dtype() == Some(DType::Bool) {
-            k.where_(r, 1, 0)
-        } else {
-            r
-        };
+        let r = if r.dtype() == Some(DType::Bool) { k.where_(r, 1, 0) } else { r };
         assert_eq!(r.dtype(), Some(DType::I32));
         k.store(out + (offs + (i * n) as i32), r);
     }
     let kernel = k.finish().unwrap();
     let (ab, bb) = (Buffer::I32(xs.to_vec()), Buffer::I32(ys.to_vec()));
     let mut outb = Buffer::I32(vec![-7; m * n]);
-    launch(
-        &kernel,
-        [1, 1, 1],
-        &mut [Arg::In(&ab), Arg::In(&bb), Arg::Out(&mut outb)],
-    );
+    launch(&kernel, [1, 1, 1], &mut [Arg::In(&ab), Arg::In(&bb), Arg::Out(&mut outb)]);
     i32s(&outb).chunks(n).map(<[i32]>::to_vec).collect()
 }
 
 /// Like [`binary_i32`] on f32 inputs; boolean results come back as 0/1, float results as f32.
-fn binary_f32(
-    xs: &[f32],
-    ys: &[f32],
-    f: impl for<'k> Fn(Value<'k>, Value<'k>) -> Vec<Value<'k>>,
-) -> Vec<Vec<f32>> {
+fn binary_f32(xs: &[f32], ys: &[f32], f: impl for<'k> Fn(Value<'k>, Value<'k>) -> Vec<Value<'k>>) -> Vec<Vec<f32>> {
     let n = xs.len();
     let k = KernelBuilder::new("binary_f32");
     let a = k.ptr_arg("a", DType::F32);
@@ -823,22 +760,14 @@ fn binary_f32(
     let results = f(k.load(a + offs), k.load(b + offs));
     let m = results.len();
     for (i, r) in results.into_iter().enumerate() {
-        let r = if r.dtype() == Some(DType::Bool) {
-            k.where_(r, 1.0, 0.0)
-        } else {
-            r
-        };
+        let r = if r.dtype() == Some(DType::Bool) { k.where_(r, 1.0, 0.0) } else { r };
         assert_eq!(r.dtype(), Some(DType::F32));
         k.store(out + (offs + (i * n) as i32), r);
     }
     let kernel = k.finish().unwrap();
     let (ab, bb) = (Buffer::F32(xs.to_vec()), Buffer::F32(ys.to_vec()));
     let mut outb = Buffer::F32(vec![-7.0; m * n]);
-    launch(
-        &kernel,
-        [1, 1, 1],
-        &mut [Arg::In(&ab), Arg::In(&bb), Arg::Out(&mut outb)],
-    );
+    launch(&kernel, [1, 1, 1], &mut [Arg::In(&ab), Arg::In(&bb), Arg::Out(&mut outb)]);
     f32s(&outb).chunks(n).map(<[f32]>::to_vec).collect()
 }
 
@@ -987,15 +916,7 @@ proptest! {
 fn nan_semantics() {
     let xs = [f32::NAN, 1.0, f32::NAN, -2.0];
     let ys = [1.0, f32::NAN, f32::NAN, 3.0];
-    let got = binary_f32(&xs, &ys, |a, b| {
-        vec![
-            a.maximum(b),
-            a.minimum(b),
-            a.lt(b),
-            a.equal(b),
-            a.not_equal(b),
-        ]
-    });
+    let got = binary_f32(&xs, &ys, |a, b| vec![a.maximum(b), a.minimum(b), a.lt(b), a.equal(b), a.not_equal(b)]);
     #[allow(clippy::needless_range_loop)] // lane i of five outputs at once
     for i in 0..3 {
         assert!(got[0][i].is_nan(), "max lane {i}: {}", got[0][i]);
@@ -1004,10 +925,7 @@ fn nan_semantics() {
         assert_eq!(got[3][i], 0.0);
         assert_eq!(got[4][i], 1.0);
     }
-    assert_eq!(
-        (got[0][3], got[1][3], got[2][3], got[3][3], got[4][3]),
-        (3.0, -2.0, 1.0, 0.0, 1.0)
-    );
+    assert_eq!((got[0][3], got[1][3], got[2][3], got[3][3], got[4][3]), (3.0, -2.0, 1.0, 0.0, 1.0));
 }
 
 // ---------------------------------------------------------------------------------------------

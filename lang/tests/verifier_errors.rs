@@ -22,26 +22,16 @@ fn check(e: &LangError, kernel: &str, op: &str, words: &[&str]) {
     assert_eq!(e.kernel, kernel, "{e}");
     assert_eq!(e.op, op, "{e}");
     for w in words {
-        assert!(
-            e.detail.contains(w),
-            "detail {:?} should mention {w:?}",
-            e.detail
-        );
+        assert!(e.detail.contains(w), "detail {:?} should mention {w:?}", e.detail);
     }
     // The message is readable on its own.
     let msg = e.to_string();
-    assert!(
-        msg.starts_with(&format!("kernel `{kernel}`: {op}: ")),
-        "{msg}"
-    );
+    assert!(msg.starts_with(&format!("kernel `{kernel}`: {op}: ")), "{msg}");
     assert!(msg.contains(&e.detail), "{msg}");
 }
 
 fn hint_mentions(e: &LangError, word: &str) {
-    let hint = e
-        .hint
-        .as_deref()
-        .unwrap_or_else(|| panic!("expected a hint in {e}"));
+    let hint = e.hint.as_deref().unwrap_or_else(|| panic!("expected a hint in {e}"));
     assert!(hint.contains(word), "hint {hint:?} should mention {word:?}");
     assert!(e.to_string().ends_with(&format!("({hint})")), "{e}");
 }
@@ -57,12 +47,7 @@ fn shape_mismatch_in_add() {
     let b = k.arange(0, 64);
     let _ = a + b;
     let e = fails(k);
-    check(
-        &e,
-        "shapes",
-        "add",
-        &["128", "64", "i32", "do not broadcast"],
-    );
+    check(&e, "shapes", "add", &["128", "64", "i32", "do not broadcast"]);
     hint_mentions(&e, "expand_dims");
 }
 
@@ -269,23 +254,13 @@ fn loop_body_returns_wrong_number_of_values() {
     let acc = k.zeros(&[128], DType::F32);
     let _ = k.for_range(0, 10, 1, &[acc], |_, c| vec![c[0], c[0]]);
     let e = fails(k);
-    check(
-        &e,
-        "loop_count",
-        "for_range",
-        &["2 values", "1 loop-carried"],
-    );
+    check(&e, "loop_count", "for_range", &["2 values", "1 loop-carried"]);
     hint_mentions(&e, "one next value");
 
     let k = KernelBuilder::new("loop_none");
     let acc = k.zeros(&[128], DType::F32);
     let _ = k.for_range(0, 10, 1, &[acc], |_, _| vec![]);
-    check(
-        &fails(k),
-        "loop_none",
-        "for_range",
-        &["0 values", "1 loop-carried"],
-    );
+    check(&fails(k), "loop_none", "for_range", &["0 values", "1 loop-carried"]);
 }
 
 #[test]
@@ -300,12 +275,7 @@ fn loop_body_returns_wrong_shape() {
     let k = KernelBuilder::new("loop_reduce");
     let acc = k.zeros(&[128], DType::F32);
     let _ = k.for_range(0, 10, 1, &[acc], |_, c| vec![c[0].sum(0)]);
-    check(
-        &fails(k),
-        "loop_reduce",
-        "for_range",
-        &["starts as f32[128]", "returns f32"],
-    );
+    check(&fails(k), "loop_reduce", "for_range", &["starts as f32[128]", "returns f32"]);
 }
 
 #[test]
@@ -319,12 +289,7 @@ fn loop_bounds_and_step() {
     let k = KernelBuilder::new("loop_bound");
     let hi = k.scalar_arg("hi", DType::F32);
     let _ = k.for_range(0, hi, 1, &[], |_, _| vec![]);
-    check(
-        &fails(k),
-        "loop_bound",
-        "for_range",
-        &["upper bound", "f32", "not an i32 scalar"],
-    );
+    check(&fails(k), "loop_bound", "for_range", &["upper bound", "f32", "not an i32 scalar"]);
 }
 
 #[test]
@@ -344,12 +309,7 @@ fn value_defined_in_loop_body_used_after_loop() {
     let bad = res[0] * inner;
     k.store(out + k.arange(0, 128), bad);
     let e = fails(k);
-    check(
-        &e,
-        "leak",
-        "mul",
-        &[&inner_id.to_string(), "not defined", "loop"],
-    );
+    check(&e, "leak", "mul", &[&inner_id.to_string(), "not defined", "loop"]);
 }
 
 #[test]
@@ -392,12 +352,7 @@ fn bad_arguments_and_names() {
     check(&fails(k), "meta_twice", "meta", &["`BLOCK`", "twice"]);
 
     let k = KernelBuilder::new("9bad name");
-    check(
-        &fails(k),
-        "9bad name",
-        "kernel",
-        &["\"9bad name\"", "not a valid symbol"],
-    );
+    check(&fails(k), "9bad name", "kernel", &["\"9bad name\"", "not a valid symbol"]);
 }
 
 #[test]
@@ -415,20 +370,11 @@ fn first_error_wins() {
 // ---------------------------------------------------------------------------------------------
 
 fn op(kind: OpKind, results: &[u32]) -> Op {
-    Op {
-        kind,
-        results: results.iter().map(|&r| ValueId(r)).collect(),
-    }
+    Op { kind, results: results.iter().map(|&r| ValueId(r)).collect() }
 }
 
 fn kernel(params: Vec<Param>, ops: Vec<Op>, types: Vec<Type>) -> Kernel {
-    Kernel {
-        name: "hand".into(),
-        params,
-        meta: vec![],
-        body: Region { args: vec![], ops },
-        types,
-    }
+    Kernel { name: "hand".into(), params, meta: vec![], body: Region { args: vec![], ops }, types }
 }
 
 fn rejected(k: &Kernel) -> LangError {
@@ -449,18 +395,10 @@ fn verifier_rejects_binary_on_different_types() {
     };
     let f32_ = Type::scalar(DType::F32);
     // The well-typed version verifies, so the rejection below is about the operand types.
-    let good = kernel(
-        vec![],
-        ops(Lit::Float(2.0)),
-        vec![f32_.clone(), f32_.clone(), f32_.clone()],
-    );
+    let good = kernel(vec![], ops(Lit::Float(2.0)), vec![f32_.clone(), f32_.clone(), f32_.clone()]);
     verify(&good).unwrap();
 
-    let bad = kernel(
-        vec![],
-        ops(Lit::Int(2)),
-        vec![f32_.clone(), Type::scalar(DType::I32), f32_],
-    );
+    let bad = kernel(vec![], ops(Lit::Int(2)), vec![f32_.clone(), Type::scalar(DType::I32), f32_]);
     let e = rejected(&bad);
     check(&e, "hand", "add", &["%0: f32", "%1: i32", "differ"]);
 }
@@ -473,17 +411,8 @@ fn verifier_rejects_wrong_result_type_and_shape_mismatch() {
         op(OpKind::Cast(ValueId(0)), &[1]),
         op(OpKind::Binary(BinOp::Mul, ValueId(1), ValueId(1)), &[2]),
     ];
-    let types = vec![
-        Type::block(DType::I32, &[4]),
-        Type::block(DType::F32, &[4]),
-        Type::block(DType::I32, &[4]),
-    ];
-    check(
-        &rejected(&kernel(vec![], ops, types)),
-        "hand",
-        "mul",
-        &["%2: i32[4]", "f32[4]"],
-    );
+    let types = vec![Type::block(DType::I32, &[4]), Type::block(DType::F32, &[4]), Type::block(DType::I32, &[4])];
+    check(&rejected(&kernel(vec![], ops, types)), "hand", "mul", &["%2: i32[4]", "f32[4]"]);
 
     // Binary on blocks of different shapes (no implicit broadcast in the IR).
     let ops = vec![
@@ -491,150 +420,61 @@ fn verifier_rejects_wrong_result_type_and_shape_mismatch() {
         op(OpKind::Arange { start: 0, end: 64 }, &[1]),
         op(OpKind::Binary(BinOp::Add, ValueId(0), ValueId(1)), &[2]),
     ];
-    let types = vec![
-        Type::block(DType::I32, &[128]),
-        Type::block(DType::I32, &[64]),
-        Type::block(DType::I32, &[128]),
-    ];
-    check(
-        &rejected(&kernel(vec![], ops, types)),
-        "hand",
-        "add",
-        &["i32[128]", "i32[64]"],
-    );
+    let types = vec![Type::block(DType::I32, &[128]), Type::block(DType::I32, &[64]), Type::block(DType::I32, &[128])];
+    check(&rejected(&kernel(vec![], ops, types)), "hand", "add", &["i32[128]", "i32[64]"]);
 }
 
 #[test]
 fn verifier_rejects_use_before_definition_and_stray_yield() {
     let f32_ = Type::scalar(DType::F32);
-    let ops = vec![
-        op(OpKind::Binary(BinOp::Add, ValueId(1), ValueId(1)), &[0]),
-        op(OpKind::Const(Lit::Float(1.0)), &[1]),
-    ];
-    check(
-        &rejected(&kernel(vec![], ops, vec![f32_.clone(), f32_.clone()])),
-        "hand",
-        "add",
-        &["%1", "not defined"],
-    );
+    let ops =
+        vec![op(OpKind::Binary(BinOp::Add, ValueId(1), ValueId(1)), &[0]), op(OpKind::Const(Lit::Float(1.0)), &[1])];
+    check(&rejected(&kernel(vec![], ops, vec![f32_.clone(), f32_.clone()])), "hand", "add", &["%1", "not defined"]);
 
-    let ops = vec![
-        op(OpKind::Const(Lit::Float(1.0)), &[0]),
-        op(OpKind::Yield(vec![ValueId(0)]), &[]),
-    ];
-    check(
-        &rejected(&kernel(vec![], ops, vec![f32_.clone()])),
-        "hand",
-        "yield",
-        &["loop body"],
-    );
+    let ops = vec![op(OpKind::Const(Lit::Float(1.0)), &[0]), op(OpKind::Yield(vec![ValueId(0)]), &[])];
+    check(&rejected(&kernel(vec![], ops, vec![f32_.clone()])), "hand", "yield", &["loop body"]);
 
-    let ops = vec![
-        op(OpKind::Const(Lit::Float(1.0)), &[0]),
-        op(OpKind::Const(Lit::Float(2.0)), &[0]),
-    ];
-    check(
-        &rejected(&kernel(vec![], ops, vec![f32_])),
-        "hand",
-        "ir",
-        &["%0", "defined twice"],
-    );
+    let ops = vec![op(OpKind::Const(Lit::Float(1.0)), &[0]), op(OpKind::Const(Lit::Float(2.0)), &[0])];
+    check(&rejected(&kernel(vec![], ops, vec![f32_])), "hand", "ir", &["%0", "defined twice"]);
 }
 
 #[test]
 fn verifier_rejects_bad_memory_ops() {
     let ptr = ParamKind::Ptr(DType::F32);
-    let params = vec![Param {
-        name: "x".into(),
-        kind: ptr,
-    }];
-    let pty = Type {
-        elem: tritonite_lang::Elem::Ptr(DType::F32),
-        shape: vec![],
-    };
+    let params = vec![Param { name: "x".into(), kind: ptr }];
+    let pty = Type { elem: tritonite_lang::Elem::Ptr(DType::F32), shape: vec![] };
 
     // Store through a read-only argument.
     let ops = vec![
         op(OpKind::Param(0), &[0]),
         op(OpKind::Const(Lit::Float(1.0)), &[1]),
-        op(
-            OpKind::Store {
-                ptr: ValueId(0),
-                value: ValueId(1),
-                mask: None,
-            },
-            &[],
-        ),
+        op(OpKind::Store { ptr: ValueId(0), value: ValueId(1), mask: None }, &[]),
     ];
-    let e = rejected(&kernel(
-        params.clone(),
-        ops,
-        vec![pty.clone(), Type::scalar(DType::F32)],
-    ));
+    let e = rejected(&kernel(params.clone(), ops, vec![pty.clone(), Type::scalar(DType::F32)]));
     check(&e, "hand", "store", &["`x`", "read-only"]);
 
     // A load with `other` but no mask.
     let ops = vec![
         op(OpKind::Param(0), &[0]),
         op(OpKind::Const(Lit::Float(1.0)), &[1]),
-        op(
-            OpKind::Load {
-                ptr: ValueId(0),
-                mask: None,
-                other: Some(ValueId(1)),
-            },
-            &[2],
-        ),
+        op(OpKind::Load { ptr: ValueId(0), mask: None, other: Some(ValueId(1)) }, &[2]),
     ];
-    let types = vec![
-        pty.clone(),
-        Type::scalar(DType::F32),
-        Type::scalar(DType::F32),
-    ];
-    check(
-        &rejected(&kernel(params.clone(), ops, types)),
-        "hand",
-        "load",
-        &["other", "mask"],
-    );
+    let types = vec![pty.clone(), Type::scalar(DType::F32), Type::scalar(DType::F32)];
+    check(&rejected(&kernel(params.clone(), ops, types)), "hand", "load", &["other", "mask"]);
 
     // A load through a pointer that is not derived from an argument: make one by a bad cast.
-    let ops = vec![
-        op(OpKind::Const(Lit::Int(0)), &[0]),
-        op(
-            OpKind::Load {
-                ptr: ValueId(0),
-                mask: None,
-                other: None,
-            },
-            &[1],
-        ),
-    ];
+    let ops =
+        vec![op(OpKind::Const(Lit::Int(0)), &[0]), op(OpKind::Load { ptr: ValueId(0), mask: None, other: None }, &[1])];
     let types = vec![Type::scalar(DType::I32), Type::scalar(DType::F32)];
-    check(
-        &rejected(&kernel(vec![], ops, types)),
-        "hand",
-        "load",
-        &["%0: i32", "not a pointer"],
-    );
+    check(&rejected(&kernel(vec![], ops, types)), "hand", "load", &["%0: i32", "not a pointer"]);
 
     // An arange whose length is not a power of two.
     let ops = vec![op(OpKind::Arange { start: 0, end: 100 }, &[0])];
-    check(
-        &rejected(&kernel(vec![], ops, vec![Type::block(DType::I32, &[100])])),
-        "hand",
-        "arange",
-        &["100"],
-    );
+    check(&rejected(&kernel(vec![], ops, vec![Type::block(DType::I32, &[100])])), "hand", "arange", &["100"]);
 
     // program_id along axis 3.
     let ops = vec![op(OpKind::ProgramId(3), &[0])];
-    check(
-        &rejected(&kernel(vec![], ops, vec![Type::scalar(DType::I32)])),
-        "hand",
-        "program_id",
-        &["axis 3"],
-    );
+    check(&rejected(&kernel(vec![], ops, vec![Type::scalar(DType::I32)])), "hand", "program_id", &["axis 3"]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -660,15 +500,7 @@ fn unmasked_out_of_bounds_load() {
     let mut out = Buffer::F32(vec![-7.0; 256]);
     let e = run(&kernel, [2, 1, 1], &mut [Arg::In(&x), Arg::Out(&mut out)]).unwrap_err();
     match &e {
-        InterpError::OutOfBounds {
-            kernel,
-            op,
-            program,
-            param,
-            offset,
-            len,
-            ..
-        } => {
+        InterpError::OutOfBounds { kernel, op, program, param, offset, len, .. } => {
             assert_eq!(kernel, "copy");
             assert_eq!(*op, "load");
             assert_eq!(param, "x");
@@ -693,18 +525,8 @@ fn unmasked_out_of_bounds_store() {
     let mut out = Buffer::F32(vec![-7.0; 300]);
     let e = run(&kernel, [3, 1, 1], &mut [Arg::In(&x), Arg::Out(&mut out)]).unwrap_err();
     match &e {
-        InterpError::OutOfBounds {
-            op,
-            program,
-            param,
-            offset,
-            len,
-            ..
-        } => {
-            assert_eq!(
-                (*op, param.as_str(), *program, *offset, *len),
-                ("store", "out", [2, 0, 0], 300, 300)
-            );
+        InterpError::OutOfBounds { op, program, param, offset, len, .. } => {
+            assert_eq!((*op, param.as_str(), *program, *offset, *len), ("store", "out", [2, 0, 0], 300, 300));
         }
         other => panic!("expected OutOfBounds, got {other:?}"),
     }
@@ -718,13 +540,7 @@ fn wrong_argument_dtype() {
     let mut out = Buffer::F32(vec![-7.0; 128]);
     let e = run(&kernel, [1, 1, 1], &mut [Arg::In(&x), Arg::Out(&mut out)]).unwrap_err();
     match &e {
-        InterpError::Argument {
-            kernel,
-            index,
-            name,
-            expected,
-            got,
-        } => {
+        InterpError::Argument { kernel, index, name, expected, got } => {
             assert_eq!((kernel.as_str(), *index, name.as_str()), ("copy", 0, "x"));
             assert!(expected.contains("f32"), "{expected}");
             assert!(got.contains("i32"), "{got}");
@@ -742,37 +558,17 @@ fn wrong_argument_kind_and_count() {
     let out = Buffer::F32(vec![-7.0; 128]);
     // A read-only buffer for a writable parameter.
     let e = run(&kernel, [1, 1, 1], &mut [Arg::In(&x), Arg::In(&out)]).unwrap_err();
-    assert!(
-        matches!(&e, InterpError::Argument { index: 1, name, .. } if name == "out"),
-        "{e:?}"
-    );
+    assert!(matches!(&e, InterpError::Argument { index: 1, name, .. } if name == "out"), "{e:?}");
     // A scalar for a pointer.
     let mut out2 = out.clone();
-    let e = run(
-        &kernel,
-        [1, 1, 1],
-        &mut [Arg::Scalar(Lit::Int(3)), Arg::Out(&mut out2)],
-    )
-    .unwrap_err();
-    assert!(
-        matches!(&e, InterpError::Argument { index: 0, name, .. } if name == "x"),
-        "{e:?}"
-    );
+    let e = run(&kernel, [1, 1, 1], &mut [Arg::Scalar(Lit::Int(3)), Arg::Out(&mut out2)]).unwrap_err();
+    assert!(matches!(&e, InterpError::Argument { index: 0, name, .. } if name == "x"), "{e:?}");
     // Too few arguments.
     let e = run(&kernel, [1, 1, 1], &mut [Arg::In(&x)]).unwrap_err();
     assert!(matches!(&e, InterpError::Argument { .. }), "{e:?}");
     // An empty grid.
     let e = run(&kernel, [0, 1, 1], &mut [Arg::In(&x), Arg::Out(&mut out2)]).unwrap_err();
-    assert!(
-        matches!(
-            &e,
-            InterpError::Grid {
-                grid: [0, 1, 1],
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(&e, InterpError::Grid { grid: [0, 1, 1], .. }), "{e:?}");
 }
 
 #[test]
@@ -786,16 +582,7 @@ fn integer_division_by_zero_and_bad_step() {
     let xb = Buffer::I32(vec![1, 2, 0, 4]);
     let mut ob = Buffer::I32(vec![-7; 4]);
     let e = run(&kernel, [1, 1, 1], &mut [Arg::In(&xb), Arg::Out(&mut ob)]).unwrap_err();
-    assert!(
-        matches!(
-            &e,
-            InterpError::DivisionByZero {
-                program: [0, 0, 0],
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(&e, InterpError::DivisionByZero { program: [0, 0, 0], .. }), "{e:?}");
     assert_eq!(ob, Buffer::I32(vec![-7; 4]));
 
     // A loop whose step is a run-time argument that turns out not to be positive.
@@ -807,18 +594,8 @@ fn integer_division_by_zero_and_bad_step() {
     k.store(out, r[0]);
     let kernel = k.finish().unwrap();
     let mut ob = Buffer::I32(vec![-7]);
-    let e = run(
-        &kernel,
-        [1, 1, 1],
-        &mut [Arg::Out(&mut ob), Arg::Scalar(Lit::Int(0))],
-    )
-    .unwrap_err();
+    let e = run(&kernel, [1, 1, 1], &mut [Arg::Out(&mut ob), Arg::Scalar(Lit::Int(0))]).unwrap_err();
     assert!(matches!(&e, InterpError::BadStep { step: 0, .. }), "{e:?}");
-    run(
-        &kernel,
-        [1, 1, 1],
-        &mut [Arg::Out(&mut ob), Arg::Scalar(Lit::Int(3))],
-    )
-    .unwrap();
+    run(&kernel, [1, 1, 1], &mut [Arg::Out(&mut ob), Arg::Scalar(Lit::Int(3))]).unwrap();
     assert_eq!(ob, Buffer::I32(vec![4]));
 }

@@ -23,11 +23,7 @@ pub struct AxisInfo {
 }
 
 impl AxisInfo {
-    const UNKNOWN: AxisInfo = AxisInfo {
-        contiguity: 1,
-        constancy: 1,
-        divisibility: 1,
-    };
+    const UNKNOWN: AxisInfo = AxisInfo { contiguity: 1, constancy: 1, divisibility: 1 };
 }
 
 fn gcd(a: u64, b: u64) -> u64 {
@@ -56,9 +52,7 @@ pub fn analyze(kernel: &Kernel, divisible_by_16: &[bool]) -> HashMap<ValueId, Ax
 
 fn region(kernel: &Kernel, r: &Region, spec: &[bool], info: &mut HashMap<ValueId, AxisInfo>) {
     for op in &r.ops {
-        let get = |info: &HashMap<ValueId, AxisInfo>, v: &ValueId| {
-            info.get(v).copied().unwrap_or(AxisInfo::UNKNOWN)
-        };
+        let get = |info: &HashMap<ValueId, AxisInfo>, v: &ValueId| info.get(v).copied().unwrap_or(AxisInfo::UNKNOWN);
         let len = |v: &ValueId| kernel.ty(*v).numel() as u64;
         let result = match &op.kind {
             OpKind::Param(i) => {
@@ -80,11 +74,7 @@ fn region(kernel: &Kernel, r: &Region, spec: &[bool], info: &mut HashMap<ValueId
                         }
                     }
                 };
-                Some(AxisInfo {
-                    contiguity: 1,
-                    constancy: 1,
-                    divisibility: div,
-                })
+                Some(AxisInfo { contiguity: 1, constancy: 1, divisibility: div })
             }
             OpKind::Const(l) => Some(AxisInfo {
                 contiguity: 1,
@@ -94,31 +84,20 @@ fn region(kernel: &Kernel, r: &Region, spec: &[bool], info: &mut HashMap<ValueId
                     _ => 1,
                 },
             }),
-            OpKind::Arange { start, end } => Some(AxisInfo {
-                contiguity: (end - start) as u64,
-                constancy: 1,
-                divisibility: pow2_dividing(*start),
-            }),
+            OpKind::Arange { start, end } => {
+                Some(AxisInfo { contiguity: (end - start) as u64, constancy: 1, divisibility: pow2_dividing(*start) })
+            }
             OpKind::Splat(v) | OpKind::Broadcast(v) => {
                 let s = get(info, v);
-                Some(AxisInfo {
-                    contiguity: 1,
-                    constancy: len(&op.results[0]),
-                    divisibility: s.divisibility,
-                })
+                Some(AxisInfo { contiguity: 1, constancy: len(&op.results[0]), divisibility: s.divisibility })
             }
             OpKind::ExpandDims(v, _) => Some(get(info, v)),
-            OpKind::Cast(v) => kernel
-                .ty(op.results[0])
-                .dtype()
-                .filter(|d| d.is_int())
-                .map(|_| get(info, v)),
+            OpKind::Cast(v) => kernel.ty(op.results[0]).dtype().filter(|d| d.is_int()).map(|_| get(info, v)),
             OpKind::Binary(b, x, y) => {
                 let (a, c) = (get(info, x), get(info, y));
                 Some(match b {
                     BinOp::Add => AxisInfo {
-                        contiguity: gcd(a.contiguity, c.constancy)
-                            .max(gcd(a.constancy, c.contiguity)),
+                        contiguity: gcd(a.contiguity, c.constancy).max(gcd(a.constancy, c.contiguity)),
                         constancy: gcd(a.constancy, c.constancy),
                         divisibility: gcd(a.divisibility, c.divisibility),
                     },
@@ -132,10 +111,7 @@ fn region(kernel: &Kernel, r: &Region, spec: &[bool], info: &mut HashMap<ValueId
                         constancy: gcd(a.constancy, c.constancy),
                         divisibility: (a.divisibility.saturating_mul(c.divisibility)).min(MAX_DIV),
                     },
-                    _ => AxisInfo {
-                        constancy: gcd(a.constancy, c.constancy),
-                        ..AxisInfo::UNKNOWN
-                    },
+                    _ => AxisInfo { constancy: gcd(a.constancy, c.constancy), ..AxisInfo::UNKNOWN },
                 })
             }
             OpKind::AddPtr(p, o) => {
@@ -147,10 +123,7 @@ fn region(kernel: &Kernel, r: &Region, spec: &[bool], info: &mut HashMap<ValueId
                 Some(AxisInfo {
                     contiguity: gcd(a.constancy, c.contiguity).max(1),
                     constancy: gcd(a.constancy, c.constancy),
-                    divisibility: gcd(
-                        a.divisibility,
-                        c.divisibility.saturating_mul(elem).min(MAX_DIV),
-                    ),
+                    divisibility: gcd(a.divisibility, c.divisibility.saturating_mul(elem).min(MAX_DIV)),
                 })
             }
             OpKind::Cmp(_, x, y) => {
@@ -158,19 +131,10 @@ fn region(kernel: &Kernel, r: &Region, spec: &[bool], info: &mut HashMap<ValueId
                 // A run of consecutive values starting at a multiple of g, against a bound constant
                 // over the run and divisible by g, lies wholly on one side of the bound.
                 let side = |run: AxisInfo, bound: AxisInfo| {
-                    gcd(
-                        gcd(run.contiguity, run.divisibility),
-                        gcd(bound.divisibility, bound.constancy),
-                    )
+                    gcd(gcd(run.contiguity, run.divisibility), gcd(bound.divisibility, bound.constancy))
                 };
-                let cst = gcd(a.constancy, c.constancy)
-                    .max(side(a, c))
-                    .max(side(c, a));
-                Some(AxisInfo {
-                    contiguity: 1,
-                    constancy: cst,
-                    divisibility: 1,
-                })
+                let cst = gcd(a.constancy, c.constancy).max(side(a, c)).max(side(c, a));
+                Some(AxisInfo { contiguity: 1, constancy: cst, divisibility: 1 })
             }
             OpKind::Select(c, x, y) => {
                 let (m, a, b) = (get(info, c), get(info, x), get(info, y));
@@ -182,14 +146,7 @@ fn region(kernel: &Kernel, r: &Region, spec: &[bool], info: &mut HashMap<ValueId
             }
             OpKind::For { lo, step, body, .. } => {
                 let div = gcd(get(info, lo).divisibility, get(info, step).divisibility);
-                info.insert(
-                    body.args[0],
-                    AxisInfo {
-                        contiguity: 1,
-                        constancy: 1,
-                        divisibility: div,
-                    },
-                );
+                info.insert(body.args[0], AxisInfo { contiguity: 1, constancy: 1, divisibility: div });
                 region(kernel, body, spec, info);
                 None
             }

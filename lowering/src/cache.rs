@@ -20,9 +20,7 @@ const MAGIC: &str = "tritonite-kernel-cache 1";
 
 /// A stable 64-bit FNV-1a hash (std's hasher may change between Rust releases).
 pub fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf29ce484222325u64, |h, b| {
-        (h ^ *b as u64).wrapping_mul(0x100000001b3)
-    })
+    bytes.iter().fold(0xcbf29ce484222325u64, |h, b| (h ^ *b as u64).wrapping_mul(0x100000001b3))
 }
 
 /// The cache's root directory.
@@ -38,15 +36,11 @@ pub fn cache_dir() -> Option<PathBuf> {
 
 /// Everything that changes the compiled code of a variant.
 pub fn key(kernel: &Kernel, opts: &CompileOptions) -> String {
-    format!(
-        "tritonite-lowering {} / llvm 22\n{opts:?}\n{kernel}",
-        env!("CARGO_PKG_VERSION")
-    )
+    format!("tritonite-lowering {} / llvm 22\n{opts:?}\n{kernel}", env!("CARGO_PKG_VERSION"))
 }
 
 fn entry_path(dir: &Path, key: &str) -> PathBuf {
-    dir.join("kernels")
-        .join(format!("{:016x}.entry", fnv1a(key.as_bytes())))
+    dir.join("kernels").join(format!("{:016x}.entry", fnv1a(key.as_bytes())))
 }
 
 /// The cached PTX for `key` in `dir`, if a valid entry exists.
@@ -61,10 +55,7 @@ pub fn load(dir: &Path, key: &str) -> Option<String> {
     let rest = rest[key_len..].strip_prefix('\n')?;
     let (ptx_line, ptx) = rest.split_once('\n')?;
     let mut parts = ptx_line.strip_prefix("ptx ")?.split(' ');
-    let (len, sum): (usize, u64) = (
-        parts.next()?.parse().ok()?,
-        u64::from_str_radix(parts.next()?, 16).ok()?,
-    );
+    let (len, sum): (usize, u64) = (parts.next()?.parse().ok()?, u64::from_str_radix(parts.next()?, 16).ok()?);
     (ptx.len() == len && fnv1a(ptx.as_bytes()) == sum).then(|| ptx.to_string())
 }
 
@@ -74,17 +65,8 @@ pub fn store(dir: &Path, key: &str, ptx: &str) -> std::io::Result<()> {
     let path = entry_path(dir, key);
     let parent = path.parent().expect("entries live in a folder");
     std::fs::create_dir_all(parent)?;
-    let tmp = parent.join(format!(
-        ".{}.{}.tmp",
-        std::process::id(),
-        fnv1a(ptx.as_bytes())
-    ));
-    let body = format!(
-        "{MAGIC}\nkey {}\n{key}\nptx {} {:016x}\n{ptx}",
-        key.len(),
-        ptx.len(),
-        fnv1a(ptx.as_bytes())
-    );
+    let tmp = parent.join(format!(".{}.{}.tmp", std::process::id(), fnv1a(ptx.as_bytes())));
+    let body = format!("{MAGIC}\nkey {}\n{key}\nptx {} {:016x}\n{ptx}", key.len(), ptx.len(), fnv1a(ptx.as_bytes()));
     std::fs::write(&tmp, body)?;
     std::fs::rename(&tmp, &path).inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
@@ -102,30 +84,22 @@ pub enum Source {
 
 /// The PTX of `kernel` from the cache, or compiled and stored. Without the `compiler` feature a
 /// miss is an error.
-pub fn compile_cached(
-    kernel: &Kernel,
-    opts: &CompileOptions,
-) -> Result<(Compiled, Source), crate::LowerError> {
+pub fn compile_cached(kernel: &Kernel, opts: &CompileOptions) -> Result<(Compiled, Source), crate::LowerError> {
     let key = key(kernel, opts);
     let dir = cache_dir();
     let threads = opts.num_warps * 32;
     if let Some(ptx) = dir.as_deref().and_then(|d| load(d, &key)) {
-        return Ok((
-            Compiled {
-                name: kernel.name.clone(),
-                mlir: String::new(),
-                ptx,
-                threads,
-            },
-            Source::Cache,
-        ));
+        return Ok((Compiled { name: kernel.name.clone(), mlir: String::new(), ptx, threads }, Source::Cache));
     }
     #[cfg(feature = "compiler")]
     {
         let compiled = crate::compile(kernel, opts)?;
         if let Some(d) = dir {
             if let Err(e) = store(&d, &key, &compiled.ptx) {
-                eprintln!("tritonite: warning: kernel cache {} is not writable ({e}); continuing without it", d.display());
+                eprintln!(
+                    "tritonite: warning: kernel cache {} is not writable ({e}); continuing without it",
+                    d.display()
+                );
             }
         }
         Ok((compiled, Source::Compiled))
@@ -142,8 +116,7 @@ mod tests {
     use super::*;
 
     fn tmpdir(tag: &str) -> PathBuf {
-        let d =
-            std::env::temp_dir().join(format!("tritonite-cache-test-{tag}-{}", std::process::id()));
+        let d = std::env::temp_dir().join(format!("tritonite-cache-test-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         d
     }
@@ -154,10 +127,7 @@ mod tests {
         let key = "kernel k\nopts";
         assert_eq!(load(&dir, key), None);
         store(&dir, key, ".version 8.0\n.entry k {}\n").unwrap();
-        assert_eq!(
-            load(&dir, key).as_deref(),
-            Some(".version 8.0\n.entry k {}\n")
-        );
+        assert_eq!(load(&dir, key).as_deref(), Some(".version 8.0\n.entry k {}\n"));
         assert_eq!(load(&dir, "another key"), None);
         // Flip one byte of the PTX: the checksum no longer matches.
         let path = entry_path(&dir, key);

@@ -34,10 +34,7 @@ pub struct Target {
 
 impl Default for Target {
     fn default() -> Self {
-        Target {
-            chip: "sm_90".into(),
-            ptx_version: 80,
-        }
+        Target { chip: "sm_90".into(), ptx_version: 80 }
     }
 }
 
@@ -55,11 +52,7 @@ pub struct CompileOptions {
 
 impl Default for CompileOptions {
     fn default() -> Self {
-        CompileOptions {
-            num_warps: 4,
-            target: Target::default(),
-            divisible_by_16: vec![],
-        }
+        CompileOptions { num_warps: 4, target: Target::default(), divisible_by_16: vec![] }
     }
 }
 
@@ -101,10 +94,5 @@ pub struct Compiled {
 pub fn compile(kernel: &Kernel, opts: &CompileOptions) -> Result<Compiled, LowerError> {
     let mlir = emit_mlir(kernel, opts)?;
     let ptx = pipeline::mlir_to_ptx(&kernel.name, &mlir, &opts.target)?;
-    Ok(Compiled {
-        name: kernel.name.clone(),
-        mlir,
-        ptx,
-        threads: opts.num_warps * 32,
-    })
+    Ok(Compiled { name: kernel.name.clone(), mlir, ptx, threads: opts.num_warps * 32 })
 }

@@ -46,16 +46,11 @@ pub fn mlir_to_ptx(kernel: &str, mlir: &str, target: &Target) -> Result<String, 
     let context = context();
     let diagnostics = RefCell::new(Vec::<String>::new());
     let handler = context.attach_diagnostic_handler(|d| {
-        diagnostics
-            .borrow_mut()
-            .push(format!("{}: {}", d.location(), d));
+        diagnostics.borrow_mut().push(format!("{}: {}", d.location(), d));
         true
     });
-    let fail = |stage| LowerError::Mlir {
-        kernel: kernel.to_string(),
-        stage,
-        diagnostics: diagnostics.borrow().join("\n"),
-    };
+    let fail =
+        |stage| LowerError::Mlir { kernel: kernel.to_string(), stage, diagnostics: diagnostics.borrow().join("\n") };
     if dump {
         eprintln!("// ----- {kernel}: emitted -----\n{mlir}");
     }
@@ -69,10 +64,7 @@ pub fn mlir_to_ptx(kernel: &str, mlir: &str, target: &Target) -> Result<String, 
         parse_pass_pipeline(pm.as_operation_pass_manager(), &pipeline).map_err(|_| fail(name))?;
         pm.run(&mut module).map_err(|_| fail(name))?;
         if dump && name != "to-ptx" {
-            eprintln!(
-                "// ----- {kernel}: after {name} -----\n{}",
-                module.as_operation()
-            );
+            eprintln!("// ----- {kernel}: after {name} -----\n{}", module.as_operation());
         }
     }
     let text = module.as_operation().to_string();

@@ -37,11 +37,8 @@ pub fn find_ptxas() -> Option<PathBuf> {
             return Some(p);
         }
     }
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("ptxas"))
-            .find(|p| p.is_file())
-    })
+    std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join("ptxas")).find(|p| p.is_file()))
 }
 
 fn number_before(text: &str, suffix: &str) -> Option<u32> {
@@ -51,26 +48,13 @@ fn number_before(text: &str, suffix: &str) -> Option<u32> {
 
 /// Assembles `ptx` for `chip` and returns the resource report.
 pub fn assemble(ptx: &str, chip: &str) -> Result<PtxasReport, LowerError> {
-    let ptxas = find_ptxas().ok_or_else(|| {
-        LowerError::Ptxas("ptxas not found: run scripts/setup.sh or set TRITONITE_PTXAS".into())
-    })?;
-    let dir = std::env::temp_dir().join(format!(
-        "tritonite-ptxas-{}-{:x}",
-        std::process::id(),
-        fxhash(ptx)
-    ));
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| LowerError::Ptxas(format!("creating {}: {e}", dir.display())))?;
+    let ptxas = find_ptxas()
+        .ok_or_else(|| LowerError::Ptxas("ptxas not found: run scripts/setup.sh or set TRITONITE_PTXAS".into()))?;
+    let dir = std::env::temp_dir().join(format!("tritonite-ptxas-{}-{:x}", std::process::id(), fxhash(ptx)));
+    std::fs::create_dir_all(&dir).map_err(|e| LowerError::Ptxas(format!("creating {}: {e}", dir.display())))?;
     let (src, out) = (dir.join("k.ptx"), dir.join("k.cubin"));
-    std::fs::write(&src, ptx)
-        .map_err(|e| LowerError::Ptxas(format!("writing {}: {e}", src.display())))?;
-    let result = Command::new(&ptxas)
-        .arg(format!("-arch={chip}"))
-        .arg("-v")
-        .arg(&src)
-        .arg("-o")
-        .arg(&out)
-        .output();
+    std::fs::write(&src, ptx).map_err(|e| LowerError::Ptxas(format!("writing {}: {e}", src.display())))?;
+    let result = Command::new(&ptxas).arg(format!("-arch={chip}")).arg("-v").arg(&src).arg("-o").arg(&out).output();
     let cleanup = || {
         let _ = std::fs::remove_dir_all(&dir);
     };
@@ -78,14 +62,10 @@ pub fn assemble(ptx: &str, chip: &str) -> Result<PtxasReport, LowerError> {
         Ok(o) => o,
         Err(e) => {
             cleanup();
-            return Err(LowerError::Ptxas(format!(
-                "running {}: {e}",
-                ptxas.display()
-            )));
+            return Err(LowerError::Ptxas(format!("running {}: {e}", ptxas.display())));
         }
     };
-    let log = String::from_utf8_lossy(&output.stderr).to_string()
-        + &String::from_utf8_lossy(&output.stdout);
+    let log = String::from_utf8_lossy(&output.stderr).to_string() + &String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
         cleanup();
         return Err(LowerError::Ptxas(log));
@@ -102,7 +82,5 @@ pub fn assemble(ptx: &str, chip: &str) -> Result<PtxasReport, LowerError> {
 }
 
 fn fxhash(s: &str) -> u64 {
-    s.bytes().fold(0xcbf29ce484222325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100000001b3)
-    })
+    s.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3))
 }

@@ -32,36 +32,21 @@ fn bytes_of(b: &Buffer) -> Vec<u8> {
 
 fn from_bytes(dtype: DType, bytes: &[u8]) -> Buffer {
     match dtype {
-        DType::F32 => Buffer::F32(
-            bytes
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
-                .collect(),
-        ),
-        DType::F16 => Buffer::F16(
-            bytes
-                .chunks_exact(2)
-                .map(|c| f16::from_le_bytes(c.try_into().expect("2 bytes")))
-                .collect(),
-        ),
-        DType::BF16 => Buffer::BF16(
-            bytes
-                .chunks_exact(2)
-                .map(|c| bf16::from_le_bytes(c.try_into().expect("2 bytes")))
-                .collect(),
-        ),
-        DType::I32 => Buffer::I32(
-            bytes
-                .chunks_exact(4)
-                .map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes")))
-                .collect(),
-        ),
-        DType::I64 | DType::Bool => Buffer::I64(
-            bytes
-                .chunks_exact(8)
-                .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
-                .collect(),
-        ),
+        DType::F32 => {
+            Buffer::F32(bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect())
+        }
+        DType::F16 => {
+            Buffer::F16(bytes.chunks_exact(2).map(|c| f16::from_le_bytes(c.try_into().expect("2 bytes"))).collect())
+        }
+        DType::BF16 => {
+            Buffer::BF16(bytes.chunks_exact(2).map(|c| bf16::from_le_bytes(c.try_into().expect("2 bytes"))).collect())
+        }
+        DType::I32 => {
+            Buffer::I32(bytes.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes"))).collect())
+        }
+        DType::I64 | DType::Bool => {
+            Buffer::I64(bytes.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes"))).collect())
+        }
     }
 }
 
@@ -69,26 +54,13 @@ impl DeviceBuffer {
     /// Copies a host buffer to the device.
     pub fn upload(device: &Device, host: &Buffer) -> Result<DeviceBuffer, RuntimeError> {
         let bytes = bytes_of(host);
-        let data = if bytes.is_empty() {
-            device.stream.alloc_zeros::<u8>(1)
-        } else {
-            device.stream.clone_htod(&bytes)
-        }
-        .map_err(RuntimeError::driver("uploading a buffer"))?;
-        Ok(DeviceBuffer {
-            data,
-            dtype: host.dtype(),
-            len: host.len(),
-        })
+        let data = if bytes.is_empty() { device.stream.alloc_zeros::<u8>(1) } else { device.stream.clone_htod(&bytes) }
+            .map_err(RuntimeError::driver("uploading a buffer"))?;
+        Ok(DeviceBuffer { data, dtype: host.dtype(), len: host.len() })
     }
 
     /// A device buffer of `len` elements, every one `value` (NaN poisons outputs before a run).
-    pub fn filled(
-        device: &Device,
-        dtype: DType,
-        len: usize,
-        value: f64,
-    ) -> Result<DeviceBuffer, RuntimeError> {
+    pub fn filled(device: &Device, dtype: DType, len: usize, value: f64) -> Result<DeviceBuffer, RuntimeError> {
         DeviceBuffer::upload(device, &Buffer::filled(dtype, len, value))
     }
 
@@ -97,14 +69,19 @@ impl DeviceBuffer {
         if self.len == 0 {
             return Ok(Buffer::filled(self.dtype, 0, 0.0));
         }
-        let bytes = device
-            .stream
-            .clone_dtoh(&self.data)
-            .map_err(RuntimeError::driver("downloading a buffer"))?;
-        Ok(from_bytes(
-            self.dtype,
-            &bytes[..self.len * self.dtype.size_bytes()],
-        ))
+        let bytes = device.stream.clone_dtoh(&self.data).map_err(RuntimeError::driver("downloading a buffer"))?;
+        Ok(from_bytes(self.dtype, &bytes[..self.len * self.dtype.size_bytes()]))
+    }
+
+    /// Copies `src` into this buffer on the device (same dtype and length).
+    pub fn copy_from(&mut self, device: &Device, src: &DeviceBuffer) -> Result<(), RuntimeError> {
+        if src.dtype != self.dtype || src.len != self.len {
+            return Err(RuntimeError::Buffer(format!(
+                "copy of {} x {} into {} x {}",
+                src.len, src.dtype, self.len, self.dtype
+            )));
+        }
+        device.stream.memcpy_dtod(&src.data, &mut self.data).map_err(RuntimeError::driver("copying on the device"))
     }
 
     /// Element dtype.

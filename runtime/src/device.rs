@@ -27,30 +27,19 @@ impl Device {
         if !unsafe { cudarc::driver::sys::is_culib_present() } {
             return Err(RuntimeError::NoDriver);
         }
-        let ctx = CudaContext::new(ordinal).map_err(|e| RuntimeError::NoDevice {
-            ordinal,
-            reason: e.to_string(),
-        })?;
+        let ctx = CudaContext::new(ordinal).map_err(|e| RuntimeError::NoDevice { ordinal, reason: e.to_string() })?;
         let stream = ctx.default_stream();
-        Ok(Device {
-            ctx,
-            stream,
-            ordinal,
-        })
+        Ok(Device { ctx, stream, ordinal })
     }
 
     /// The device's name, e.g. `NVIDIA H100 80GB HBM3`.
     pub fn name(&self) -> Result<String, RuntimeError> {
-        self.ctx
-            .name()
-            .map_err(RuntimeError::driver("reading the device name"))
+        self.ctx.name().map_err(RuntimeError::driver("reading the device name"))
     }
 
     /// Compute capability `(major, minor)`.
     pub fn compute_capability(&self) -> Result<(i32, i32), RuntimeError> {
-        self.ctx
-            .compute_capability()
-            .map_err(RuntimeError::driver("reading the compute capability"))
+        self.ctx.compute_capability().map_err(RuntimeError::driver("reading the compute capability"))
     }
 
     /// Number of streaming multiprocessors.
@@ -64,9 +53,7 @@ impl Device {
 
     /// Waits for all queued work.
     pub fn synchronize(&self) -> Result<(), RuntimeError> {
-        self.stream
-            .synchronize()
-            .map_err(RuntimeError::driver("synchronizing"))
+        self.stream.synchronize().map_err(RuntimeError::driver("synchronizing"))
     }
 
     /// Times `work` with CUDA events (created with timing): `warmup` untimed runs, then `reps`
@@ -83,22 +70,13 @@ impl Device {
         }
         let mut times = Vec::with_capacity(reps);
         for _ in 0..reps {
-            let start = self
-                .stream
-                .record_event(Some(CU_EVENT_DEFAULT))
-                .map_err(RuntimeError::driver("recording an event"))?;
+            let start =
+                self.stream.record_event(Some(CU_EVENT_DEFAULT)).map_err(RuntimeError::driver("recording an event"))?;
             work()?;
-            let end = self
-                .stream
-                .record_event(Some(CU_EVENT_DEFAULT))
-                .map_err(RuntimeError::driver("recording an event"))?;
-            end.synchronize()
-                .map_err(RuntimeError::driver("waiting for an event"))?;
-            times.push(
-                start
-                    .elapsed_ms(&end)
-                    .map_err(RuntimeError::driver("reading an event"))?,
-            );
+            let end =
+                self.stream.record_event(Some(CU_EVENT_DEFAULT)).map_err(RuntimeError::driver("recording an event"))?;
+            end.synchronize().map_err(RuntimeError::driver("waiting for an event"))?;
+            times.push(start.elapsed_ms(&end).map_err(RuntimeError::driver("reading an event"))?);
         }
         Ok(times)
     }

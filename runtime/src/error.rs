@@ -44,9 +44,7 @@ pub enum RuntimeError {
 }
 
 impl RuntimeError {
-    pub(crate) fn driver(
-        during: &'static str,
-    ) -> impl FnOnce(cudarc::driver::DriverError) -> RuntimeError {
+    pub(crate) fn driver(during: &'static str) -> impl FnOnce(cudarc::driver::DriverError) -> RuntimeError {
         move |source| RuntimeError::Driver { during, source }
     }
 }

@@ -38,19 +38,10 @@ impl GpuKernel {
         params: Vec<Param>,
         threads: u32,
     ) -> Result<GpuKernel, RuntimeError> {
-        let module = device
-            .ctx
-            .load_module(cudarc::nvrtc::Ptx::from_src(ptx))
-            .map_err(RuntimeError::driver("loading PTX"))?;
-        let func = module
-            .load_function(name)
-            .map_err(RuntimeError::driver("finding the kernel in the PTX"))?;
-        Ok(GpuKernel {
-            func,
-            name: name.to_string(),
-            params,
-            threads,
-        })
+        let module =
+            device.ctx.load_module(cudarc::nvrtc::Ptx::from_src(ptx)).map_err(RuntimeError::driver("loading PTX"))?;
+        let func = module.load_function(name).map_err(RuntimeError::driver("finding the kernel in the PTX"))?;
+        Ok(GpuKernel { func, name: name.to_string(), params, threads })
     }
 
     /// The kernel's name.
@@ -59,12 +50,7 @@ impl GpuKernel {
     }
 
     /// Launches `grid` programs with `args` (one per parameter) on the device's stream.
-    pub fn launch(
-        &self,
-        device: &Device,
-        grid: [u32; 3],
-        args: &[KernelArg<'_>],
-    ) -> Result<(), RuntimeError> {
+    pub fn launch(&self, device: &Device, grid: [u32; 3], args: &[KernelArg<'_>]) -> Result<(), RuntimeError> {
         if args.len() != self.params.len() {
             return Err(RuntimeError::Argument {
                 kernel: self.name.clone(),
@@ -107,9 +93,7 @@ impl GpuKernel {
         let mut next_ptr = ptrs.iter();
         for a in args {
             match a {
-                KernelArg::Buffer(_) => {
-                    builder.arg(next_ptr.next().expect("one address per buffer"))
-                }
+                KernelArg::Buffer(_) => builder.arg(next_ptr.next().expect("one address per buffer")),
                 KernelArg::I32(v) => builder.arg(v),
                 KernelArg::I64(v) => builder.arg(v),
                 KernelArg::F32(v) => builder.arg(v),

@@ -9,9 +9,7 @@ use super::{mlir_type, Emitter, Lowered};
 
 impl Emitter<'_> {
     fn dtype(&self, v: ValueId) -> DType {
-        self.ty(v)
-            .dtype()
-            .expect("the verifier keeps pointers out of arithmetic")
+        self.ty(v).dtype().expect("the verifier keeps pointers out of arithmetic")
     }
 
     pub(crate) fn binary(&mut self, op: BinOp, x: ValueId, y: ValueId, _r: ValueId) -> String {
@@ -88,9 +86,7 @@ impl Emitter<'_> {
                 let one = self.constant(DType::Bool, 1.0, &t);
                 self.assign(&format!("arith.xori {a}, {one} : {t}"))
             }
-            UnOp::Abs if d.is_float() => {
-                self.assign(&format!("llvm.intr.fabs({a}) : ({t}) -> {t}"))
-            }
+            UnOp::Abs if d.is_float() => self.assign(&format!("llvm.intr.fabs({a}) : ({t}) -> {t}")),
             UnOp::Abs => {
                 let zero = self.constant(d, 0.0, &t);
                 let neg = self.assign(&format!("arith.subi {zero}, {a} : {t}"));
@@ -104,40 +100,26 @@ impl Emitter<'_> {
     fn transcendental(&mut self, op: UnOp, x: ValueId) -> String {
         let d = self.dtype(x);
         let ty = self.ty(x);
-        let n = if ty.is_scalar() {
-            0
-        } else {
-            self.layout(&ty.shape).elems_per_thread()
-        };
+        let n = if ty.is_scalar() { 0 } else { self.layout(&ty.shape).elems_per_thread() };
         let t = self.thread_type(ty);
-        let f32t = if n == 0 {
-            "f32".to_string()
-        } else {
-            format!("vector<{n}xf32>")
-        };
+        let f32t = if n == 0 { "f32".to_string() } else { format!("vector<{n}xf32>") };
         let mut a = self.num(x);
         if d != DType::F32 {
             a = self.assign(&format!("arith.extf {a} : {t} to {f32t}"));
         }
         let apply = |e: &mut Self, s: &str| -> String {
             match op {
-                UnOp::Sqrt => e.assign(&format!(
-                    "llvm.call_intrinsic \"llvm.nvvm.sqrt.rn.f\"({s}) : (f32) -> f32"
-                )),
-                UnOp::Rsqrt => e.assign(&format!(
-                    "llvm.call_intrinsic \"llvm.nvvm.rsqrt.approx.f\"({s}) : (f32) -> f32"
-                )),
+                UnOp::Sqrt => e.assign(&format!("llvm.call_intrinsic \"llvm.nvvm.sqrt.rn.f\"({s}) : (f32) -> f32")),
+                UnOp::Rsqrt => {
+                    e.assign(&format!("llvm.call_intrinsic \"llvm.nvvm.rsqrt.approx.f\"({s}) : (f32) -> f32"))
+                }
                 UnOp::Exp => {
                     let log2e = e.constant(DType::F32, std::f64::consts::LOG2_E, "f32");
                     let m = e.assign(&format!("arith.mulf {s}, {log2e} : f32"));
-                    e.assign(&format!(
-                        "llvm.call_intrinsic \"llvm.nvvm.ex2.approx.f32\"({m}) : (f32) -> f32"
-                    ))
+                    e.assign(&format!("llvm.call_intrinsic \"llvm.nvvm.ex2.approx.f32\"({m}) : (f32) -> f32"))
                 }
                 UnOp::Log => {
-                    let l = e.assign(&format!(
-                        "llvm.call_intrinsic \"llvm.nvvm.lg2.approx.f\"({s}) : (f32) -> f32"
-                    ));
+                    let l = e.assign(&format!("llvm.call_intrinsic \"llvm.nvvm.lg2.approx.f\"({s}) : (f32) -> f32"));
                     let ln2 = e.constant(DType::F32, std::f64::consts::LN_2, "f32");
                     e.assign(&format!("arith.mulf {l}, {ln2} : f32"))
                 }
@@ -173,11 +155,7 @@ impl Emitter<'_> {
             (DType::Bool, _) => "arith.extui",
             (_, DType::Bool) => {
                 let zero = self.constant(from, 0.0, &ft);
-                let cmp = if from.is_float() {
-                    "arith.cmpf une"
-                } else {
-                    "arith.cmpi ne"
-                };
+                let cmp = if from.is_float() { "arith.cmpf une" } else { "arith.cmpi ne" };
                 return self.assign(&format!("{cmp}, {a}, {zero} : {ft}"));
             }
             (f, t) if f.is_float() && t.is_float() => {
@@ -211,14 +189,8 @@ impl Emitter<'_> {
                     mlir_type(od)
                 )))
             }
-            Lowered::PtrBlock { base, offs: None } => Lowered::PtrBlock {
-                base,
-                offs: Some((off, od)),
-            },
-            Lowered::PtrBlock {
-                base,
-                offs: Some((prev, pd)),
-            } => {
+            Lowered::PtrBlock { base, offs: None } => Lowered::PtrBlock { base, offs: Some((off, od)) },
+            Lowered::PtrBlock { base, offs: Some((prev, pd)) } => {
                 let t = self.thread_type(self.ty(o));
                 let (prev, off, d) = if pd == od {
                     (prev, off, od)
@@ -234,10 +206,7 @@ impl Emitter<'_> {
                     (ext(self, prev, pd), ext(self, off, od), DType::I64)
                 };
                 let t = self.thread_type(self.ty(o)).replace("i32", mlir_type(d));
-                Lowered::PtrBlock {
-                    base,
-                    offs: Some((self.assign(&format!("arith.addi {prev}, {off} : {t}")), d)),
-                }
+                Lowered::PtrBlock { base, offs: Some((self.assign(&format!("arith.addi {prev}, {off} : {t}")), d)) }
             }
             other => unreachable!("addptr on {other:?}"),
         }

@@ -15,11 +15,7 @@ fn floor_pow2(x: u64) -> u64 {
 
 impl Emitter<'_> {
     fn info_of(&self, v: ValueId) -> AxisInfo {
-        self.info.get(&v).copied().unwrap_or(AxisInfo {
-            contiguity: 1,
-            constancy: 1,
-            divisibility: 1,
-        })
+        self.info.get(&v).copied().unwrap_or(AxisInfo { contiguity: 1, constancy: 1, divisibility: 1 })
     }
 
     /// The widest group of elements one access may cover for pointer block `ptr` under `mask`.
@@ -31,10 +27,8 @@ impl Emitter<'_> {
         };
         let layout = self.layout(&ty.shape);
         let p = self.info_of(ptr);
-        let mut w = (layout.size_per_thread as u64)
-            .min(p.contiguity)
-            .min((p.divisibility / elem).max(1))
-            .min(16 / elem);
+        let mut w =
+            (layout.size_per_thread as u64).min(p.contiguity).min((p.divisibility / elem).max(1)).min(16 / elem);
         if let Some(m) = mask {
             w = w.min(self.info_of(m).constancy);
         }
@@ -54,9 +48,7 @@ impl Emitter<'_> {
             None => base.to_string(),
             Some((o, d)) => {
                 let it = mlir_type(*d);
-                let off = self.assign(&format!(
-                    "vector.extract {o}[{e}] : {it} from vector<{n}x{it}>"
-                ));
+                let off = self.assign(&format!("vector.extract {o}[{e}] : {it} from vector<{n}x{it}>"));
                 self.assign(&format!("llvm.getelementptr {base}[{off}] : (!llvm.ptr<1>, {it}) -> !llvm.ptr<1>, {elem}"))
             }
         }
@@ -67,9 +59,7 @@ impl Emitter<'_> {
         if w == n {
             v.to_string()
         } else if w == 1 {
-            self.assign(&format!(
-                "vector.extract {v}[{e}] : {elem} from vector<{n}x{elem}>"
-            ))
+            self.assign(&format!("vector.extract {v}[{e}] : {elem} from vector<{n}x{elem}>"))
         } else {
             self.assign(&format!("vector.extract_strided_slice {v} {{offsets = [{e}], sizes = [{w}], strides = [1]}} : vector<{n}x{elem}> to vector<{w}x{elem}>"))
         }
@@ -84,11 +74,7 @@ impl Emitter<'_> {
     ) -> Result<String, LowerError> {
         let elem = self.pointee(ptr);
         let rt = self.thread_type(self.ty(r));
-        let esize = self
-            .ty(r)
-            .dtype()
-            .expect("loads yield numbers")
-            .size_bytes();
+        let esize = self.ty(r).dtype().expect("loads yield numbers").size_bytes();
         let mask_name = mask.map(|m| self.num(m));
         let other_name = match other {
             Some(o) => self.num(o),
@@ -96,8 +82,7 @@ impl Emitter<'_> {
         };
         match self.get(ptr).clone() {
             Lowered::Ptr(p) => {
-                let load =
-                    format!("llvm.load {p} {{alignment = {esize} : i64}} : !llvm.ptr<1> -> {elem}");
+                let load = format!("llvm.load {p} {{alignment = {esize} : i64}} : !llvm.ptr<1> -> {elem}");
                 Ok(match mask_name {
                     None => self.assign(&load),
                     Some(m) => self.predicated_value(&m, &load, &other_name, elem),
@@ -106,19 +91,12 @@ impl Emitter<'_> {
             Lowered::PtrBlock { base, offs } => {
                 let n = self.layout(&self.ty(ptr).shape).elems_per_thread();
                 let w = self.group_width(ptr, mask);
-                let gt = if w == 1 {
-                    elem.to_string()
-                } else {
-                    format!("vector<{w}x{elem}>")
-                };
+                let gt = if w == 1 { elem.to_string() } else { format!("vector<{w}x{elem}>") };
                 let mut acc = other_name.clone();
                 for g in 0..n / w {
                     let e = g * w;
                     let addr = self.element_address(&base, &offs, e, n, elem);
-                    let load = format!(
-                        "llvm.load {addr} {{alignment = {} : i64}} : !llvm.ptr<1> -> {gt}",
-                        w * esize
-                    );
+                    let load = format!("llvm.load {addr} {{alignment = {} : i64}} : !llvm.ptr<1> -> {gt}", w * esize);
                     let part = match &mask_name {
                         None => self.assign(&load),
                         Some(m) => {
@@ -130,9 +108,7 @@ impl Emitter<'_> {
                     acc = if w == n {
                         part
                     } else if w == 1 {
-                        self.assign(&format!(
-                            "vector.insert {part}, {acc} [{e}] : {elem} into vector<{n}x{elem}>"
-                        ))
+                        self.assign(&format!("vector.insert {part}, {acc} [{e}] : {elem} into vector<{n}x{elem}>"))
                     } else {
                         self.assign(&format!("vector.insert_strided_slice {part}, {acc} {{offsets = [{e}], strides = [1]}} : {gt} into vector<{n}x{elem}>"))
                     };
@@ -180,18 +156,9 @@ impl Emitter<'_> {
         }
     }
 
-    pub(crate) fn store(
-        &mut self,
-        ptr: ValueId,
-        value: ValueId,
-        mask: Option<ValueId>,
-    ) -> Result<(), LowerError> {
+    pub(crate) fn store(&mut self, ptr: ValueId, value: ValueId, mask: Option<ValueId>) -> Result<(), LowerError> {
         let elem = self.pointee(ptr);
-        let esize = self
-            .ty(value)
-            .dtype()
-            .expect("stores take numbers")
-            .size_bytes();
+        let esize = self.ty(value).dtype().expect("stores take numbers").size_bytes();
         let v = self.num(value);
         let mask_name = mask.map(|m| self.num(m));
         match self.get(ptr).clone() {
@@ -203,20 +170,14 @@ impl Emitter<'_> {
                 let pred = self.and(Some(first), mask_name);
                 self.predicated_store(
                     pred,
-                    &format!(
-                        "llvm.store {v}, {p} {{alignment = {esize} : i64}} : {elem}, !llvm.ptr<1>"
-                    ),
+                    &format!("llvm.store {v}, {p} {{alignment = {esize} : i64}} : {elem}, !llvm.ptr<1>"),
                 );
             }
             Lowered::PtrBlock { base, offs } => {
                 let layout = self.layout(&self.ty(ptr).shape);
                 let n = layout.elems_per_thread();
                 let w = self.group_width(ptr, mask);
-                let gt = if w == 1 {
-                    elem.to_string()
-                } else {
-                    format!("vector<{w}x{elem}>")
-                };
+                let gt = if w == 1 { elem.to_string() } else { format!("vector<{w}x{elem}>") };
                 let owner = if layout.has_replicas() {
                     let used = self.const_i32(layout.threads_used() as i64);
                     let tid = self.tid.clone();
@@ -230,7 +191,10 @@ impl Emitter<'_> {
                     let part = self.slice(&v, e, w, n, elem);
                     let bit = mask_name.as_ref().map(|m| self.slice(m, e, 1, n, "i1"));
                     let pred = self.and(owner.clone(), bit);
-                    self.predicated_store(pred, &format!("llvm.store {part}, {addr} {{alignment = {} : i64}} : {gt}, !llvm.ptr<1>", w * esize));
+                    self.predicated_store(
+                        pred,
+                        &format!("llvm.store {part}, {addr} {{alignment = {} : i64}} : {gt}, !llvm.ptr<1>", w * esize),
+                    );
                 }
             }
             other => unreachable!("store through {other:?}"),

@@ -29,10 +29,7 @@ pub(crate) enum Lowered {
     /// A scalar pointer.
     Ptr(String),
     /// A block of pointers: a base pointer plus per-element offsets (`None`: all zero).
-    PtrBlock {
-        base: String,
-        offs: Option<(String, DType)>,
-    },
+    PtrBlock { base: String, offs: Option<(String, DType)> },
 }
 
 /// The MLIR spelling of a dtype.
@@ -113,10 +110,7 @@ impl<'a> Emitter<'a> {
         if ty.is_scalar() {
             elem.to_string()
         } else {
-            format!(
-                "vector<{}x{elem}>",
-                self.layout(&ty.shape).elems_per_thread()
-            )
+            format!("vector<{}x{elem}>", self.layout(&ty.shape).elems_per_thread())
         }
     }
 
@@ -128,9 +122,7 @@ impl<'a> Emitter<'a> {
     pub fn num(&self, v: ValueId) -> String {
         match self.get(v) {
             Lowered::Scalar(s) | Lowered::Block(s) => s.clone(),
-            other => unreachable!(
-                "{v} is a pointer ({other:?}); the verifier keeps pointers out of arithmetic"
-            ),
+            other => unreachable!("{v} is a pointer ({other:?}); the verifier keeps pointers out of arithmetic"),
         }
     }
 
@@ -168,61 +160,36 @@ impl<'a> Emitter<'a> {
         let lowered = match kind {
             OpKind::Param(i) => {
                 let name = format!("%arg{i}");
-                Some(if self.k.params[*i].kind.is_ptr() {
-                    Lowered::Ptr(name)
-                } else {
-                    Lowered::Scalar(name)
-                })
+                Some(if self.k.params[*i].kind.is_ptr() { Lowered::Ptr(name) } else { Lowered::Scalar(name) })
             }
             OpKind::Const(l) => {
-                let d = self
-                    .ty(r.expect("const has a result"))
-                    .dtype()
-                    .expect("constants are numbers");
+                let d = self.ty(r.expect("const has a result")).dtype().expect("constants are numbers");
                 Some(Lowered::Scalar(self.constant(d, l.as_f64(), mlir_type(d))))
             }
             OpKind::ProgramId(a) => Some(Lowered::Scalar(self.grid_query("block_id", *a))),
             OpKind::NumPrograms(a) => Some(Lowered::Scalar(self.grid_query("grid_dim", *a))),
             OpKind::Arange { start, end } => Some(self.arange(*start, *end)),
-            OpKind::Splat(v) | OpKind::Broadcast(v) => {
-                Some(self.splat(*v, r.expect("splat has a result")))
-            }
+            OpKind::Splat(v) | OpKind::Broadcast(v) => Some(self.splat(*v, r.expect("splat has a result"))),
             OpKind::ExpandDims(v, _) => Some(self.splat(*v, r.expect("expand_dims has a result"))),
-            OpKind::Binary(b, x, y) => Some(Lowered::Block(self.binary(
-                *b,
-                *x,
-                *y,
-                r.expect("binary has a result"),
-            ))),
+            OpKind::Binary(b, x, y) => Some(Lowered::Block(self.binary(*b, *x, *y, r.expect("binary has a result")))),
             OpKind::Cmp(c, x, y) => Some(Lowered::Block(self.compare(*c, *x, *y))),
             OpKind::Unary(u, x) => Some(Lowered::Block(self.unary(*u, *x))),
             OpKind::Select(c, a, b) => {
                 let (cn, an, bn) = (self.num(*c), self.num(*a), self.num(*b));
                 let (ct, at) = (self.thread_type(self.ty(*c)), self.thread_type(self.ty(*a)));
-                Some(Lowered::Block(self.assign(&format!(
-                    "arith.select {cn}, {an}, {bn} : {ct}, {at}"
-                ))))
+                Some(Lowered::Block(self.assign(&format!("arith.select {cn}, {an}, {bn} : {ct}, {at}"))))
             }
             OpKind::Cast(v) => Some(Lowered::Block(self.cast(*v, r.expect("cast has a result")))),
             OpKind::AddPtr(p, o) => Some(self.add_ptr(*p, *o)),
-            OpKind::Load { ptr, mask, other } => Some(Lowered::Block(self.load(
-                *ptr,
-                *mask,
-                *other,
-                r.expect("load has a result"),
-            )?)),
+            OpKind::Load { ptr, mask, other } => {
+                Some(Lowered::Block(self.load(*ptr, *mask, *other, r.expect("load has a result"))?))
+            }
             OpKind::Store { ptr, value, mask } => {
                 self.store(*ptr, *value, *mask)?;
                 None
             }
             OpKind::Reduce(op, v, axis) => Some(Lowered::Scalar(self.reduce(*op, *v, *axis)?)),
-            OpKind::For {
-                lo,
-                hi,
-                step,
-                init,
-                body,
-            } => {
+            OpKind::For { lo, hi, step, init, body } => {
                 self.for_loop(*lo, *hi, *step, init, body, results)?;
                 None
             }
@@ -259,13 +226,8 @@ impl<'a> Emitter<'a> {
     fn arange(&mut self, start: i64, end: i64) -> Lowered {
         let layout = self.layout(&[(end - start) as usize]);
         let e = layout.elems_per_thread();
-        let statics: Vec<String> = (0..e)
-            .map(|i| (layout.global_index(0, i) as i64 + start).to_string())
-            .collect();
-        let cst = self.assign(&format!(
-            "arith.constant dense<[{}]> : vector<{e}xi32>",
-            statics.join(", ")
-        ));
+        let statics: Vec<String> = (0..e).map(|i| (layout.global_index(0, i) as i64 + start).to_string()).collect();
+        let cst = self.assign(&format!("arith.constant dense<[{}]> : vector<{e}xi32>", statics.join(", ")));
         let u = self.owner_index(&layout);
         let spt = self.const_i32(layout.size_per_thread as i64);
         let base = self.assign(&format!("arith.muli {u}, {spt} : i32"));
@@ -296,10 +258,7 @@ impl<'a> Emitter<'a> {
             }
         };
         match src {
-            Lowered::Ptr(_) | Lowered::PtrBlock { .. } => Lowered::PtrBlock {
-                base: scalar,
-                offs: None,
-            },
+            Lowered::Ptr(_) | Lowered::PtrBlock { .. } => Lowered::PtrBlock { base: scalar, offs: None },
             _ => {
                 let st = rt
                     .trim_start_matches("vector<")
@@ -348,11 +307,7 @@ impl<'a> Emitter<'a> {
         let yields = self.region(body)?.unwrap_or_default();
         if !yields.is_empty() {
             let names: Vec<String> = yields.iter().map(|v| self.num(*v)).collect();
-            self.line(&format!(
-                "scf.yield {} : {}",
-                names.join(", "),
-                types.join(", ")
-            ));
+            self.line(&format!("scf.yield {} : {}", names.join(", "), types.join(", ")));
         }
         self.indent -= 1;
         self.line("}");
@@ -379,7 +334,13 @@ fn check_supported(k: &Kernel) -> Result<(), LowerError> {
         for r in &op.results {
             let ty = k.ty(*r);
             if ty.shape.len() > 1 && err.is_none() {
-                err = Some(LowerError::Unsupported { kernel: k.name.clone(), what: format!("{r}: {ty}: blocks of rank {} (the GPU lowering handles scalars and 1-D blocks so far)", ty.shape.len()) });
+                err = Some(LowerError::Unsupported {
+                    kernel: k.name.clone(),
+                    what: format!(
+                        "{r}: {ty}: blocks of rank {} (the GPU lowering handles scalars and 1-D blocks so far)",
+                        ty.shape.len()
+                    ),
+                });
             }
         }
         if let OpKind::Broadcast(v) | OpKind::Splat(v) | OpKind::ExpandDims(v, _) = &op.kind {
@@ -408,9 +369,7 @@ pub(crate) fn emit_module(k: &Kernel, opts: &CompileOptions) -> Result<String, L
         });
         n
     };
-    let spec: Vec<bool> = (0..k.params.len())
-        .map(|i| opts.divisible_by_16.contains(&i))
-        .collect();
+    let spec: Vec<bool> = (0..k.params.len()).map(|i| opts.divisible_by_16.contains(&i)).collect();
     let mut e = Emitter {
         k,
         num_warps: opts.num_warps as usize,

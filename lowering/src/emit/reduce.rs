@@ -10,12 +10,7 @@ use crate::error::LowerError;
 use crate::layout::WARP_SIZE;
 
 impl Emitter<'_> {
-    pub(crate) fn reduce(
-        &mut self,
-        op: ReduceOp,
-        v: ValueId,
-        _axis: usize,
-    ) -> Result<String, LowerError> {
+    pub(crate) fn reduce(&mut self, op: ReduceOp, v: ValueId, _axis: usize) -> Result<String, LowerError> {
         let d = self.ty(v).dtype().expect("reductions take numbers");
         if !(d.is_float() || d == DType::I32) {
             return Err(LowerError::Unsupported {
@@ -28,32 +23,17 @@ impl Emitter<'_> {
         let partial = self.reduce_within_thread(op, d, &src, layout.elems_per_thread());
         // Cross-thread steps run in f32 (or i32): 16-bit floats widen once here.
         let (acc, at) = if d.is_float() && d != DType::F32 {
-            (
-                self.assign(&format!("arith.extf {partial} : {} to f32", mlir_type(d))),
-                DType::F32,
-            )
+            (self.assign(&format!("arith.extf {partial} : {} to f32", mlir_type(d))), DType::F32)
         } else {
             (partial, d)
         };
-        let acc = if layout.has_replicas() {
-            self.mask_replicas(op, at, &acc, layout.threads_used())
-        } else {
-            acc
-        };
+        let acc = if layout.has_replicas() { self.mask_replicas(op, at, &acc, layout.threads_used()) } else { acc };
         // Replicas hold the identity, so combining over every lane and every warp leaves the
         // result in all threads: a reduction's scalar is uniform, like any scalar.
         let acc = self.reduce_within_warp(op, at, &acc);
         let warps = layout.warps_per_cta;
-        let acc = if warps > 1 {
-            self.reduce_across_warps(op, at, &acc, warps)
-        } else {
-            acc
-        };
-        Ok(if at != d {
-            self.assign(&format!("arith.truncf {acc} : f32 to {}", mlir_type(d)))
-        } else {
-            acc
-        })
+        let acc = if warps > 1 { self.reduce_across_warps(op, at, &acc, warps) } else { acc };
+        Ok(if at != d { self.assign(&format!("arith.truncf {acc} : f32 to {}", mlir_type(d))) } else { acc })
     }
 
     fn combine(&mut self, op: ReduceOp, d: DType, a: &str, b: &str) -> String {
@@ -83,13 +63,8 @@ impl Emitter<'_> {
     /// Step 1: a pairwise tree over the thread's own elements.
     fn reduce_within_thread(&mut self, op: ReduceOp, d: DType, v: &str, n: usize) -> String {
         let t = mlir_type(d);
-        let mut items: Vec<String> = (0..n)
-            .map(|i| {
-                self.assign(&format!(
-                    "vector.extract {v}[{i}] : {t} from vector<{n}x{t}>"
-                ))
-            })
-            .collect();
+        let mut items: Vec<String> =
+            (0..n).map(|i| self.assign(&format!("vector.extract {v}[{i}] : {t} from vector<{n}x{t}>"))).collect();
         while items.len() > 1 {
             let half = items.len().div_ceil(2);
             let mut next = vec![];
@@ -111,10 +86,7 @@ impl Emitter<'_> {
         let n = self.const_i32(used as i64);
         let tid = self.tid.clone();
         let owner = self.assign(&format!("arith.cmpi ult, {tid}, {n} : i32"));
-        self.assign(&format!(
-            "arith.select {owner}, {v}, {id} : {}",
-            mlir_type(d)
-        ))
+        self.assign(&format!("arith.select {owner}, {v}, {id} : {}", mlir_type(d)))
     }
 
     /// Step 2: butterfly shuffles; afterwards every lane holds its warp's result.
@@ -126,9 +98,7 @@ impl Emitter<'_> {
         while offset >= 1 {
             let o = self.const_i32(offset as i64);
             let r = self.fresh();
-            self.line(&format!(
-                "{r}, {r}_ok = gpu.shuffle xor {acc}, {o}, {width} : {t}"
-            ));
+            self.line(&format!("{r}, {r}_ok = gpu.shuffle xor {acc}, {o}, {width} : {t}"));
             acc = self.combine(op, d, &acc, &r);
             offset /= 2;
         }

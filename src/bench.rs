@@ -1,0 +1,162 @@
+//! `tritonite bench`: RMSNorm forward and backward timed on the GPU with CUDA events, next to a
+//! device-to-device copy measured in the same process (the bandwidth ceiling).
+
+use anyhow::{bail, Context, Result};
+use tritonite::kernels::gpu::GpuExecutor;
+use tritonite::kernels::plan::Plan;
+use tritonite::kernels::rmsnorm;
+use tritonite::lang::{Buffer, DType};
+use tritonite::runtime::{Device, DeviceBuffer};
+
+/// The shapes of ../shared/anchors/PEERS.md.
+pub const PEER_SHAPES: &str = "2048x8192:f32,16384x1024:f32,32768x4096:f32,16384x1000:f32,4096x8192:bf16,\
+4096x4096:f16,32768x256:bf16,32768x1024:bf16,32768x4096:bf16,32768x5120:bf16,32768x8192:bf16,\
+16384x32768:bf16,4096x65536:bf16,1024x262144:bf16";
+
+/// One row of results.
+pub struct Row {
+    m: usize,
+    n: usize,
+    dtype: DType,
+    block: usize,
+    warps: u32,
+    fwd_us: f64,
+    bwd_us: f64,
+}
+
+fn parse_shapes(spec: &str) -> Result<Vec<(usize, usize, DType)>> {
+    spec.split(',')
+        .map(|s| {
+            let (mn, d) = s.trim().split_once(':').with_context(|| format!("shape {s:?}: expected MxN:dtype"))?;
+            let (m, n) = mn.split_once('x').with_context(|| format!("shape {s:?}: expected MxN:dtype"))?;
+            let dtype = DType::parse(d).filter(|d| d.is_float()).with_context(|| format!("{s:?}: dtype f32|f16|bf16"))?;
+            Ok((m.parse()?, n.parse()?, dtype))
+        })
+        .collect()
+}
+
+/// Fast pseudo-random fill in [-2, 2).
+fn random(d: DType, len: usize, seed: u64) -> Buffer {
+    let mut s = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
+    let vals: Vec<f64> = (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f64 / (1u64 << 24) as f64) * 4.0 - 2.0
+        })
+        .collect();
+    Buffer::from_f64(d, &vals)
+}
+
+/// The heuristic config: the whole row in one block up to 16384 columns, ~16–32 elements a thread.
+pub fn heuristic(n: usize) -> (usize, u32) {
+    let block = n.next_power_of_two().clamp(16, 16384);
+    let warps = (block / 512).clamp(1, 16) as u32;
+    (block, warps)
+}
+
+fn median_us(mut t: Vec<f32>) -> f64 {
+    t.sort_by(f32::total_cmp);
+    t[t.len() / 2] as f64 * 1e3
+}
+
+fn time_plan(gpu: &GpuExecutor, plan: &Plan, sets: &[Vec<(&'static str, &DeviceBuffer)>]) -> Result<f64> {
+    let prepared = gpu.prepare(plan, &sets[0])?;
+    let mut i = 0;
+    let times = gpu.device().time_ms(5, 40, || {
+        i += 1;
+        gpu.launch(plan, &prepared, &sets[i % sets.len()]).map_err(|e| tritonite::runtime::RuntimeError::Buffer(e.to_string()))
+    })?;
+    Ok(median_us(times))
+}
+
+/// Runs the benchmark and prints a Markdown table.
+pub fn run(shapes: &str) -> Result<()> {
+    let shapes = parse_shapes(shapes)?;
+    let device = match Device::open(0) {
+        Ok(d) => d,
+        Err(e) => bail!("bench needs a GPU: {e}"),
+    };
+    let name = device.name()?;
+    let sms = device.sm_count()? as usize;
+    let gpu = GpuExecutor::new(device)?;
+    let dev = gpu.device();
+
+    // Copy ceiling: 1 GiB device to device, bytes read + written.
+    let copy_len = 1 << 28;
+    let src = DeviceBuffer::filled(dev, DType::F32, copy_len, 1.0)?;
+    let mut dst = DeviceBuffer::filled(dev, DType::F32, copy_len, 0.0)?;
+    let copy_us = median_us(dev.time_ms(3, 20, || dst.copy_from(dev, &src))?);
+    let copy_gbs = 2.0 * (copy_len * 4) as f64 / (copy_us * 1e-6) / 1e9;
+    drop((src, dst));
+    println!("device {name}: {sms} SMs, device-to-device copy {copy_gbs:.0} GB/s (read + write)\n");
+
+    println!("| shape | dtype | config | fwd us | fwd GB/s | fwd / copy | bwd us | bwd GB/s | bwd / copy |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for (m, n, dtype) in shapes {
+        let es = dtype.size_bytes();
+        let (block, warps) = heuristic(n);
+        // Rotate among enough input copies to exceed twice the L2 (50 MB), so no run hits in cache.
+        let copies = (100_000_000usize.div_ceil(m * n * es)).clamp(1, 8);
+        let w = DeviceBuffer::upload(dev, &random(dtype, n, 99))?;
+        let mut xs = vec![];
+        let mut dys = vec![];
+        let mut outs = vec![];
+        for c in 0..copies {
+            xs.push(DeviceBuffer::upload(dev, &random(dtype, m * n, 2 * c as u64 + 1))?);
+            dys.push(DeviceBuffer::upload(dev, &random(dtype, m * n, 2 * c as u64 + 2))?);
+            outs.push([
+                DeviceBuffer::filled(dev, dtype, m * n, 0.0)?,
+                DeviceBuffer::filled(dev, DType::F32, m, 0.0)?,
+                DeviceBuffer::filled(dev, dtype, m * n, 0.0)?,
+            ]);
+        }
+        let programs = 2 * sms;
+        let partial = DeviceBuffer::filled(dev, DType::F32, programs.min(m) * n, 0.0)?;
+        let dw = DeviceBuffer::filled(dev, dtype, n, 0.0)?;
+        let fwd = rmsnorm::forward_plan(dtype, Some(dtype), m, n, 1e-6, block, warps)?;
+        let bwd = rmsnorm::backward_plan(dtype, Some(dtype), m, n, block, warps, programs)?;
+        let fwd_sets: Vec<_> = (0..copies)
+            .map(|c| vec![("x", &xs[c]), ("w", &w), ("y", &outs[c][0]), ("rstd", &outs[c][1])])
+            .collect();
+        let bwd_sets: Vec<_> = (0..copies)
+            .map(|c| {
+                vec![
+                    ("x", &xs[c]),
+                    ("w", &w),
+                    ("dy", &dys[c]),
+                    ("rstd", &outs[c][1]),
+                    ("dx", &outs[c][2]),
+                    ("dw_partial", &partial),
+                    ("dw", &dw),
+                ]
+            })
+            .collect();
+        let fwd_us = time_plan(&gpu, &fwd, &fwd_sets)?;
+        let bwd_us = time_plan(&gpu, &bwd, &bwd_sets)?;
+        print_row(&Row { m, n, dtype, block, warps, fwd_us, bwd_us }, copy_gbs);
+    }
+    Ok(())
+}
+
+fn print_row(r: &Row, copy_gbs: f64) {
+    let es = r.dtype.size_bytes() as f64;
+    let (m, n) = (r.m as f64, r.n as f64);
+    let fwd_gbs = (2.0 * m * n + n) * es / (r.fwd_us * 1e-6) / 1e9;
+    let bwd_gbs = (3.0 * m * n + 2.0 * n) * es / (r.bwd_us * 1e-6) / 1e9;
+    println!(
+        "| {}x{} | {} | BLOCK={} warps={} | {:.1} | {:.0} | {:.2} | {:.1} | {:.0} | {:.2} |",
+        r.m,
+        r.n,
+        r.dtype,
+        r.block,
+        r.warps,
+        r.fwd_us,
+        fwd_gbs,
+        fwd_gbs / copy_gbs,
+        r.bwd_us,
+        bwd_gbs,
+        bwd_gbs / copy_gbs
+    );
+}
