@@ -6,3 +6,5 @@ cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo test --workspace
+# The runtime-only build (no LLVM): runs kernels from the on-disk cache.
+cargo check --quiet -p tritonite-kernels --features gpu

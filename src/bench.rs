@@ -29,7 +29,8 @@ fn parse_shapes(spec: &str) -> Result<Vec<(usize, usize, DType)>> {
         .map(|s| {
             let (mn, d) = s.trim().split_once(':').with_context(|| format!("shape {s:?}: expected MxN:dtype"))?;
             let (m, n) = mn.split_once('x').with_context(|| format!("shape {s:?}: expected MxN:dtype"))?;
-            let dtype = DType::parse(d).filter(|d| d.is_float()).with_context(|| format!("{s:?}: dtype f32|f16|bf16"))?;
+            let dtype =
+                DType::parse(d).filter(|d| d.is_float()).with_context(|| format!("{s:?}: dtype f32|f16|bf16"))?;
             Ok((m.parse()?, n.parse()?, dtype))
         })
         .collect()
@@ -66,7 +67,8 @@ fn time_plan(gpu: &GpuExecutor, plan: &Plan, sets: &[Vec<(&'static str, &DeviceB
     let mut i = 0;
     let times = gpu.device().time_ms(5, 40, || {
         i += 1;
-        gpu.launch(plan, &prepared, &sets[i % sets.len()]).map_err(|e| tritonite::runtime::RuntimeError::Buffer(e.to_string()))
+        gpu.launch(plan, &prepared, &sets[i % sets.len()])
+            .map_err(|e| tritonite::runtime::RuntimeError::Buffer(e.to_string()))
     })?;
     Ok(median_us(times))
 }
@@ -117,9 +119,8 @@ pub fn run(shapes: &str) -> Result<()> {
         let dw = DeviceBuffer::filled(dev, dtype, n, 0.0)?;
         let fwd = rmsnorm::forward_plan(dtype, Some(dtype), m, n, 1e-6, block, warps)?;
         let bwd = rmsnorm::backward_plan(dtype, Some(dtype), m, n, block, warps, programs)?;
-        let fwd_sets: Vec<_> = (0..copies)
-            .map(|c| vec![("x", &xs[c]), ("w", &w), ("y", &outs[c][0]), ("rstd", &outs[c][1])])
-            .collect();
+        let fwd_sets: Vec<_> =
+            (0..copies).map(|c| vec![("x", &xs[c]), ("w", &w), ("y", &outs[c][0]), ("rstd", &outs[c][1])]).collect();
         let bwd_sets: Vec<_> = (0..copies)
             .map(|c| {
                 vec![

@@ -55,7 +55,9 @@ impl GpuExecutor {
             .iter()
             .enumerate()
             .filter(|(_, a)| match a {
-                PlanArg::Buffer(name) => buffers.get(name).is_some_and(|b| b.device_address(&self.device) % 16 == 0),
+                PlanArg::Buffer(name) => {
+                    buffers.get(name).is_some_and(|b| b.device_address(&self.device).is_multiple_of(16))
+                }
                 PlanArg::I32(v) => v % 16 == 0,
                 PlanArg::I64(v) => v % 16 == 0,
                 PlanArg::F32(_) => false,

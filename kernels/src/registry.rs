@@ -127,7 +127,9 @@ pub fn aligned_args(kernel: &Kernel, n: usize) -> Vec<usize> {
         .enumerate()
         .filter(|(_, p)| match p.kind {
             ParamKind::Ptr(_) | ParamKind::MutPtr(_) => true,
-            ParamKind::Scalar(d) if d.is_int() => n % 16 == 0 && (p.name == "n" || p.name.starts_with("stride")),
+            ParamKind::Scalar(d) if d.is_int() => {
+                n.is_multiple_of(16) && (p.name == "n" || p.name.starts_with("stride"))
+            }
             ParamKind::Scalar(_) => false,
         })
         .map(|(i, _)| i)
