@@ -73,6 +73,7 @@ impl GpuExecutor {
         let k = Arc::new(GpuKernel::load(
             &self.device,
             &compiled.ptx,
+            compiled.cubin.as_deref(),
             &compiled.name,
             launch.kernel.params.clone(),
             compiled.threads,

@@ -2,7 +2,7 @@
 //!
 //! A variant's identity is its key text — the kernel's IR, the compile options (with the alignment
 //! facts and the target) and the toolchain (this crate's version, LLVM 22) — hashed into the file
-//! name. An entry stores the full key and a checksum of its PTX; an entry whose key or checksum does
+//! name. An entry (PTX, and a cubin when ptxas is installed) stores the full key and a checksum; an entry whose key or checksum does
 //! not match is a miss, never trusted. Writes go to a temporary file renamed into place, so
 //! concurrent processes never see half an entry.
 //!
@@ -39,34 +39,52 @@ pub fn key(kernel: &Kernel, opts: &CompileOptions) -> String {
     format!("tritonite-lowering {} / llvm 22\n{opts:?}\n{kernel}", env!("CARGO_PKG_VERSION"))
 }
 
-fn entry_path(dir: &Path, key: &str) -> PathBuf {
-    dir.join("kernels").join(format!("{:016x}.entry", fnv1a(key.as_bytes())))
+/// What an entry holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Artifact {
+    /// PTX text.
+    Ptx,
+    /// A cubin assembled by ptxas for the key's target.
+    Cubin,
 }
 
-/// The cached PTX for `key` in `dir`, if a valid entry exists.
-pub fn load(dir: &Path, key: &str) -> Option<String> {
-    let text = std::fs::read_to_string(entry_path(dir, key)).ok()?;
-    let rest = text.strip_prefix(MAGIC)?.strip_prefix('\n')?;
-    let (len_line, rest) = rest.split_once('\n')?;
-    let key_len: usize = len_line.strip_prefix("key ")?.parse().ok()?;
-    if rest.len() < key_len || rest.get(..key_len)? != key {
-        return None;
+impl Artifact {
+    fn extension(self) -> &'static str {
+        match self {
+            Artifact::Ptx => "ptx",
+            Artifact::Cubin => "cubin",
+        }
     }
-    let rest = rest[key_len..].strip_prefix('\n')?;
-    let (ptx_line, ptx) = rest.split_once('\n')?;
-    let mut parts = ptx_line.strip_prefix("ptx ")?.split(' ');
-    let (len, sum): (usize, u64) = (parts.next()?.parse().ok()?, u64::from_str_radix(parts.next()?, 16).ok()?);
-    (ptx.len() == len && fnv1a(ptx.as_bytes()) == sum).then(|| ptx.to_string())
 }
 
-/// Stores `ptx` for `key` in `dir` atomically; failures (read-only dir, full disk) are returned
-/// for the caller to report, and leave no partial entry.
-pub fn store(dir: &Path, key: &str, ptx: &str) -> std::io::Result<()> {
-    let path = entry_path(dir, key);
+fn entry_path(dir: &Path, key: &str, what: Artifact) -> PathBuf {
+    dir.join("kernels").join(format!("{:016x}.{}", fnv1a(key.as_bytes()), what.extension()))
+}
+
+/// The cached artifact for `key` in `dir`, if a valid entry exists.
+pub fn load(dir: &Path, key: &str, what: Artifact) -> Option<Vec<u8>> {
+    let bytes = std::fs::read(entry_path(dir, key, what)).ok()?;
+    let header = format!("{MAGIC}\nkey {}\n{key}\n", key.len());
+    let rest = bytes.strip_prefix(header.as_bytes())?;
+    let nl = rest.iter().position(|&b| b == b'\n')?;
+    let line = std::str::from_utf8(&rest[..nl]).ok()?;
+    let mut parts = line.strip_prefix(what.extension())?.trim_start().split(' ');
+    let (len, sum): (usize, u64) = (parts.next()?.parse().ok()?, u64::from_str_radix(parts.next()?, 16).ok()?);
+    let payload = &rest[nl + 1..];
+    (payload.len() == len && fnv1a(payload) == sum).then(|| payload.to_vec())
+}
+
+/// Stores an artifact for `key` in `dir` atomically; failures (read-only dir, full disk) are
+/// returned for the caller to report, and leave no partial entry.
+pub fn store(dir: &Path, key: &str, what: Artifact, payload: &[u8]) -> std::io::Result<()> {
+    let path = entry_path(dir, key, what);
     let parent = path.parent().expect("entries live in a folder");
     std::fs::create_dir_all(parent)?;
-    let tmp = parent.join(format!(".{}.{}.tmp", std::process::id(), fnv1a(ptx.as_bytes())));
-    let body = format!("{MAGIC}\nkey {}\n{key}\nptx {} {:016x}\n{ptx}", key.len(), ptx.len(), fnv1a(ptx.as_bytes()));
+    let tmp = parent.join(format!(".{}.{:016x}.tmp", std::process::id(), fnv1a(payload)));
+    let mut body =
+        format!("{MAGIC}\nkey {}\n{key}\n{} {} {:016x}\n", key.len(), what.extension(), payload.len(), fnv1a(payload))
+            .into_bytes();
+    body.extend_from_slice(payload);
     std::fs::write(&tmp, body)?;
     std::fs::rename(&tmp, &path).inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
@@ -88,14 +106,26 @@ pub fn compile_cached(kernel: &Kernel, opts: &CompileOptions) -> Result<(Compile
     let key = key(kernel, opts);
     let dir = cache_dir();
     let threads = opts.num_warps * 32;
-    if let Some(ptx) = dir.as_deref().and_then(|d| load(d, &key)) {
-        return Ok((Compiled { name: kernel.name.clone(), mlir: String::new(), ptx, threads }, Source::Cache));
+    if let Some(ptx) = dir.as_deref().and_then(|d| load(d, &key, Artifact::Ptx)) {
+        if let Ok(ptx) = String::from_utf8(ptx) {
+            let cubin = dir.as_deref().and_then(|d| load(d, &key, Artifact::Cubin));
+            return Ok((
+                Compiled { name: kernel.name.clone(), mlir: String::new(), ptx, cubin, threads },
+                Source::Cache,
+            ));
+        }
     }
     #[cfg(feature = "compiler")]
     {
-        let compiled = crate::compile(kernel, opts)?;
+        let mut compiled = crate::compile(kernel, opts)?;
+        // A cubin spares the driver its PTX JIT at load time; without ptxas the PTX is enough.
+        if crate::ptxas::find_ptxas().is_some() {
+            compiled.cubin = crate::ptxas::assemble(&compiled.ptx, &opts.target.chip).ok().map(|r| r.cubin);
+        }
         if let Some(d) = dir {
-            if let Err(e) = store(&d, &key, &compiled.ptx) {
+            let stored = store(&d, &key, Artifact::Ptx, compiled.ptx.as_bytes())
+                .and_then(|_| compiled.cubin.as_ref().map_or(Ok(()), |c| store(&d, &key, Artifact::Cubin, c)));
+            if let Err(e) = stored {
                 eprintln!(
                     "tritonite: warning: kernel cache {} is not writable ({e}); continuing without it",
                     d.display()
@@ -125,20 +155,23 @@ mod tests {
     fn round_trip_and_corruption() {
         let dir = tmpdir("rt");
         let key = "kernel k\nopts";
-        assert_eq!(load(&dir, key), None);
-        store(&dir, key, ".version 8.0\n.entry k {}\n").unwrap();
-        assert_eq!(load(&dir, key).as_deref(), Some(".version 8.0\n.entry k {}\n"));
-        assert_eq!(load(&dir, "another key"), None);
+        let ptx: &[u8] = b".version 8.0\n.entry k {}\n";
+        assert_eq!(load(&dir, key, Artifact::Ptx), None);
+        store(&dir, key, Artifact::Ptx, ptx).unwrap();
+        store(&dir, key, Artifact::Cubin, &[0, 159, 10, 255]).unwrap();
+        assert_eq!(load(&dir, key, Artifact::Ptx).as_deref(), Some(ptx));
+        assert_eq!(load(&dir, key, Artifact::Cubin).as_deref(), Some(&[0u8, 159, 10, 255][..]));
+        assert_eq!(load(&dir, "another key", Artifact::Ptx), None);
         // Flip one byte of the PTX: the checksum no longer matches.
-        let path = entry_path(&dir, key);
+        let path = entry_path(&dir, key, Artifact::Ptx);
         let mut bytes = std::fs::read(&path).unwrap();
         let last = bytes.len() - 3;
         bytes[last] ^= 1;
         std::fs::write(&path, &bytes).unwrap();
-        assert_eq!(load(&dir, key), None);
+        assert_eq!(load(&dir, key, Artifact::Ptx), None);
         // Truncated or foreign files are misses too.
         std::fs::write(&path, "garbage").unwrap();
-        assert_eq!(load(&dir, key), None);
+        assert_eq!(load(&dir, key, Artifact::Ptx), None);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

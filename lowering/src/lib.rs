@@ -85,6 +85,8 @@ pub struct Compiled {
     pub mlir: String,
     /// The PTX text.
     pub ptx: String,
+    /// The cubin for the target, when ptxas assembled one.
+    pub cubin: Option<Vec<u8>>,
     /// Threads per program.
     pub threads: u32,
 }
@@ -94,5 +96,5 @@ pub struct Compiled {
 pub fn compile(kernel: &Kernel, opts: &CompileOptions) -> Result<Compiled, LowerError> {
     let mlir = emit_mlir(kernel, opts)?;
     let ptx = pipeline::mlir_to_ptx(&kernel.name, &mlir, &opts.target)?;
-    Ok(Compiled { name: kernel.name.clone(), mlir, ptx, threads: opts.num_warps * 32 })
+    Ok(Compiled { name: kernel.name.clone(), mlir, ptx, cubin: None, threads: opts.num_warps * 32 })
 }

@@ -30,17 +30,22 @@ pub struct GpuKernel {
 }
 
 impl GpuKernel {
-    /// Loads PTX text and finds kernel `name` in it.
+    /// Loads a cubin when given one (no JIT at load time), else the PTX text, and finds kernel
+    /// `name` in it.
     pub fn load(
         device: &Device,
         ptx: &str,
+        cubin: Option<&[u8]>,
         name: &str,
         params: Vec<Param>,
         threads: u32,
     ) -> Result<GpuKernel, RuntimeError> {
-        let module =
-            device.ctx.load_module(cudarc::nvrtc::Ptx::from_src(ptx)).map_err(RuntimeError::driver("loading PTX"))?;
-        let func = module.load_function(name).map_err(RuntimeError::driver("finding the kernel in the PTX"))?;
+        let image = match cubin {
+            Some(c) => cudarc::nvrtc::Ptx::from_binary(c.to_vec()),
+            None => cudarc::nvrtc::Ptx::from_src(ptx),
+        };
+        let module = device.ctx.load_module(image).map_err(RuntimeError::driver("loading the kernel image"))?;
+        let func = module.load_function(name).map_err(RuntimeError::driver("finding the kernel in its module"))?;
         Ok(GpuKernel { func, name: name.to_string(), params, threads })
     }
 
