@@ -4,8 +4,8 @@
 use anyhow::{bail, Context, Result};
 use tritonite::kernels::gpu::GpuExecutor;
 use tritonite::kernels::plan::Plan;
-use tritonite::kernels::rmsnorm;
-use tritonite::lang::{Buffer, DType};
+use tritonite::kernels::{reference, rmsnorm};
+use tritonite::lang::DType;
 use tritonite::runtime::{Device, DeviceBuffer};
 
 /// The shapes of ../shared/anchors/PEERS.md.
@@ -34,20 +34,6 @@ fn parse_shapes(spec: &str) -> Result<Vec<(usize, usize, DType)>> {
             Ok((m.parse()?, n.parse()?, dtype))
         })
         .collect()
-}
-
-/// Fast pseudo-random fill in [-2, 2).
-fn random(d: DType, len: usize, seed: u64) -> Buffer {
-    let mut s = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
-    let vals: Vec<f64> = (0..len)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f64 / (1u64 << 24) as f64) * 4.0 - 2.0
-        })
-        .collect();
-    Buffer::from_f64(d, &vals)
 }
 
 /// The heuristic config: the whole row in one block up to 16384 columns, ~16–32 elements a thread.
@@ -101,13 +87,13 @@ pub fn run(shapes: &str) -> Result<()> {
         let (block, warps) = heuristic(n);
         // Rotate among enough input copies to exceed twice the L2 (50 MB), so no run hits in cache.
         let copies = (100_000_000usize.div_ceil(m * n * es)).clamp(1, 8);
-        let w = DeviceBuffer::upload(dev, &random(dtype, n, 99))?;
+        let w = DeviceBuffer::upload(dev, &reference::random_weight(dtype, n, 99))?;
         let mut xs = vec![];
         let mut dys = vec![];
         let mut outs = vec![];
         for c in 0..copies {
-            xs.push(DeviceBuffer::upload(dev, &random(dtype, m * n, 2 * c as u64 + 1))?);
-            dys.push(DeviceBuffer::upload(dev, &random(dtype, m * n, 2 * c as u64 + 2))?);
+            xs.push(DeviceBuffer::upload(dev, &reference::random_buffer(dtype, m * n, 2 * c as u64 + 1))?);
+            dys.push(DeviceBuffer::upload(dev, &reference::random_buffer(dtype, m * n, 2 * c as u64 + 2))?);
             outs.push([
                 DeviceBuffer::filled(dev, dtype, m * n, 0.0)?,
                 DeviceBuffer::filled(dev, DType::F32, m, 0.0)?,

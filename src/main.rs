@@ -134,29 +134,17 @@ fn parse_dtype(name: &str) -> Result<DType> {
     }
 }
 
-/// Pseudo-random values in [-2, 2), never all zero.
-fn sample(len: usize, seed: u64) -> Vec<f64> {
-    let mut s = seed;
-    (0..len)
-        .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((s >> 11) as f64 / (1u64 << 53) as f64) * 4.0 - 2.0
-        })
-        .collect()
-}
-
 fn demo(args: &DemoArgs) -> Result<()> {
     let dtype = parse_dtype(&args.dtype)?;
     let (m, n, eps) = (args.m, args.n, 1e-6f32);
-    let cfg = rmsnorm::RmsNormFwdConfig::new(dtype, Some(dtype), n, args.block_size);
+    let cfg = rmsnorm::RmsNormConfig::new(dtype, Some(dtype), n, args.block_size);
     let kernel = rmsnorm::forward(&cfg).context("building the RMSNorm forward kernel")?;
     println!("RMSNorm forward, {m}x{n} {dtype}, BLOCK_SIZE={}: the block IR\n", args.block_size);
     println!("{kernel}");
 
-    let x = Buffer::from_f64(dtype, &sample(m * n, 1));
-    let w: Vec<f64> = sample(n, 2).iter().map(|v| 1.0 + 0.25 * v).collect();
-    let w = Buffer::from_f64(dtype, &w);
-    let dy = Buffer::from_f64(dtype, &sample(m * n, 3));
+    let x = reference::random_buffer(dtype, m * n, 1);
+    let w = reference::random_weight(dtype, n, 2);
+    let dy = reference::random_buffer(dtype, m * n, 3);
     match Device::open(0) {
         Ok(device) => return demo_gpu(device, args, dtype, &x, &w, &dy),
         Err(e) => println!("No GPU here ({e}): showing the PTX and checking on the CPU interpreter instead.\n"),

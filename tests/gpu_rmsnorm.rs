@@ -25,20 +25,6 @@ fn quick() -> bool {
     std::env::var_os("TRITONITE_GPU_QUICK").is_some_and(|v| v != "0")
 }
 
-/// Pseudo-random values in [-2, 2), never all zero.
-fn random(d: DType, len: usize, seed: u64) -> Buffer {
-    let mut s = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
-    let v: Vec<f64> = (0..len)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 11) as f64 / (1u64 << 53) as f64) * 4.0 - 2.0
-        })
-        .collect();
-    Buffer::from_f64(d, &v)
-}
-
 fn tolerance(d: DType) -> f64 {
     if d == DType::F32 {
         1e-5
@@ -91,14 +77,9 @@ fn rmsnorm_forward_and_backward_match_fp64() {
     let mut failures = vec![];
     for (seed, c) in cases().iter().enumerate() {
         let seed = seed as u64 * 3 + 1;
-        let x = random(c.dtype, c.m * c.n, seed);
-        let dy = random(c.dtype, c.m * c.n, seed + 1);
-        let w = c.weight.then(|| {
-            Buffer::from_f64(
-                c.dtype,
-                &random(DType::F32, c.n, seed + 2).to_f64().iter().map(|v| 1.0 + 0.25 * v).collect::<Vec<_>>(),
-            )
-        });
+        let x = reference::random_buffer(c.dtype, c.m * c.n, seed);
+        let dy = reference::random_buffer(c.dtype, c.m * c.n, seed + 1);
+        let w = c.weight.then(|| reference::random_weight(c.dtype, c.n, seed + 2));
         let (xd, dyd) = (DeviceBuffer::upload(dev, &x).unwrap(), DeviceBuffer::upload(dev, &dy).unwrap());
         let wd = w.as_ref().map(|w| DeviceBuffer::upload(dev, w).unwrap());
         let (y, rstd) = gpu.rms_norm_forward(&xd, wd.as_ref(), c.m, c.n, eps, c.block, c.warps).unwrap();
@@ -156,9 +137,9 @@ fn rmsnorm_is_deterministic_on_the_gpu() {
     let Some(gpu) = executor() else { return };
     let dev = gpu.device();
     let (m, n, d) = (1000, 3000, DType::BF16);
-    let x = DeviceBuffer::upload(dev, &random(d, m * n, 5)).unwrap();
-    let dy = DeviceBuffer::upload(dev, &random(d, m * n, 6)).unwrap();
-    let w = DeviceBuffer::upload(dev, &random(d, n, 7)).unwrap();
+    let x = DeviceBuffer::upload(dev, &reference::random_buffer(d, m * n, 5)).unwrap();
+    let dy = DeviceBuffer::upload(dev, &reference::random_buffer(d, m * n, 6)).unwrap();
+    let w = DeviceBuffer::upload(dev, &reference::random_buffer(d, n, 7)).unwrap();
     let run = || {
         let (y, rstd) = gpu.rms_norm_forward(&x, Some(&w), m, n, 1e-6, 1024, 4).unwrap();
         let (dx, dw) = gpu.rms_norm_backward(&x, Some(&w), &dy, &rstd, m, n, 1024, 4, 264).unwrap();
@@ -177,7 +158,7 @@ fn zero_rows_launch_nothing_and_dw_is_zero() {
     let Some(gpu) = executor() else { return };
     let dev = gpu.device();
     let x = DeviceBuffer::upload(dev, &Buffer::filled(DType::F32, 0, 0.0)).unwrap();
-    let w = DeviceBuffer::upload(dev, &random(DType::F32, 64, 1)).unwrap();
+    let w = DeviceBuffer::upload(dev, &reference::random_buffer(DType::F32, 64, 1)).unwrap();
     let (y, rstd) = gpu.rms_norm_forward(&x, Some(&w), 0, 64, 1e-6, 64, 2).unwrap();
     assert!(y.is_empty() && rstd.is_empty());
     let (dx, dw) = gpu.rms_norm_backward(&x, Some(&w), &x, &rstd, 0, 64, 64, 2, 8).unwrap();

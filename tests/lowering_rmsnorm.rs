@@ -1,7 +1,7 @@
 //! Every RMSNorm variant in a grid of configs × dtypes lowers through MLIR to PTX, assembles with
 //! ptxas for sm_90 without spills, and uses 16-byte global loads where N is aligned.
 
-use tritonite::kernels::rmsnorm::{self, RmsNormBwdConfig, RmsNormFwdConfig};
+use tritonite::kernels::rmsnorm::{self, RmsNormConfig};
 use tritonite::lang::{DType, Kernel};
 use tritonite::lowering::{compile, ptxas, CompileOptions};
 
@@ -35,7 +35,7 @@ fn forward_variants_lower_without_spills() {
     for d in DTYPES {
         for w in [None, Some(d)] {
             for (n, block, warps) in [(4096, 4096, 8), (1000, 1024, 4), (8192, 1024, 4), (64, 64, 1), (300, 512, 2)] {
-                let kernel = rmsnorm::forward(&RmsNormFwdConfig::new(d, w, n, block)).unwrap();
+                let kernel = rmsnorm::forward(&RmsNormConfig::new(d, w, n, block)).unwrap();
                 check(&kernel, &aligned(&kernel, warps));
             }
         }
@@ -47,7 +47,7 @@ fn backward_variants_lower_without_spills() {
     for d in DTYPES {
         for w in [None, Some(d)] {
             for (n, block, warps) in [(4096, 4096, 8), (1000, 1024, 4), (8192, 1024, 4)] {
-                let kernel = rmsnorm::backward(&RmsNormBwdConfig::new(d, w, n, block)).unwrap();
+                let kernel = rmsnorm::backward(&RmsNormConfig::new(d, w, n, block)).unwrap();
                 check(&kernel, &aligned(&kernel, warps));
             }
         }
@@ -61,7 +61,7 @@ fn aligned_forward_uses_16_byte_loads() {
     for (d, want) in
         [(DType::F32, "ld.global.v4.b32"), (DType::BF16, "ld.global.v4.b32"), (DType::F16, "ld.global.v4.b32")]
     {
-        let kernel = rmsnorm::forward(&RmsNormFwdConfig::new(d, Some(d), 4096, 4096)).unwrap();
+        let kernel = rmsnorm::forward(&RmsNormConfig::new(d, Some(d), 4096, 4096)).unwrap();
         let ptx = check(&kernel, &aligned(&kernel, 8));
         assert!(ptx.contains(want), "{d}: no {want} in the forward PTX");
         // Unaligned (nothing known about N or the strides): no vector loads of x.

@@ -88,3 +88,28 @@ pub fn rel_error_scaled(a: &[f64], b: &[f64], scale: f64) -> f64 {
         num / den
     }
 }
+
+/// Reproducible pseudo-random values in [-2, 2) (xorshift64 from `seed`): inputs for tests,
+/// examples and benchmarks. Never all zero.
+pub fn random_values(len: usize, seed: u64) -> Vec<f64> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 11) as f64 / (1u64 << 53) as f64 * 4.0 - 2.0
+        })
+        .collect()
+}
+
+/// [`random_values`] rounded to `dtype`.
+pub fn random_buffer(dtype: tritonite_lang::DType, len: usize, seed: u64) -> tritonite_lang::Buffer {
+    tritonite_lang::Buffer::from_f64(dtype, &random_values(len, seed))
+}
+
+/// A weight-like vector: `1 + 0.25 · u` with `u` from [`random_values`], rounded to `dtype`.
+pub fn random_weight(dtype: tritonite_lang::DType, len: usize, seed: u64) -> tritonite_lang::Buffer {
+    let w: Vec<f64> = random_values(len, seed).iter().map(|v| 1.0 + 0.25 * v).collect();
+    tritonite_lang::Buffer::from_f64(dtype, &w)
+}

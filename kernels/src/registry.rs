@@ -4,7 +4,7 @@ use tritonite_lang::ir::ParamKind;
 use tritonite_lang::{DType, Kernel};
 
 use crate::error::KernelError;
-use crate::rmsnorm::{self, RmsNormBwdConfig, RmsNormFwdConfig};
+use crate::rmsnorm::{self, RmsNormConfig};
 
 /// A meta-parameter a kernel can be built with.
 #[derive(Clone, Copy, Debug)]
@@ -111,8 +111,8 @@ pub fn build(name: &str, dtype: DType, n: usize, settings: &[(String, i64)]) -> 
         }
     };
     let kernel = match name {
-        "rmsnorm-fwd" => rmsnorm::forward(&RmsNormFwdConfig::new(dtype, weight, n, block))?,
-        "rmsnorm-bwd" => rmsnorm::backward(&RmsNormBwdConfig::new(dtype, weight, n, block))?,
+        "rmsnorm-fwd" => rmsnorm::forward(&RmsNormConfig::new(dtype, weight, n, block))?,
+        "rmsnorm-bwd" => rmsnorm::backward(&RmsNormConfig::new(dtype, weight, n, block))?,
         _ => rmsnorm::dw_reduce(dtype, block)?,
     };
     Ok(Built { kernel, num_warps: num_warps as u32 })

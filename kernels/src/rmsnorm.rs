@@ -11,44 +11,24 @@ use tritonite_lang::{build_kernel, DType, Kernel, KernelBuilder, LangError, Valu
 use crate::error::KernelError;
 use crate::plan::{check_block, check_shape, Launch, Plan, PlanArg, Role};
 
-/// Meta-parameters of the forward kernel.
+/// Meta-parameters of the forward and backward kernels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct RmsNormFwdConfig {
-    /// dtype of `x` and `y`.
-    pub dtype: DType,
-    /// dtype of the weight, or `None` for no weight.
-    pub weight: Option<DType>,
-    /// Columns handled per step (a power of two).
-    pub block_size: usize,
-    /// True when `N ≤ block_size`: the row is loaded once and held between reduction and scaling.
-    /// Otherwise the row is walked in `block_size` chunks twice.
-    pub row_in_block: bool,
-}
-
-impl RmsNormFwdConfig {
-    /// A config for rows of `n` columns with the given block size.
-    pub fn new(dtype: DType, weight: Option<DType>, n: usize, block_size: usize) -> Self {
-        RmsNormFwdConfig { dtype, weight, block_size, row_in_block: n <= block_size }
-    }
-}
-
-/// Meta-parameters of the backward kernel (and of its `dw` reduction).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct RmsNormBwdConfig {
-    /// dtype of `x`, `dy` and `dx`.
+pub struct RmsNormConfig {
+    /// dtype of `x` and `y` (and of `dy`, `dx`).
     pub dtype: DType,
     /// dtype of the weight (and of `dw`), or `None` for no weight.
     pub weight: Option<DType>,
     /// Columns handled per step (a power of two).
     pub block_size: usize,
-    /// True when `N ≤ block_size`: `dw` partials stay in registers for the whole program.
+    /// True when `N ≤ block_size`: the row is loaded once and held between reduction and use (and
+    /// the backward keeps its `dw` partials in registers). Otherwise rows are walked in chunks.
     pub row_in_block: bool,
 }
 
-impl RmsNormBwdConfig {
+impl RmsNormConfig {
     /// A config for rows of `n` columns with the given block size.
     pub fn new(dtype: DType, weight: Option<DType>, n: usize, block_size: usize) -> Self {
-        RmsNormBwdConfig { dtype, weight, block_size, row_in_block: n <= block_size }
+        RmsNormConfig { dtype, weight, block_size, row_in_block: n <= block_size }
     }
 }
 
@@ -74,7 +54,7 @@ fn row_ptr<'k>(base: Value<'k>, row: Value<'k>, stride: Value<'k>) -> Value<'k> 
 /// Builds the forward kernel.
 ///
 /// Arguments: `x, [w], y, rstd, n: i32, stride_x: i64, stride_y: i64, eps: f32`; grid `[M, 1, 1]`.
-pub fn forward(cfg: &RmsNormFwdConfig) -> Result<Kernel, LangError> {
+pub fn forward(cfg: &RmsNormConfig) -> Result<Kernel, LangError> {
     build_kernel(&kernel_name("rms_norm_fwd", cfg.dtype, cfg.weight), |k| {
         let block = record_common(k, cfg.dtype, cfg.weight, cfg.block_size, cfg.row_in_block);
         let x = k.ptr_arg("x", cfg.dtype);
@@ -127,7 +107,7 @@ pub fn forward(cfg: &RmsNormFwdConfig) -> Result<Kernel, LangError> {
 ///
 /// Arguments: `x, [w], dy, rstd, dx, [dw_partial], m: i32, n: i32, stride_x: i64, stride_dy: i64,
 /// stride_dx: i64`; grid `[G, 1, 1]` with any `G ≥ 1` (each program strides over rows).
-pub fn backward(cfg: &RmsNormBwdConfig) -> Result<Kernel, LangError> {
+pub fn backward(cfg: &RmsNormConfig) -> Result<Kernel, LangError> {
     build_kernel(&kernel_name("rms_norm_bwd", cfg.dtype, cfg.weight), |k| {
         let block = record_common(k, cfg.dtype, cfg.weight, cfg.block_size, cfg.row_in_block);
         let x = k.ptr_arg("x", cfg.dtype);
@@ -264,7 +244,7 @@ pub fn forward_plan(
     plan.buffer("y", dtype, m * n, Role::Output);
     plan.buffer("rstd", DType::F32, m, Role::Output);
     if m > 0 {
-        let kernel = forward(&RmsNormFwdConfig::new(dtype, weight, n, block_size))?;
+        let kernel = forward(&RmsNormConfig::new(dtype, weight, n, block_size))?;
         let mut args = vec![PlanArg::Buffer("x")];
         args.extend(weight.map(|_| PlanArg::Buffer("w")));
         args.extend([
@@ -309,7 +289,7 @@ pub fn backward_plan(
     plan.buffer("dy", dtype, m * n, Role::Input);
     plan.buffer("rstd", DType::F32, m, Role::Input);
     plan.buffer("dx", dtype, m * n, Role::Output);
-    let kernel = backward(&RmsNormBwdConfig::new(dtype, weight, n, block_size))?;
+    let kernel = backward(&RmsNormConfig::new(dtype, weight, n, block_size))?;
     let mut args = vec![PlanArg::Buffer("x")];
     args.extend(weight.map(|_| PlanArg::Buffer("w")));
     args.extend([PlanArg::Buffer("dy"), PlanArg::Buffer("rstd"), PlanArg::Buffer("dx")]);

@@ -16,23 +16,6 @@ fn dtype_strategy() -> impl Strategy<Value = DType> {
     prop_oneof![Just(DType::F32), Just(DType::F16), Just(DType::BF16)]
 }
 
-/// Deterministic pseudo-random values in [-2, 2) (never all zeros), rounded to `d`.
-fn random(d: DType, len: usize, seed: u64) -> Buffer {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    let vals: Vec<f64> = (0..len)
-        .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((s >> 11) as f64 / (1u64 << 53) as f64) * 4.0 - 2.0
-        })
-        .collect();
-    Buffer::from_f64(d, &vals)
-}
-
-fn weight(d: DType, n: usize, seed: u64) -> Buffer {
-    let w = random(d, n, seed).to_f64();
-    Buffer::from_f64(d, &w.iter().map(|v| 1.0 + 0.25 * v).collect::<Vec<_>>())
-}
-
 /// M in 1..=300 (mostly small, to keep the interpreter quick), N in 1..=5000, block 16..=4096.
 fn shape_strategy() -> impl Strategy<Value = (usize, usize, usize)> {
     (prop_oneof![3 => 1usize..=16, 1 => 17usize..=300], 1usize..=5000, 4u32..=12)
@@ -44,8 +27,8 @@ proptest! {
 
     #[test]
     fn forward_matches_fp64((m, n, block) in shape_strategy(), d in dtype_strategy(), with_w in any::<bool>(), seed in any::<u64>()) {
-        let x = random(d, m * n, seed);
-        let w = with_w.then(|| weight(d, n, seed ^ 7));
+        let x = reference::random_buffer(d, m * n, seed);
+        let w = with_w.then(|| reference::random_weight(d, n, seed ^ 7));
         let eps = 1e-6f32;
         let (y, rstd) = cpu::rms_norm_forward(&x, w.as_ref(), m, n, eps, block).unwrap();
         let wf = w.as_ref().map(Buffer::to_f64);
@@ -58,9 +41,9 @@ proptest! {
 
     #[test]
     fn backward_matches_fp64((m, n, block) in shape_strategy(), d in dtype_strategy(), with_w in any::<bool>(), programs in 1usize..=7, seed in any::<u64>()) {
-        let x = random(d, m * n, seed);
-        let dy = random(d, m * n, seed ^ 0x55);
-        let w = with_w.then(|| weight(d, n, seed ^ 7));
+        let x = reference::random_buffer(d, m * n, seed);
+        let dy = reference::random_buffer(d, m * n, seed ^ 0x55);
+        let w = with_w.then(|| reference::random_weight(d, n, seed ^ 7));
         let eps = 1e-6f32;
         let (_, rstd) = cpu::rms_norm_forward(&x, w.as_ref(), m, n, eps, block).unwrap();
         let (dx, dw) = cpu::rms_norm_backward(&x, w.as_ref(), &dy, &rstd, m, n, block, programs).unwrap();
@@ -81,9 +64,9 @@ proptest! {
 #[test]
 fn backward_is_deterministic() {
     let (m, n) = (37, 300);
-    let x = random(DType::BF16, m * n, 1);
-    let dy = random(DType::BF16, m * n, 2);
-    let w = weight(DType::BF16, n, 3);
+    let x = reference::random_buffer(DType::BF16, m * n, 1);
+    let dy = reference::random_buffer(DType::BF16, m * n, 2);
+    let w = reference::random_weight(DType::BF16, n, 3);
     let (_, rstd) = cpu::rms_norm_forward(&x, Some(&w), m, n, 1e-6, 128).unwrap();
     let a = cpu::rms_norm_backward(&x, Some(&w), &dy, &rstd, m, n, 128, 5).unwrap();
     let b = cpu::rms_norm_backward(&x, Some(&w), &dy, &rstd, m, n, 128, 5).unwrap();
@@ -93,8 +76,8 @@ fn backward_is_deterministic() {
 
 #[test]
 fn bad_arguments_are_named() {
-    let x = random(DType::F32, 12, 1);
-    let w = weight(DType::F32, 5, 2);
+    let x = reference::random_buffer(DType::F32, 12, 1);
+    let w = reference::random_weight(DType::F32, 5, 2);
     let err = cpu::rms_norm_forward(&x, Some(&w), 3, 4, 1e-6, 16).unwrap_err();
     assert!(matches!(err, KernelError::BadArgument { arg: "w", .. }), "{err}");
     let err = cpu::rms_norm_forward(&x, None, 3, 5, 1e-6, 16).unwrap_err();
@@ -106,7 +89,7 @@ fn bad_arguments_are_named() {
     let err = cpu::rms_norm_forward(&x, None, 3, 4, 1e-6, 24).unwrap_err();
     assert!(matches!(err, KernelError::BadArgument { arg: "block_size", .. }), "{err}");
     let (_, rstd) = cpu::rms_norm_forward(&x, None, 3, 4, 1e-6, 16).unwrap();
-    let dy16 = random(DType::F16, 12, 3);
+    let dy16 = reference::random_buffer(DType::F16, 12, 3);
     let err = cpu::rms_norm_backward(&x, None, &dy16, &rstd, 3, 4, 16, 2).unwrap_err();
     assert!(matches!(err, KernelError::BadArgument { arg: "dy", .. }), "{err}");
 }

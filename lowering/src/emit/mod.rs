@@ -237,39 +237,20 @@ impl<'a> Emitter<'a> {
 
     /// Splat, broadcast of a 1-element block, or expand_dims of a scalar: one value to every element.
     fn splat(&mut self, v: ValueId, r: ValueId) -> Lowered {
-        let rt = self.thread_type(self.ty(r));
-        let src = self.get(v).clone();
-        let vt = self.thread_type(self.ty(v));
-        let scalar = match &src {
-            Lowered::Scalar(s) | Lowered::Ptr(s) => s.clone(),
+        let (rt, vt) = (self.thread_type(self.ty(r)), self.thread_type(self.ty(v)));
+        let scalar = match self.get(v).clone() {
+            Lowered::Scalar(s) => s,
+            Lowered::Ptr(p) | Lowered::PtrBlock { base: p, offs: None } => {
+                return Lowered::PtrBlock { base: p, offs: None }
+            }
+            Lowered::PtrBlock { .. } => unreachable!("broadcasts of pointer blocks are rejected before emission"),
             Lowered::Block(s) => {
-                let et = rt
-                    .trim_start_matches("vector<")
-                    .split('x')
-                    .nth(1)
-                    .unwrap_or("f32")
-                    .trim_end_matches('>')
-                    .to_string();
+                let et = mlir_type(self.ty(v).dtype().expect("number blocks have a dtype"));
                 self.assign(&format!("vector.extract {s}[0] : {et} from {vt}"))
             }
-            Lowered::PtrBlock { base, offs: None } => base.clone(),
-            Lowered::PtrBlock { .. } => {
-                unreachable!("broadcasts of pointer blocks are rejected before emission")
-            }
         };
-        match src {
-            Lowered::Ptr(_) | Lowered::PtrBlock { .. } => Lowered::PtrBlock { base: scalar, offs: None },
-            _ => {
-                let st = rt
-                    .trim_start_matches("vector<")
-                    .split('x')
-                    .nth(1)
-                    .unwrap_or("f32")
-                    .trim_end_matches('>')
-                    .to_string();
-                Lowered::Block(self.assign(&format!("vector.broadcast {scalar} : {st} to {rt}")))
-            }
-        }
+        let et = mlir_type(self.ty(r).dtype().expect("number blocks have a dtype"));
+        Lowered::Block(self.assign(&format!("vector.broadcast {scalar} : {et} to {rt}")))
     }
 
     fn for_loop(
