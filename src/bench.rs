@@ -54,7 +54,6 @@ fn time_plan(gpu: &GpuExecutor, plan: &Plan, sets: &[Vec<(&'static str, &DeviceB
     let times = gpu.device().time_ms(5, 40, || {
         i += 1;
         gpu.launch(plan, &prepared, &sets[i % sets.len()])
-            .map_err(|e| tritonite::runtime::RuntimeError::Buffer(e.to_string()))
     })?;
     Ok(median_us(times))
 }

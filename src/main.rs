@@ -162,26 +162,9 @@ fn demo(args: &DemoArgs) -> Result<()> {
     let (y, rstd) = cpu::rms_norm_forward(&x, Some(&w), m, n, eps, args.block_size)?;
     let (dx, dw) = cpu::rms_norm_backward(&x, Some(&w), &dy, &rstd, m, n, args.block_size, 8)?;
     let elapsed = start.elapsed();
-    let (xf, wf) = (x.to_f64(), w.to_f64());
-    let (y_ref, _) = reference::rms_norm_forward(&xf, Some(&wf), m, n, eps as f64);
-    let (dx_ref, dw_ref) = reference::rms_norm_backward(&xf, Some(&wf), &dy.to_f64(), m, n, eps as f64);
-    let dw = dw.context("backward with a weight returns dw")?;
-    let tol = if dtype == DType::F32 { 1e-5 } else { 1e-2 };
-    let mut ok = true;
     println!("interpreter: fwd + bwd in {:.1} ms", elapsed.as_secs_f64() * 1e3);
-    for (name, got, want) in [("y", y.to_f64(), y_ref), ("dx", dx.to_f64(), dx_ref), ("dw", dw.to_f64(), dw_ref)] {
-        let err = reference::rel_error(&got, &want);
-        let pass = err <= tol;
-        ok &= pass;
-        println!(
-            "  {name:>2}: relative error vs fp64 {err:.2e} (tolerance {tol:.0e}) {}",
-            if pass { "ok" } else { "FAIL" }
-        );
-    }
-    if !ok {
-        bail!("the interpreter disagrees with the fp64 reference");
-    }
-    Ok(())
+    let dw = dw.context("backward with a weight returns dw")?;
+    check_against_fp64("the interpreter", (&x, &w, &dy), (&y, &dx, &dw), m, n, eps)
 }
 
 /// Bytes RMSNorm forward moves: x read, y written, the weight once.
@@ -199,29 +182,14 @@ fn demo_gpu(device: Device, args: &DemoArgs, dtype: DType, x: &Buffer, w: &Buffe
     let (y, rstd) = gpu.rms_norm_forward(&xd, Some(&wd), m, n, eps, block, warps)?;
     let programs = 2 * dev.sm_count()? as usize;
     let (dx, dwd) = gpu.rms_norm_backward(&xd, Some(&wd), &dyd, &rstd, m, n, block, warps, programs)?;
-    let (xf, wf) = (x.to_f64(), w.to_f64());
-    let (y_ref, _) = reference::rms_norm_forward(&xf, Some(&wf), m, n, eps as f64);
-    let (dx_ref, dw_ref) = reference::rms_norm_backward(&xf, Some(&wf), &dy.to_f64(), m, n, eps as f64);
     let dw = dwd.context("backward with a weight returns dw")?;
-    let tol = if dtype == DType::F32 { 1e-5 } else { 1e-2 };
-    let mut ok = true;
-    for (name, got, want) in
-        [("y", y.download(dev)?, y_ref), ("dx", dx.download(dev)?, dx_ref), ("dw", dw.download(dev)?, dw_ref)]
-    {
-        let err = reference::rel_error(&got.to_f64(), &want);
-        ok &= err <= tol;
-        println!(
-            "  {name:>2}: relative error vs fp64 {err:.2e} (tolerance {tol:.0e}) {}",
-            if err <= tol { "ok" } else { "FAIL" }
-        );
-    }
+    let outputs = (&y.download(dev)?, &dx.download(dev)?, &dw.download(dev)?);
+    let verdict = check_against_fp64("the GPU", (x, w, dy), outputs, m, n, eps);
     // Time the forward alone: launches prepared once, outputs reused, no host-side lookups.
     let plan = rmsnorm::forward_plan(dtype, Some(dtype), m, n, eps, block, warps)?;
     let buffers = [("x", &xd), ("w", &wd), ("y", &y), ("rstd", &rstd)];
     let prepared = gpu.prepare(&plan, &buffers)?;
-    let mut times = dev.time_ms(10, 50, || {
-        gpu.launch(&plan, &prepared, &buffers).map_err(|e| tritonite::runtime::RuntimeError::Buffer(e.to_string()))
-    })?;
+    let mut times = dev.time_ms(10, 50, || gpu.launch(&plan, &prepared, &buffers))?;
     times.sort_by(f32::total_cmp);
     let median = times[times.len() / 2] as f64;
     println!(
@@ -230,8 +198,34 @@ fn demo_gpu(device: Device, args: &DemoArgs, dtype: DType, x: &Buffer, w: &Buffe
         times.len(),
         fwd_bytes(m, n, dtype) / (median * 1e-3) / 1e9
     );
+    verdict
+}
+
+/// Prints each output's relative error against the fp64 reference; an error if any is over the
+/// dtype's tolerance.
+fn check_against_fp64(
+    who: &str,
+    (x, w, dy): (&Buffer, &Buffer, &Buffer),
+    (y, dx, dw): (&Buffer, &Buffer, &Buffer),
+    m: usize,
+    n: usize,
+    eps: f32,
+) -> Result<()> {
+    let (xf, wf) = (x.to_f64(), w.to_f64());
+    let (y_ref, _) = reference::rms_norm_forward(&xf, Some(&wf), m, n, eps as f64);
+    let (dx_ref, dw_ref) = reference::rms_norm_backward(&xf, Some(&wf), &dy.to_f64(), m, n, eps as f64);
+    let tol = reference::tolerance(x.dtype());
+    let mut ok = true;
+    for (name, got, want) in [("y", y, y_ref), ("dx", dx, dx_ref), ("dw", dw, dw_ref)] {
+        let err = reference::rel_error(&got.to_f64(), &want);
+        ok &= err <= tol;
+        println!(
+            "  {name:>2}: relative error vs fp64 {err:.2e} (tolerance {tol:.0e}) {}",
+            if err <= tol { "ok" } else { "FAIL" }
+        );
+    }
     if !ok {
-        bail!("the GPU disagrees with the fp64 reference");
+        bail!("{who} disagrees with the fp64 reference");
     }
     Ok(())
 }

@@ -25,14 +25,6 @@ fn quick() -> bool {
     std::env::var_os("TRITONITE_GPU_QUICK").is_some_and(|v| v != "0")
 }
 
-fn tolerance(d: DType) -> f64 {
-    if d == DType::F32 {
-        1e-5
-    } else {
-        1e-2
-    }
-}
-
 struct Case {
     m: usize,
     n: usize,
@@ -91,16 +83,20 @@ fn rmsnorm_forward_and_backward_match_fp64() {
         let (dx_ref, dw_ref) = reference::rms_norm_backward(&xf, wf.as_deref(), &dy.to_f64(), c.m, c.n, eps as f64);
         let dx_scale = reference::rms_norm_backward_scale(&xf, wf.as_deref(), &dy.to_f64(), c.m, c.n, eps as f64);
         let mut checks = vec![
-            ("y", reference::rel_error(&y.download(dev).unwrap().to_f64(), &y_ref), tolerance(c.dtype)),
+            ("y", reference::rel_error(&y.download(dev).unwrap().to_f64(), &y_ref), reference::tolerance(c.dtype)),
             ("rstd", reference::rel_error(&rstd.download(dev).unwrap().to_f64(), &rstd_ref), 1e-5),
             (
                 "dx",
                 reference::rel_error_scaled(&dx.download(dev).unwrap().to_f64(), &dx_ref, dx_scale),
-                tolerance(c.dtype),
+                reference::tolerance(c.dtype),
             ),
         ];
         if let Some(dw) = dw {
-            checks.push(("dw", reference::rel_error(&dw.download(dev).unwrap().to_f64(), &dw_ref), tolerance(c.dtype)));
+            checks.push((
+                "dw",
+                reference::rel_error(&dw.download(dev).unwrap().to_f64(), &dw_ref),
+                reference::tolerance(c.dtype),
+            ));
         }
         let line: Vec<String> = checks.iter().map(|(n, e, _)| format!("{n} {e:.1e}")).collect();
         let ok = checks.iter().all(|(_, e, tol)| *e <= *tol);

@@ -22,23 +22,9 @@ pub fn execute(plan: &Plan, inputs: &[(&'static str, &Buffer)]) -> Result<HashMa
         }
         plan.check_given(name, b.dtype(), b.len())?;
     }
-    let mut owned: HashMap<&'static str, Buffer> = HashMap::new();
-    for d in &plan.buffers {
-        match d.role {
-            Role::Input => {
-                if !inputs.iter().any(|(n, _)| *n == d.name) {
-                    return Err(KernelError::BadArgument {
-                        arg: d.name,
-                        expected: format!("{} elements of {}", d.len, d.dtype),
-                        got: "nothing".into(),
-                    });
-                }
-            }
-            Role::Output | Role::Scratch => {
-                owned.insert(d.name, Buffer::filled(d.dtype, d.len, f64::NAN));
-            }
-        }
-    }
+    let names: Vec<&str> = inputs.iter().map(|(n, _)| *n).collect();
+    let mut owned: HashMap<&'static str, Buffer> =
+        plan.to_allocate(&names)?.into_iter().map(|d| (d.name, Buffer::filled(d.dtype, d.len, f64::NAN))).collect();
     for launch in &plan.launches {
         let mut taken: Vec<(&'static str, Buffer)> = vec![];
         for a in &launch.args {
@@ -68,9 +54,7 @@ pub fn execute(plan: &Plan, inputs: &[(&'static str, &Buffer)]) -> Result<HashMa
         }
         owned.extend(taken);
     }
-    plan.buffers.iter().filter(|d| d.role == Role::Scratch).for_each(|d| {
-        owned.remove(d.name);
-    });
+    owned.retain(|name, _| plan.is_output(name));
     Ok(owned)
 }
 

@@ -10,7 +10,7 @@ use tritonite_lowering::{CompileOptions, Target};
 use tritonite_runtime::{Device, DeviceBuffer, GpuKernel, KernelArg};
 
 use crate::error::KernelError;
-use crate::plan::{Launch, Plan, PlanArg, Role};
+use crate::plan::{Launch, Plan, PlanArg};
 use crate::rmsnorm;
 
 /// The kernels of a plan's launches, resolved by [`GpuExecutor::prepare`].
@@ -95,18 +95,9 @@ impl GpuExecutor {
         for (name, b) in given {
             plan.check_given(name, b.dtype(), b.len())?;
         }
+        let names: Vec<&str> = given.iter().map(|(n, _)| *n).collect();
         let mut owned: HashMap<&'static str, DeviceBuffer> = HashMap::new();
-        for d in &plan.buffers {
-            if given.iter().any(|(n, _)| *n == d.name) {
-                continue;
-            }
-            if d.role == Role::Input {
-                return Err(KernelError::BadArgument {
-                    arg: d.name,
-                    expected: format!("{} elements of {}", d.len, d.dtype),
-                    got: "nothing".into(),
-                });
-            }
+        for d in plan.to_allocate(&names)? {
             owned.insert(d.name, DeviceBuffer::filled(&self.device, d.dtype, d.len, f64::NAN)?);
         }
         {
@@ -115,9 +106,7 @@ impl GpuExecutor {
             let prepared = self.prepare(plan, &all)?;
             self.launch(plan, &prepared, &all)?;
         }
-        for d in plan.buffers.iter().filter(|d| d.role == Role::Scratch) {
-            owned.remove(d.name);
-        }
+        owned.retain(|name, _| plan.is_output(name));
         Ok(owned)
     }
 

@@ -75,6 +75,28 @@ impl Plan {
         self.buffers.iter().find(|b| b.name == name)
     }
 
+    /// The buffers an executor must allocate when the caller passes `given` (by name): every output
+    /// and scratch buffer not given. A missing input is an error naming it.
+    pub fn to_allocate(&self, given: &[&str]) -> Result<Vec<&BufferDecl>, KernelError> {
+        let mut out = vec![];
+        for d in self.buffers.iter().filter(|d| !given.contains(&d.name)) {
+            if d.role == Role::Input {
+                return Err(KernelError::BadArgument {
+                    arg: d.name,
+                    expected: format!("{} elements of {}", d.len, d.dtype),
+                    got: "nothing".into(),
+                });
+            }
+            out.push(d);
+        }
+        Ok(out)
+    }
+
+    /// True when `name` is one of the plan's outputs (what an executor returns).
+    pub fn is_output(&self, name: &str) -> bool {
+        self.decl(name).is_some_and(|d| d.role == Role::Output)
+    }
+
     /// Checks a buffer the caller passes (an input, or an output to write in place) against its
     /// declaration.
     pub fn check_given(&self, name: &'static str, dtype: DType, len: usize) -> Result<(), KernelError> {

@@ -113,3 +113,13 @@ pub fn random_weight(dtype: tritonite_lang::DType, len: usize, seed: u64) -> tri
     let w: Vec<f64> = random_values(len, seed).iter().map(|v| 1.0 + 0.25 * v).collect();
     tritonite_lang::Buffer::from_f64(dtype, &w)
 }
+
+/// The relative error a kernel output of `dtype` may have against the fp64 reference: 1e-5 for
+/// f32, 1e-2 for the 16-bit floats (rounding the output alone costs ~2e-3 in bf16).
+pub fn tolerance(dtype: tritonite_lang::DType) -> f64 {
+    if dtype == tritonite_lang::DType::F32 {
+        1e-5
+    } else {
+        1e-2
+    }
+}

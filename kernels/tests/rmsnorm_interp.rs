@@ -4,14 +4,6 @@ use proptest::prelude::*;
 use tritonite_kernels::{cpu, reference, KernelError};
 use tritonite_lang::{Buffer, DType, InterpError};
 
-fn tolerance(d: DType) -> f64 {
-    if d == DType::F32 {
-        1e-5
-    } else {
-        1e-2
-    }
-}
-
 fn dtype_strategy() -> impl Strategy<Value = DType> {
     prop_oneof![Just(DType::F32), Just(DType::F16), Just(DType::BF16)]
 }
@@ -35,7 +27,7 @@ proptest! {
         let (y_ref, rstd_ref) = reference::rms_norm_forward(&x.to_f64(), wf.as_deref(), m, n, eps as f64);
         let ey = reference::rel_error(&y.to_f64(), &y_ref);
         let er = reference::rel_error(&rstd.to_f64(), &rstd_ref);
-        prop_assert!(ey <= tolerance(d), "y error {ey} for m={m} n={n} block={block} {d}");
+        prop_assert!(ey <= reference::tolerance(d), "y error {ey} for m={m} n={n} block={block} {d}");
         prop_assert!(er <= 1e-5, "rstd error {er}");
     }
 
@@ -50,11 +42,11 @@ proptest! {
         let wf = w.as_ref().map(Buffer::to_f64);
         let (dx_ref, dw_ref) = reference::rms_norm_backward(&x.to_f64(), wf.as_deref(), &dy.to_f64(), m, n, eps as f64);
         let edx = reference::rel_error(&dx.to_f64(), &dx_ref);
-        prop_assert!(edx <= tolerance(d), "dx error {edx} for m={m} n={n} block={block} {d}");
+        prop_assert!(edx <= reference::tolerance(d), "dx error {edx} for m={m} n={n} block={block} {d}");
         match dw {
             Some(dw) => {
                 let edw = reference::rel_error(&dw.to_f64(), &dw_ref);
-                prop_assert!(edw <= tolerance(d), "dw error {edw}");
+                prop_assert!(edw <= reference::tolerance(d), "dw error {edw}");
             }
             None => prop_assert!(!with_w),
         }

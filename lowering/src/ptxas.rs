@@ -50,7 +50,11 @@ fn number_before(text: &str, suffix: &str) -> Option<u32> {
 pub fn assemble(ptx: &str, chip: &str) -> Result<PtxasReport, LowerError> {
     let ptxas = find_ptxas()
         .ok_or_else(|| LowerError::Ptxas("ptxas not found: run scripts/setup.sh or set TRITONITE_PTXAS".into()))?;
-    let dir = std::env::temp_dir().join(format!("tritonite-ptxas-{}-{:x}", std::process::id(), fxhash(ptx)));
+    let dir = std::env::temp_dir().join(format!(
+        "tritonite-ptxas-{}-{:x}",
+        std::process::id(),
+        crate::cache::fnv1a(ptx.as_bytes())
+    ));
     std::fs::create_dir_all(&dir).map_err(|e| LowerError::Ptxas(format!("creating {}: {e}", dir.display())))?;
     let (src, out) = (dir.join("k.ptx"), dir.join("k.cubin"));
     std::fs::write(&src, ptx).map_err(|e| LowerError::Ptxas(format!("writing {}: {e}", src.display())))?;
@@ -79,8 +83,4 @@ pub fn assemble(ptx: &str, chip: &str) -> Result<PtxasReport, LowerError> {
         stack_frame: number_before(&log, "bytes stack frame").unwrap_or(0),
         cubin,
     })
-}
-
-fn fxhash(s: &str) -> u64 {
-    s.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3))
 }

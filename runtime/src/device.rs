@@ -57,13 +57,13 @@ impl Device {
     }
 
     /// Times `work` with CUDA events (created with timing): `warmup` untimed runs, then `reps`
-    /// timed runs; returns each run's milliseconds.
-    pub fn time_ms(
+    /// timed runs; returns each run's milliseconds. `work`'s errors pass through unchanged.
+    pub fn time_ms<E: From<RuntimeError>>(
         &self,
         warmup: usize,
         reps: usize,
-        mut work: impl FnMut() -> Result<(), RuntimeError>,
-    ) -> Result<Vec<f32>, RuntimeError> {
+        mut work: impl FnMut() -> Result<(), E>,
+    ) -> Result<Vec<f32>, E> {
         use cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT;
         for _ in 0..warmup {
             work()?;

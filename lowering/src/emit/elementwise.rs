@@ -12,7 +12,7 @@ impl Emitter<'_> {
         self.ty(v).dtype().expect("the verifier keeps pointers out of arithmetic")
     }
 
-    pub(crate) fn binary(&mut self, op: BinOp, x: ValueId, y: ValueId, _r: ValueId) -> String {
+    pub(crate) fn binary(&mut self, op: BinOp, x: ValueId, y: ValueId) -> String {
         let d = self.dtype(x);
         let t = self.thread_type(self.ty(x));
         let (a, b) = (self.num(x), self.num(y));

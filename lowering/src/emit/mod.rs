@@ -171,7 +171,7 @@ impl<'a> Emitter<'a> {
             OpKind::Arange { start, end } => Some(self.arange(*start, *end)),
             OpKind::Splat(v) | OpKind::Broadcast(v) => Some(self.splat(*v, r.expect("splat has a result"))),
             OpKind::ExpandDims(v, _) => Some(self.splat(*v, r.expect("expand_dims has a result"))),
-            OpKind::Binary(b, x, y) => Some(Lowered::Block(self.binary(*b, *x, *y, r.expect("binary has a result")))),
+            OpKind::Binary(b, x, y) => Some(Lowered::Block(self.binary(*b, *x, *y))),
             OpKind::Cmp(c, x, y) => Some(Lowered::Block(self.compare(*c, *x, *y))),
             OpKind::Unary(u, x) => Some(Lowered::Block(self.unary(*u, *x))),
             OpKind::Select(c, a, b) => {
@@ -188,7 +188,7 @@ impl<'a> Emitter<'a> {
                 self.store(*ptr, *value, *mask)?;
                 None
             }
-            OpKind::Reduce(op, v, axis) => Some(Lowered::Scalar(self.reduce(*op, *v, *axis)?)),
+            OpKind::Reduce(op, v, _) => Some(Lowered::Scalar(self.reduce(*op, *v)?)),
             OpKind::For { lo, hi, step, init, body } => {
                 self.for_loop(*lo, *hi, *step, init, body, results)?;
                 None

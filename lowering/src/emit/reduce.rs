@@ -10,7 +10,7 @@ use crate::error::LowerError;
 use crate::layout::WARP_SIZE;
 
 impl Emitter<'_> {
-    pub(crate) fn reduce(&mut self, op: ReduceOp, v: ValueId, _axis: usize) -> Result<String, LowerError> {
+    pub(crate) fn reduce(&mut self, op: ReduceOp, v: ValueId) -> Result<String, LowerError> {
         let d = self.ty(v).dtype().expect("reductions take numbers");
         if !(d.is_float() || d == DType::I32) {
             return Err(LowerError::Unsupported {
