@@ -2,9 +2,11 @@
 //! device-to-device copy measured in the same process (the bandwidth ceiling).
 
 use anyhow::{bail, Context, Result};
+use tritonite::kernels::backend::Binding;
 use tritonite::kernels::gpu::GpuExecutor;
 use tritonite::kernels::plan::Plan;
-use tritonite::kernels::{reference, rmsnorm};
+use tritonite::kernels::reference;
+use tritonite::kernels::rmsnorm::{self, BackwardShape, ForwardShape, RmsNormConfig, RmsNormSpec};
 use tritonite::lang::DType;
 use tritonite::runtime::{Device, DeviceBuffer};
 
@@ -18,8 +20,8 @@ pub struct Row {
     m: usize,
     n: usize,
     dtype: DType,
-    block: usize,
-    warps: u32,
+    fwd: RmsNormConfig,
+    bwd: RmsNormConfig,
     fwd_us: f64,
     bwd_us: f64,
 }
@@ -36,19 +38,12 @@ fn parse_shapes(spec: &str) -> Result<Vec<(usize, usize, DType)>> {
         .collect()
 }
 
-/// The heuristic config: the whole row in one block up to 16384 columns, ~16–32 elements a thread.
-pub fn heuristic(n: usize) -> (usize, u32) {
-    let block = n.next_power_of_two().clamp(16, 16384);
-    let warps = (block / 512).clamp(1, 16) as u32;
-    (block, warps)
-}
-
 fn median_us(mut t: Vec<f32>) -> f64 {
     t.sort_by(f32::total_cmp);
     t[t.len() / 2] as f64 * 1e3
 }
 
-fn time_plan(gpu: &GpuExecutor, plan: &Plan, sets: &[Vec<(&'static str, &DeviceBuffer)>]) -> Result<f64> {
+fn time_plan(gpu: &GpuExecutor, plan: &Plan, sets: &[Vec<Binding<'_, DeviceBuffer>>]) -> Result<f64> {
     let prepared = gpu.prepare(plan, &sets[0])?;
     let mut i = 0;
     let times = gpu.device().time_ms(5, 40, || {
@@ -83,7 +78,9 @@ pub fn run(shapes: &str) -> Result<()> {
     println!("|---|---|---|---|---|---|---|---|---|");
     for (m, n, dtype) in shapes {
         let es = dtype.size_bytes();
-        let (block, warps) = heuristic(n);
+        let spec = RmsNormSpec::new(dtype, Some(dtype));
+        let cfg = RmsNormConfig::heuristic(&spec, n, sms);
+        let bwd_cfg = RmsNormConfig::heuristic_backward(&spec, false, n, sms);
         // Rotate among enough input copies to exceed twice the L2 (50 MB), so no run hits in cache.
         let copies = (100_000_000usize.div_ceil(m * n * es)).clamp(1, 8);
         let w = DeviceBuffer::upload(dev, &reference::random_weight(dtype, n, 99))?;
@@ -99,29 +96,30 @@ pub fn run(shapes: &str) -> Result<()> {
                 DeviceBuffer::filled(dev, dtype, m * n, 0.0)?,
             ]);
         }
-        let programs = 2 * sms;
-        let partial = DeviceBuffer::filled(dev, DType::F32, programs.min(m) * n, 0.0)?;
+        let partial = DeviceBuffer::filled(dev, DType::F32, bwd_cfg.programs.min(m) * n, 0.0)?;
         let dw = DeviceBuffer::filled(dev, dtype, n, 0.0)?;
-        let fwd = rmsnorm::forward_plan(dtype, Some(dtype), m, n, 1e-6, block, warps)?;
-        let bwd = rmsnorm::backward_plan(dtype, Some(dtype), m, n, block, warps, programs)?;
-        let fwd_sets: Vec<_> =
-            (0..copies).map(|c| vec![("x", &xs[c]), ("w", &w), ("y", &outs[c][0]), ("rstd", &outs[c][1])]).collect();
+        let fwd = rmsnorm::forward_plan(&spec, &ForwardShape::contiguous(m, n), 1e-6, 0.0, &cfg)?;
+        let bwd = rmsnorm::backward_plan(&spec, false, &BackwardShape::contiguous(m, n), 0.0, &bwd_cfg)?;
+        let bind = Binding::whole;
+        let fwd_sets: Vec<_> = (0..copies)
+            .map(|c| vec![bind("x", &xs[c]), bind("w", &w), bind("y", &outs[c][0]), bind("rstd", &outs[c][1])])
+            .collect();
         let bwd_sets: Vec<_> = (0..copies)
             .map(|c| {
                 vec![
-                    ("x", &xs[c]),
-                    ("w", &w),
-                    ("dy", &dys[c]),
-                    ("rstd", &outs[c][1]),
-                    ("dx", &outs[c][2]),
-                    ("dw_partial", &partial),
-                    ("dw", &dw),
+                    bind("x", &xs[c]),
+                    bind("w", &w),
+                    bind("dy", &dys[c]),
+                    bind("rstd", &outs[c][1]),
+                    bind("dx", &outs[c][2]),
+                    bind("dw_partial", &partial),
+                    bind("dw", &dw),
                 ]
             })
             .collect();
         let fwd_us = time_plan(&gpu, &fwd, &fwd_sets)?;
         let bwd_us = time_plan(&gpu, &bwd, &bwd_sets)?;
-        print_row(&Row { m, n, dtype, block, warps, fwd_us, bwd_us }, copy_gbs);
+        print_row(&Row { m, n, dtype, fwd: cfg, bwd: bwd_cfg, fwd_us, bwd_us }, copy_gbs);
     }
     Ok(())
 }
@@ -132,12 +130,14 @@ fn print_row(r: &Row, copy_gbs: f64) {
     let fwd_gbs = (2.0 * m * n + n) * es / (r.fwd_us * 1e-6) / 1e9;
     let bwd_gbs = (3.0 * m * n + 2.0 * n) * es / (r.bwd_us * 1e-6) / 1e9;
     println!(
-        "| {}x{} | {} | BLOCK={} warps={} | {:.1} | {:.0} | {:.2} | {:.1} | {:.0} | {:.2} |",
+        "| {}x{} | {} | BLOCK={} warps={}; bwd BLOCK={} warps={} | {:.1} | {:.0} | {:.2} | {:.1} | {:.0} | {:.2} |",
         r.m,
         r.n,
         r.dtype,
-        r.block,
-        r.warps,
+        r.fwd.block_size,
+        r.fwd.num_warps,
+        r.bwd.block_size,
+        r.bwd.num_warps,
         r.fwd_us,
         fwd_gbs,
         fwd_gbs / copy_gbs,

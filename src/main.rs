@@ -4,9 +4,13 @@ mod bench;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
+use tritonite::kernels::backend::{Backend, Binding};
+use tritonite::kernels::cpu::Cpu;
 use tritonite::kernels::gpu::GpuExecutor;
-use tritonite::kernels::{cpu, reference, registry, rmsnorm};
-use tritonite::lang::{Buffer, DType};
+use tritonite::kernels::rmsnorm::check::{run_case, Case, CaseResult};
+use tritonite::kernels::rmsnorm::{self, ForwardShape, RmsNormConfig, RmsNormSpec};
+use tritonite::kernels::{reference, registry};
+use tritonite::lang::DType;
 use tritonite::lowering::{self, CompileOptions};
 use tritonite::runtime::{Device, DeviceBuffer};
 
@@ -134,23 +138,41 @@ fn parse_dtype(name: &str) -> Result<DType> {
     }
 }
 
+/// The demo's problem: a fused residual add + RMSNorm with a weight, as in a transformer block.
+fn demo_case(args: &DemoArgs, dtype: DType, sm_count: usize) -> Case {
+    let spec = RmsNormSpec { residual: Some(dtype), residual_out: Some(dtype), ..RmsNormSpec::new(dtype, Some(dtype)) };
+    let heuristic = RmsNormConfig::heuristic(&spec, args.n, sm_count);
+    Case {
+        m: args.m,
+        n: args.n,
+        spec,
+        offset: 0.0,
+        eps: 1e-6,
+        pad: 0,
+        view_offset: 0,
+        caller_out: false,
+        dresidual_out: true,
+        config: RmsNormConfig { block_size: args.block_size, ..heuristic },
+        seed: 1,
+    }
+}
+
 fn demo(args: &DemoArgs) -> Result<()> {
     let dtype = parse_dtype(&args.dtype)?;
-    let (m, n, eps) = (args.m, args.n, 1e-6f32);
-    let cfg = rmsnorm::RmsNormConfig::new(dtype, Some(dtype), n, args.block_size);
-    let kernel = rmsnorm::forward(&cfg).context("building the RMSNorm forward kernel")?;
-    println!("RMSNorm forward, {m}x{n} {dtype}, BLOCK_SIZE={}: the block IR\n", args.block_size);
+    let case = demo_case(args, dtype, 1);
+    let kernel = rmsnorm::forward(&case.spec, args.block_size, args.n <= args.block_size)
+        .context("building the RMSNorm forward kernel")?;
+    println!(
+        "RMSNorm forward with a fused residual add, {}x{} {dtype}, BLOCK_SIZE={}: the block IR\n",
+        args.m, args.n, args.block_size
+    );
     println!("{kernel}");
-
-    let x = reference::random_buffer(dtype, m * n, 1);
-    let w = reference::random_weight(dtype, n, 2);
-    let dy = reference::random_buffer(dtype, m * n, 3);
     match Device::open(0) {
-        Ok(device) => return demo_gpu(device, args, dtype, &x, &w, &dy),
+        Ok(device) => return demo_gpu(device, args, dtype),
         Err(e) => println!("No GPU here ({e}): showing the PTX and checking on the CPU interpreter instead.\n"),
     }
     let opts =
-        CompileOptions { num_warps: 4, divisible_by_16: registry::aligned_args(&kernel, n), ..Default::default() };
+        CompileOptions { num_warps: 4, divisible_by_16: registry::aligned_args(&kernel, args.n), ..Default::default() };
     let ptx = lowering::compile(&kernel, &opts)?.ptx;
     let lines: Vec<&str> = ptx.lines().collect();
     println!("PTX for sm_90 ({} lines; `tritonite compile rmsnorm-fwd --emit ptx` prints it all):", lines.len());
@@ -159,72 +181,54 @@ fn demo(args: &DemoArgs) -> Result<()> {
     }
     println!("  ...\n");
     let start = std::time::Instant::now();
-    let (y, rstd) = cpu::rms_norm_forward(&x, Some(&w), m, n, eps, args.block_size)?;
-    let (dx, dw) = cpu::rms_norm_backward(&x, Some(&w), &dy, &rstd, m, n, args.block_size, 8)?;
-    let elapsed = start.elapsed();
-    println!("interpreter: fwd + bwd in {:.1} ms", elapsed.as_secs_f64() * 1e3);
-    let dw = dw.context("backward with a weight returns dw")?;
-    check_against_fp64("the interpreter", (&x, &w, &dy), (&y, &dx, &dw), m, n, eps)
+    let result = run_case(&Cpu, &case)?;
+    println!("interpreter: fwd + bwd in {:.1} ms", start.elapsed().as_secs_f64() * 1e3);
+    report("the interpreter", &result)
 }
 
-/// Bytes RMSNorm forward moves: x read, y written, the weight once.
-fn fwd_bytes(m: usize, n: usize, d: DType) -> f64 {
-    ((2 * m * n + n) * d.size_bytes()) as f64
-}
-
-fn demo_gpu(device: Device, args: &DemoArgs, dtype: DType, x: &Buffer, w: &Buffer, dy: &Buffer) -> Result<()> {
-    let (m, n, eps, block) = (args.m, args.n, 1e-6f32, args.block_size);
-    let warps = (block / 256).clamp(1, 16) as u32;
+fn demo_gpu(device: Device, args: &DemoArgs, dtype: DType) -> Result<()> {
     println!("GPU: {}", device.name()?);
     let gpu = GpuExecutor::new(device)?;
-    let dev = gpu.device();
-    let (xd, wd, dyd) = (DeviceBuffer::upload(dev, x)?, DeviceBuffer::upload(dev, w)?, DeviceBuffer::upload(dev, dy)?);
-    let (y, rstd) = gpu.rms_norm_forward(&xd, Some(&wd), m, n, eps, block, warps)?;
-    let programs = 2 * dev.sm_count()? as usize;
-    let (dx, dwd) = gpu.rms_norm_backward(&xd, Some(&wd), &dyd, &rstd, m, n, block, warps, programs)?;
-    let dw = dwd.context("backward with a weight returns dw")?;
-    let outputs = (&y.download(dev)?, &dx.download(dev)?, &dw.download(dev)?);
-    let verdict = check_against_fp64("the GPU", (x, w, dy), outputs, m, n, eps);
+    let case = demo_case(args, dtype, gpu.sm_count());
+    let verdict = report("the GPU", &run_case(&gpu, &case)?);
     // Time the forward alone: launches prepared once, outputs reused, no host-side lookups.
-    let plan = rmsnorm::forward_plan(dtype, Some(dtype), m, n, eps, block, warps)?;
-    let buffers = [("x", &xd), ("w", &wd), ("y", &y), ("rstd", &rstd)];
-    let prepared = gpu.prepare(&plan, &buffers)?;
-    let mut times = dev.time_ms(10, 50, || gpu.launch(&plan, &prepared, &buffers))?;
+    let (m, n) = (args.m, args.n);
+    let plan = rmsnorm::forward_plan(&case.spec, &ForwardShape::contiguous(m, n), case.eps, 0.0, &case.config)?;
+    let dev = gpu.device();
+    let buffers: Vec<(&'static str, DeviceBuffer)> = plan
+        .buffers
+        .iter()
+        .map(|d| Ok((d.name, DeviceBuffer::upload(dev, &reference::random_buffer(d.dtype, d.len, 7))?)))
+        .collect::<Result<_>>()?;
+    let bindings: Vec<Binding<'_, DeviceBuffer>> = buffers.iter().map(|(n, b)| Binding::whole(n, b)).collect();
+    let prepared = gpu.prepare(&plan, &bindings)?;
+    let mut times = dev.time_ms(10, 50, || gpu.launch(&plan, &prepared, &bindings))?;
     times.sort_by(f32::total_cmp);
     let median = times[times.len() / 2] as f64;
+    // Bytes moved: x and residual read, y and residual_out written, the weight once.
+    let bytes = ((4 * m * n + n) * dtype.size_bytes()) as f64;
     println!(
         "forward {m}x{n} {dtype}: median {:.1} us over {} runs, {:.0} GB/s (small shapes are launch-bound; `tritonite bench` for more)",
         median * 1e3,
         times.len(),
-        fwd_bytes(m, n, dtype) / (median * 1e-3) / 1e9
+        bytes / (median * 1e-3) / 1e9
     );
     verdict
 }
 
-/// Prints each output's relative error against the fp64 reference; an error if any is over the
-/// dtype's tolerance.
-fn check_against_fp64(
-    who: &str,
-    (x, w, dy): (&Buffer, &Buffer, &Buffer),
-    (y, dx, dw): (&Buffer, &Buffer, &Buffer),
-    m: usize,
-    n: usize,
-    eps: f32,
-) -> Result<()> {
-    let (xf, wf) = (x.to_f64(), w.to_f64());
-    let (y_ref, _) = reference::rms_norm_forward(&xf, Some(&wf), m, n, eps as f64);
-    let (dx_ref, dw_ref) = reference::rms_norm_backward(&xf, Some(&wf), &dy.to_f64(), m, n, eps as f64);
-    let tol = reference::tolerance(x.dtype());
-    let mut ok = true;
-    for (name, got, want) in [("y", y, y_ref), ("dx", dx, dx_ref), ("dw", dw, dw_ref)] {
-        let err = reference::rel_error(&got.to_f64(), &want);
-        ok &= err <= tol;
+/// Prints each output's relative error against the fp64 reference; an error if any is over its
+/// tolerance.
+fn report(who: &str, result: &CaseResult) -> Result<()> {
+    for c in &result.checks {
         println!(
-            "  {name:>2}: relative error vs fp64 {err:.2e} (tolerance {tol:.0e}) {}",
-            if err <= tol { "ok" } else { "FAIL" }
+            "  {:>12}: relative error vs fp64 {:.2e} (tolerance {:.0e}) {}",
+            c.name,
+            c.error,
+            c.tolerance,
+            if c.passed() { "ok" } else { "FAIL" }
         );
     }
-    if !ok {
+    if !result.failures().is_empty() {
         bail!("{who} disagrees with the fp64 reference");
     }
     Ok(())

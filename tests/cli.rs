@@ -12,7 +12,9 @@ fn tritonite(args: &[&str]) -> (bool, String, String) {
 fn compile_help_lists_kernels_and_meta_parameters() {
     let (ok, out, _) = tritonite(&["compile", "--help"]);
     assert!(ok);
-    for needle in ["rmsnorm-fwd", "rmsnorm-bwd", "rmsnorm-dw-reduce", "BLOCK_SIZE", "num_warps", "WEIGHT"] {
+    for needle in
+        ["rmsnorm-fwd", "rmsnorm-bwd", "rmsnorm-sum-partials", "BLOCK_SIZE", "num_warps", "WEIGHT", "BIAS", "RESIDUAL"]
+    {
         assert!(out.contains(needle), "help lacks {needle}:\n{out}");
     }
 }
@@ -59,8 +61,9 @@ fn main_job_checks_against_the_reference_without_a_gpu() {
     assert!(ok, "{err}");
     // On a GPU machine the demo takes the GPU path; here it must say why not and check on the CPU.
     if out.contains("No GPU here") {
-        assert!(out.contains(".entry rms_norm_fwd_f32_wf32"), "{out}");
-        assert_eq!(out.matches("relative error vs fp64").count(), 3, "{out}");
+        assert!(out.contains(".entry rms_norm_fwd_f32_wf32_rf32_of32"), "{out}");
+        // y, rstd, residual_out, dx, dresidual, dw.
+        assert_eq!(out.matches("relative error vs fp64").count(), 6, "{out}");
         assert!(!out.contains("FAIL"), "{out}");
     }
 }

@@ -1,7 +1,8 @@
 //! Every RMSNorm variant in a grid of configs × dtypes lowers through MLIR to PTX, assembles with
-//! ptxas for sm_90 without spills, and uses 16-byte global loads where N is aligned.
+//! ptxas for sm_90 without spills with the heuristic configs (rows up to 262144: held in registers
+//! up to 16384 columns forward, 8192 backward, walked in chunks beyond), and uses 16-byte global loads where N is aligned.
 
-use tritonite::kernels::rmsnorm::{self, RmsNormConfig};
+use tritonite::kernels::rmsnorm::{self, RmsNormConfig, RmsNormSpec};
 use tritonite::lang::{DType, Kernel};
 use tritonite::lowering::{compile, ptxas, CompileOptions};
 
@@ -22,7 +23,8 @@ fn check(kernel: &Kernel, opts: &CompileOptions) -> String {
     match ptxas::find_ptxas() {
         Some(_) => {
             let r = ptxas::assemble(&compiled.ptx, "sm_90").unwrap_or_else(|e| panic!("{}: {e}", kernel.name));
-            assert_eq!((r.spill_stores, r.spill_loads), (0, 0), "{} with {opts:?} spills: {r:?}", kernel.name);
+            let spills = (r.spill_stores, r.spill_loads);
+            assert_eq!(spills, (0, 0), "{} with {opts:?} spills ({} registers)", kernel.name, r.registers);
             assert!(!r.cubin.is_empty());
         }
         None => println!("ptxas not installed: skipped assembling {} (run scripts/setup.sh)", kernel.name),
@@ -30,13 +32,30 @@ fn check(kernel: &Kernel, opts: &CompileOptions) -> String {
     compiled.ptx
 }
 
+/// Plain, weighted, and everything on at once (f32 weight, bias, residual, f32 residual_out).
+fn specs(d: DType) -> [RmsNormSpec; 3] {
+    let fused = RmsNormSpec {
+        weight: Some(DType::F32),
+        bias: Some(d),
+        residual: Some(d),
+        residual_out: Some(DType::F32),
+        ..RmsNormSpec::new(d, None)
+    };
+    [RmsNormSpec::new(d, None), RmsNormSpec::new(d, Some(d)), fused]
+}
+
 #[test]
 fn forward_variants_lower_without_spills() {
     for d in DTYPES {
-        for w in [None, Some(d)] {
-            for (n, block, warps) in [(4096, 4096, 8), (1000, 1024, 4), (8192, 1024, 4), (64, 64, 1), (300, 512, 2)] {
-                let kernel = rmsnorm::forward(&RmsNormConfig::new(d, w, n, block)).unwrap();
+        for spec in specs(d) {
+            for (n, block, warps) in [(1000, 1024, 4), (8192, 1024, 4), (64, 64, 1), (300, 512, 2)] {
+                let kernel = rmsnorm::forward(&spec, block, n <= block).unwrap();
                 check(&kernel, &aligned(&kernel, warps));
+            }
+            for n in [4096, 8192, 16384, 262144] {
+                let cfg = RmsNormConfig::heuristic(&spec, n, 132);
+                let kernel = rmsnorm::forward(&spec, cfg.block_size, n <= cfg.block_size).unwrap();
+                check(&kernel, &aligned(&kernel, cfg.num_warps));
             }
         }
     }
@@ -45,13 +64,16 @@ fn forward_variants_lower_without_spills() {
 #[test]
 fn backward_variants_lower_without_spills() {
     for d in DTYPES {
-        for w in [None, Some(d)] {
-            for (n, block, warps) in [(4096, 4096, 8), (1000, 1024, 4), (8192, 1024, 4)] {
-                let kernel = rmsnorm::backward(&RmsNormConfig::new(d, w, n, block)).unwrap();
-                check(&kernel, &aligned(&kernel, warps));
+        for spec in specs(d) {
+            for n in [1000, 4096, 8192, 16384, 262144] {
+                for dro in [false, spec.residual_out.is_some()] {
+                    let cfg = RmsNormConfig::heuristic_backward(&spec, dro, n, 132);
+                    let kernel = rmsnorm::backward(&spec, dro, cfg.block_size, n <= cfg.block_size).unwrap();
+                    check(&kernel, &aligned(&kernel, cfg.num_warps));
+                }
             }
         }
-        let kernel = rmsnorm::dw_reduce(d, 256).unwrap();
+        let kernel = rmsnorm::sum_partials(d, 256).unwrap();
         check(&kernel, &aligned(&kernel, 4));
     }
 }
@@ -61,7 +83,7 @@ fn aligned_forward_uses_16_byte_loads() {
     for (d, want) in
         [(DType::F32, "ld.global.v4.b32"), (DType::BF16, "ld.global.v4.b32"), (DType::F16, "ld.global.v4.b32")]
     {
-        let kernel = rmsnorm::forward(&RmsNormConfig::new(d, Some(d), 4096, 4096)).unwrap();
+        let kernel = rmsnorm::forward(&RmsNormSpec::new(d, Some(d)), 4096, true).unwrap();
         let ptx = check(&kernel, &aligned(&kernel, 8));
         assert!(ptx.contains(want), "{d}: no {want} in the forward PTX");
         // Unaligned (nothing known about N or the strides): no vector loads of x.

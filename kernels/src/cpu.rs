@@ -1,99 +1,130 @@
-//! Running launch plans on the CPU interpreter.
+//! Running launch plans on the CPU interpreter: [`Cpu`], a [`Backend`] over [`HostBuffer`]s.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 use tritonite_lang::interp::{self, Arg, Buffer};
-use tritonite_lang::Lit;
+use tritonite_lang::ir::ParamKind;
+use tritonite_lang::{DType, Lit};
 
+use crate::backend::{Backend, Binding};
 use crate::error::KernelError;
 use crate::plan::{Plan, PlanArg, Role};
-use crate::rmsnorm;
+use crate::tensor::Storage;
 
-/// Runs `plan` with the caller's `inputs` (by name); returns its outputs by name. Outputs start
-/// poisoned with NaN, so an element no launch wrote shows up in any comparison.
-pub fn execute(plan: &Plan, inputs: &[(&'static str, &Buffer)]) -> Result<HashMap<&'static str, Buffer>, KernelError> {
-    for (name, b) in inputs {
-        if plan.decl(name).is_some_and(|d| d.role != Role::Input) {
-            return Err(KernelError::BadArgument {
-                arg: name,
-                expected: "an input".into(),
-                got: "an output buffer".into(),
-            });
-        }
-        plan.check_given(name, b.dtype(), b.len())?;
+/// A host buffer the interpreter writes through a shared reference, as kernels write device memory.
+#[derive(Debug)]
+pub struct HostBuffer(RefCell<Buffer>);
+
+impl HostBuffer {
+    /// Wraps a buffer.
+    pub fn new(buf: Buffer) -> HostBuffer {
+        HostBuffer(RefCell::new(buf))
     }
-    let names: Vec<&str> = inputs.iter().map(|(n, _)| *n).collect();
-    let mut owned: HashMap<&'static str, Buffer> =
-        plan.to_allocate(&names)?.into_iter().map(|d| (d.name, Buffer::filled(d.dtype, d.len, f64::NAN))).collect();
-    for launch in &plan.launches {
-        let mut taken: Vec<(&'static str, Buffer)> = vec![];
-        for a in &launch.args {
-            if let PlanArg::Buffer(name) = a {
-                if let Some(b) = owned.remove(name) {
-                    taken.push((name, b));
+
+    /// A copy of the contents.
+    pub fn to_buffer(&self) -> Buffer {
+        self.0.borrow().clone()
+    }
+
+    /// The contents.
+    pub fn into_inner(self) -> Buffer {
+        self.0.into_inner()
+    }
+
+    /// The contents as `f64`.
+    pub fn to_f64(&self) -> Vec<f64> {
+        self.0.borrow().to_f64()
+    }
+}
+
+impl From<Buffer> for HostBuffer {
+    fn from(buf: Buffer) -> HostBuffer {
+        HostBuffer::new(buf)
+    }
+}
+
+impl Storage for HostBuffer {
+    fn dtype(&self) -> DType {
+        self.0.borrow().dtype()
+    }
+
+    fn len(&self) -> usize {
+        self.0.borrow().len()
+    }
+
+    fn address(&self) -> u64 {
+        self.0.borrow().address()
+    }
+}
+
+/// The CPU interpreter as an executor: exact reference semantics, for tests and machines without a
+/// GPU. A plan either runs to the end or writes nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Cpu;
+
+impl Backend for Cpu {
+    type Buffer = HostBuffer;
+
+    fn alloc(&self, dtype: DType, len: usize) -> Result<HostBuffer, KernelError> {
+        Ok(HostBuffer::new(Buffer::filled(dtype, len, f64::NAN)))
+    }
+
+    fn upload(&self, host: &Buffer) -> Result<HostBuffer, KernelError> {
+        Ok(HostBuffer::new(host.clone()))
+    }
+
+    fn download(&self, buf: &HostBuffer) -> Result<Buffer, KernelError> {
+        Ok(buf.to_buffer())
+    }
+
+    fn sm_count(&self) -> usize {
+        4
+    }
+
+    fn run(&self, plan: &Plan, bindings: &[Binding<'_, HostBuffer>]) -> Result<(), KernelError> {
+        // Every launch works on copies of the bound ranges; they are written back only after the
+        // last launch succeeded.
+        let mut copies: HashMap<&'static str, Buffer> = HashMap::new();
+        for d in &plan.buffers {
+            let b = bindings.iter().find(|b| b.name == d.name).ok_or_else(|| missing(d.name))?;
+            plan.check_given(d.name, b.buf.dtype(), b.buf.len(), b.offset)?;
+            copies.insert(d.name, b.buf.0.borrow().slice(b.offset, d.len));
+        }
+        for launch in &plan.launches {
+            // Writable parameters take their copy out of the map for the launch.
+            let mut written: Vec<(&'static str, Buffer)> = vec![];
+            for (a, p) in launch.args.iter().zip(&launch.kernel.params) {
+                if let (PlanArg::Buffer(name), ParamKind::MutPtr(_)) = (a, p.kind) {
+                    written.push((name, copies.remove(name).ok_or_else(|| missing(name))?));
                 }
             }
-        }
-        {
-            let mut by_name: HashMap<&str, &mut Buffer> = taken.iter_mut().map(|(n, b)| (*n, b)).collect();
-            let mut args: Vec<Arg<'_>> = Vec::with_capacity(launch.args.len());
-            for a in &launch.args {
-                args.push(match a {
-                    PlanArg::Buffer(name) => match by_name.remove(name) {
-                        Some(b) => Arg::Out(b),
-                        None => Arg::In(
-                            inputs.iter().find(|(n, _)| n == name).map(|(_, b)| *b).expect("inputs were checked above"),
-                        ),
-                    },
-                    PlanArg::I32(v) => Arg::Scalar(Lit::Int(*v as i64)),
-                    PlanArg::I64(v) => Arg::Scalar(Lit::Int(*v)),
-                    PlanArg::F32(v) => Arg::Scalar(Lit::Float(*v as f64)),
-                });
+            {
+                let mut outs: HashMap<&str, &mut Buffer> = written.iter_mut().map(|(n, b)| (*n, b)).collect();
+                let mut args: Vec<Arg<'_>> = Vec::with_capacity(launch.args.len());
+                for a in &launch.args {
+                    args.push(match a {
+                        PlanArg::Buffer(name) => match outs.remove(name) {
+                            Some(b) => Arg::Out(b),
+                            None => Arg::In(copies.get(name).ok_or_else(|| missing(name))?),
+                        },
+                        PlanArg::I32(v) => Arg::Scalar(Lit::Int(*v as i64)),
+                        PlanArg::I64(v) => Arg::Scalar(Lit::Int(*v)),
+                        PlanArg::F32(v) => Arg::Scalar(Lit::Float(*v as f64)),
+                    });
+                }
+                interp::run(&launch.kernel, launch.grid, &mut args)?;
             }
-            interp::run(&launch.kernel, launch.grid, &mut args)?;
+            copies.extend(written);
         }
-        owned.extend(taken);
+        for d in plan.buffers.iter().filter(|d| d.role != Role::Input) {
+            let b = bindings.iter().find(|b| b.name == d.name).expect("every buffer was bound above");
+            b.buf.0.borrow_mut().write_at(b.offset, &copies[d.name]);
+        }
+        Ok(())
     }
-    owned.retain(|name, _| plan.is_output(name));
-    Ok(owned)
 }
 
-fn take(out: &mut HashMap<&'static str, Buffer>, name: &str) -> Buffer {
-    out.remove(name).expect("the plan declares this output")
-}
-
-/// RMSNorm forward on the interpreter: `x` is `[m, n]` row-major; returns `(y, rstd)`.
-pub fn rms_norm_forward(
-    x: &Buffer,
-    w: Option<&Buffer>,
-    m: usize,
-    n: usize,
-    eps: f32,
-    block_size: usize,
-) -> Result<(Buffer, Buffer), KernelError> {
-    let plan = rmsnorm::forward_plan(x.dtype(), w.map(Buffer::dtype), m, n, eps, block_size, 4)?;
-    let mut inputs = vec![("x", x)];
-    inputs.extend(w.map(|w| ("w", w)));
-    let mut out = execute(&plan, &inputs)?;
-    Ok((take(&mut out, "y"), take(&mut out, "rstd")))
-}
-
-/// RMSNorm backward on the interpreter with `programs` persistent programs: returns `(dx, dw)`
-/// (`dw` only with a weight). `rstd` is what the forward returned.
-#[allow(clippy::too_many_arguments)]
-pub fn rms_norm_backward(
-    x: &Buffer,
-    w: Option<&Buffer>,
-    dy: &Buffer,
-    rstd: &Buffer,
-    m: usize,
-    n: usize,
-    block_size: usize,
-    programs: usize,
-) -> Result<(Buffer, Option<Buffer>), KernelError> {
-    let plan = rmsnorm::backward_plan(x.dtype(), w.map(Buffer::dtype), m, n, block_size, 4, programs)?;
-    let mut inputs = vec![("x", x), ("dy", dy), ("rstd", rstd)];
-    inputs.extend(w.map(|w| ("w", w)));
-    let mut out = execute(&plan, &inputs)?;
-    Ok((take(&mut out, "dx"), out.remove("dw")))
+fn missing(name: &str) -> KernelError {
+    KernelError::BadArgument { arg: "bindings", expected: format!("a buffer bound to `{name}`"), got: "none".into() }
 }

@@ -5,13 +5,29 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use tritonite_lang::DType;
 use tritonite_lowering::cache::{compile_cached, Source};
 use tritonite_lowering::{CompileOptions, Target};
 use tritonite_runtime::{Device, DeviceBuffer, GpuKernel, KernelArg};
 
+use crate::backend::{Backend, Binding};
 use crate::error::KernelError;
 use crate::plan::{Launch, Plan, PlanArg};
-use crate::rmsnorm;
+use crate::tensor::Storage;
+
+impl Storage for DeviceBuffer {
+    fn dtype(&self) -> DType {
+        DeviceBuffer::dtype(self)
+    }
+
+    fn len(&self) -> usize {
+        DeviceBuffer::len(self)
+    }
+
+    fn address(&self) -> u64 {
+        DeviceBuffer::address(self)
+    }
+}
 
 /// The kernels of a plan's launches, resolved by [`GpuExecutor::prepare`].
 pub struct Prepared {
@@ -24,6 +40,18 @@ pub struct GpuExecutor {
     target: Target,
     kernels: Mutex<HashMap<String, Arc<GpuKernel>>>,
     compiles: Mutex<usize>,
+    sm_count: usize,
+}
+
+fn find<'a, 'b>(
+    bindings: &'b [Binding<'a, DeviceBuffer>],
+    name: &str,
+) -> Result<&'b Binding<'a, DeviceBuffer>, KernelError> {
+    bindings.iter().find(|b| b.name == name).ok_or_else(|| KernelError::BadArgument {
+        arg: "bindings",
+        expected: format!("a buffer bound to `{name}`"),
+        got: "none".into(),
+    })
 }
 
 impl GpuExecutor {
@@ -31,7 +59,8 @@ impl GpuExecutor {
     pub fn new(device: Device) -> Result<GpuExecutor, KernelError> {
         let (major, minor) = device.compute_capability()?;
         let target = Target { chip: format!("sm_{major}{minor}"), ..Target::default() };
-        Ok(GpuExecutor { device, target, kernels: Mutex::new(HashMap::new()), compiles: Mutex::new(0) })
+        let sm_count = device.sm_count()? as usize;
+        Ok(GpuExecutor { device, target, kernels: Mutex::new(HashMap::new()), compiles: Mutex::new(0), sm_count })
     }
 
     /// The device.
@@ -47,23 +76,24 @@ impl GpuExecutor {
     fn kernel_for(
         &self,
         launch: &Launch,
-        buffers: &HashMap<&str, &DeviceBuffer>,
+        bindings: &[Binding<'_, DeviceBuffer>],
     ) -> Result<Arc<GpuKernel>, KernelError> {
         // Alignment facts from the actual arguments pick the variant (Triton's specialization).
-        let divisible_by_16: Vec<usize> = launch
-            .args
-            .iter()
-            .enumerate()
-            .filter(|(_, a)| match a {
+        let mut divisible_by_16 = vec![];
+        for (i, a) in launch.args.iter().enumerate() {
+            let aligned = match a {
                 PlanArg::Buffer(name) => {
-                    buffers.get(name).is_some_and(|b| b.device_address(&self.device).is_multiple_of(16))
+                    let b = find(bindings, name)?;
+                    (b.buf.address() + (b.offset * b.buf.dtype().size_bytes()) as u64).is_multiple_of(16)
                 }
                 PlanArg::I32(v) => v % 16 == 0,
                 PlanArg::I64(v) => v % 16 == 0,
                 PlanArg::F32(_) => false,
-            })
-            .map(|(i, _)| i)
-            .collect();
+            };
+            if aligned {
+                divisible_by_16.push(i);
+            }
+        }
         let opts = CompileOptions { num_warps: launch.num_warps, target: self.target.clone(), divisible_by_16 };
         let key = format!("{opts:?}\n{}", launch.kernel);
         if let Some(k) = self.kernels.lock().expect("kernel cache lock").get(&key) {
@@ -85,61 +115,31 @@ impl GpuExecutor {
         Ok(k)
     }
 
-    /// Runs `plan` with the caller's buffers: every input, and any outputs or scratch buffers to
-    /// use in place. The others are allocated (outputs poisoned with NaN) and returned by name.
-    pub fn execute(
-        &self,
-        plan: &Plan,
-        given: &[(&'static str, &DeviceBuffer)],
-    ) -> Result<HashMap<&'static str, DeviceBuffer>, KernelError> {
-        for (name, b) in given {
-            plan.check_given(name, b.dtype(), b.len())?;
-        }
-        let names: Vec<&str> = given.iter().map(|(n, _)| *n).collect();
-        let mut owned: HashMap<&'static str, DeviceBuffer> = HashMap::new();
-        for d in plan.to_allocate(&names)? {
-            owned.insert(d.name, DeviceBuffer::filled(&self.device, d.dtype, d.len, f64::NAN)?);
-        }
-        {
-            let all: Vec<(&'static str, &DeviceBuffer)> =
-                given.iter().copied().chain(owned.iter().map(|(n, b)| (*n, b))).collect();
-            let prepared = self.prepare(plan, &all)?;
-            self.launch(plan, &prepared, &all)?;
-        }
-        owned.retain(|name, _| plan.is_output(name));
-        Ok(owned)
-    }
-
-    /// Resolves the kernel of every launch of `plan` for these buffers (which must include every
-    /// buffer the plan declares): compiled or loaded once, then launched any number of times with
+    /// Resolves the kernel of every launch of `plan` for these bindings (every buffer the plan
+    /// declares): compiled or loaded once, then launched any number of times with
     /// [`GpuExecutor::launch`] and no further lookups.
-    pub fn prepare(&self, plan: &Plan, buffers: &[(&'static str, &DeviceBuffer)]) -> Result<Prepared, KernelError> {
-        let by_name: HashMap<&str, &DeviceBuffer> = buffers.iter().map(|(n, b)| (*n, *b)).collect();
-        let kernels = plan.launches.iter().map(|l| self.kernel_for(l, &by_name)).collect::<Result<_, _>>()?;
+    pub fn prepare(&self, plan: &Plan, bindings: &[Binding<'_, DeviceBuffer>]) -> Result<Prepared, KernelError> {
+        let kernels = plan.launches.iter().map(|l| self.kernel_for(l, bindings)).collect::<Result<_, _>>()?;
         Ok(Prepared { kernels })
     }
 
-    /// Launches a prepared plan on `buffers` (all of the plan's buffers, by name).
+    /// Launches a prepared plan on `bindings` (every buffer the plan declares).
     pub fn launch(
         &self,
         plan: &Plan,
         prepared: &Prepared,
-        buffers: &[(&'static str, &DeviceBuffer)],
+        bindings: &[Binding<'_, DeviceBuffer>],
     ) -> Result<(), KernelError> {
-        let find = |name: &str| {
-            buffers.iter().find(|(n, _)| *n == name).map(|(_, b)| *b).ok_or(KernelError::BadArgument {
-                arg: "buffers",
-                expected: format!("a buffer named `{name}`"),
-                got: "none".into(),
-            })
-        };
         for (launch, kernel) in plan.launches.iter().zip(&prepared.kernels) {
             let args = launch
                 .args
                 .iter()
                 .map(|a| {
                     Ok(match a {
-                        PlanArg::Buffer(name) => KernelArg::Buffer(find(name)?),
+                        PlanArg::Buffer(name) => {
+                            let b = find(bindings, name)?;
+                            KernelArg::Buffer(b.buf, b.offset)
+                        }
                         PlanArg::I32(v) => KernelArg::I32(*v),
                         PlanArg::I64(v) => KernelArg::I64(*v),
                         PlanArg::F32(v) => KernelArg::F32(*v),
@@ -150,45 +150,33 @@ impl GpuExecutor {
         }
         Ok(())
     }
+}
 
-    /// RMSNorm forward on the GPU; returns `(y, rstd)`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn rms_norm_forward(
-        &self,
-        x: &DeviceBuffer,
-        w: Option<&DeviceBuffer>,
-        m: usize,
-        n: usize,
-        eps: f32,
-        block_size: usize,
-        num_warps: u32,
-    ) -> Result<(DeviceBuffer, DeviceBuffer), KernelError> {
-        let plan = rmsnorm::forward_plan(x.dtype(), w.map(DeviceBuffer::dtype), m, n, eps, block_size, num_warps)?;
-        let mut inputs = vec![("x", x)];
-        inputs.extend(w.map(|w| ("w", w)));
-        let mut out = self.execute(&plan, &inputs)?;
-        Ok((out.remove("y").expect("declared"), out.remove("rstd").expect("declared")))
+impl Backend for GpuExecutor {
+    type Buffer = DeviceBuffer;
+
+    fn alloc(&self, dtype: DType, len: usize) -> Result<DeviceBuffer, KernelError> {
+        Ok(DeviceBuffer::filled(&self.device, dtype, len, f64::NAN)?)
     }
 
-    /// RMSNorm backward on the GPU; returns `(dx, dw)` (`dw` with a weight).
-    #[allow(clippy::too_many_arguments)]
-    pub fn rms_norm_backward(
-        &self,
-        x: &DeviceBuffer,
-        w: Option<&DeviceBuffer>,
-        dy: &DeviceBuffer,
-        rstd: &DeviceBuffer,
-        m: usize,
-        n: usize,
-        block_size: usize,
-        num_warps: u32,
-        programs: usize,
-    ) -> Result<(DeviceBuffer, Option<DeviceBuffer>), KernelError> {
-        let plan =
-            rmsnorm::backward_plan(x.dtype(), w.map(DeviceBuffer::dtype), m, n, block_size, num_warps, programs)?;
-        let mut inputs = vec![("x", x), ("dy", dy), ("rstd", rstd)];
-        inputs.extend(w.map(|w| ("w", w)));
-        let mut out = self.execute(&plan, &inputs)?;
-        Ok((out.remove("dx").expect("declared"), out.remove("dw")))
+    fn upload(&self, host: &tritonite_lang::Buffer) -> Result<DeviceBuffer, KernelError> {
+        Ok(DeviceBuffer::upload(&self.device, host)?)
+    }
+
+    fn download(&self, buf: &DeviceBuffer) -> Result<tritonite_lang::Buffer, KernelError> {
+        Ok(buf.download(&self.device)?)
+    }
+
+    fn run(&self, plan: &Plan, bindings: &[Binding<'_, DeviceBuffer>]) -> Result<(), KernelError> {
+        for d in &plan.buffers {
+            let b = find(bindings, d.name)?;
+            plan.check_given(d.name, b.buf.dtype(), b.buf.len(), b.offset)?;
+        }
+        let prepared = self.prepare(plan, bindings)?;
+        self.launch(plan, &prepared, bindings)
+    }
+
+    fn sm_count(&self) -> usize {
+        self.sm_count
     }
 }

@@ -1,10 +1,16 @@
 //! # tritonite-kernels
 //!
 //! Kernels written in the tritonite block language, with their fp64 references:
-//! - [`rmsnorm`]: RMSNorm forward (`y`, `rstd`) and backward (`dx`, deterministic `dw`).
+//! - [`rmsnorm`]: RMSNorm forward and backward with weight, offset, bias, fused residual, output
+//!   dtype and strided rows; typed entry points [`rmsnorm::rms_norm`] and
+//!   [`rmsnorm::rms_norm_backward`].
 //!
-//! [`cpu`] runs them on the CPU interpreter with argument checks.
+//! Kernels run through launch [`plan`]s on a [`backend::Backend`]: the CPU interpreter
+//! ([`cpu::Cpu`]) or, with the `gpu` feature, `gpu::GpuExecutor`.
 
+#![warn(missing_docs)]
+
+pub mod backend;
 pub mod cpu;
 pub mod error;
 #[cfg(feature = "gpu")]
@@ -13,5 +19,6 @@ pub mod plan;
 pub mod reference;
 pub mod registry;
 pub mod rmsnorm;
+pub mod tensor;
 
 pub use error::KernelError;

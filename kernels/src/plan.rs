@@ -97,35 +97,33 @@ impl Plan {
         self.decl(name).is_some_and(|d| d.role == Role::Output)
     }
 
-    /// Checks a buffer the caller passes (an input, or an output to write in place) against its
-    /// declaration.
-    pub fn check_given(&self, name: &'static str, dtype: DType, len: usize) -> Result<(), KernelError> {
+    /// Checks a buffer bound to `name` from element `offset` on: its dtype, and that it holds the
+    /// elements the plan reaches from there.
+    pub fn check_given(&self, name: &'static str, dtype: DType, len: usize, offset: usize) -> Result<(), KernelError> {
         let decl = self.decl(name).ok_or(KernelError::BadArgument {
             arg: name,
             expected: "no such buffer in this plan".into(),
             got: "a buffer".into(),
         })?;
-        if decl.dtype != dtype || decl.len != len {
+        if decl.dtype != dtype || len.saturating_sub(offset) < decl.len {
             return Err(KernelError::BadArgument {
                 arg: name,
                 expected: format!("{} elements of {}", decl.len, decl.dtype),
-                got: format!("{len} elements of {dtype}"),
+                got: format!("{} elements of {dtype}", len.saturating_sub(offset)),
             });
         }
         Ok(())
     }
 }
 
-/// Checks a block size: a power of two ≤ 65536.
-pub fn check_block(block_size: usize) -> Result<(), KernelError> {
-    if !block_size.is_power_of_two() || block_size > 1 << 16 {
-        return Err(KernelError::BadArgument {
-            arg: "block_size",
-            expected: "a power of two ≤ 65536".into(),
-            got: block_size.to_string(),
-        });
+/// The elements `m` rows of `n` columns reach with row stride `stride`: `(m − 1) · stride + n`,
+/// or 0 without rows.
+pub fn span(m: usize, n: usize, stride: usize) -> usize {
+    if m == 0 {
+        0
+    } else {
+        (m - 1) * stride + n
     }
-    Ok(())
 }
 
 /// Checks a `[m, n]` problem: `1 ≤ n < 2^31`, `m < 2^31`.

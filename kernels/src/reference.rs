@@ -1,48 +1,104 @@
 //! fp64 references the kernels are checked against.
 
-/// RMSNorm forward in f64: returns `(y [m·n], rstd [m])`. `x` is row-major `[m, n]`.
-pub fn rms_norm_forward(x: &[f64], w: Option<&[f64]>, m: usize, n: usize, eps: f64) -> (Vec<f64>, Vec<f64>) {
-    let mut y = vec![0.0; m * n];
-    let mut rstd = vec![0.0; m];
-    for r in 0..m {
-        let row = &x[r * n..(r + 1) * n];
-        let ms = row.iter().map(|v| v * v).sum::<f64>() / n as f64;
-        let rs = 1.0 / (ms + eps).sqrt();
-        rstd[r] = rs;
-        for j in 0..n {
-            y[r * n + j] = row[j] * rs * w.map_or(1.0, |w| w[j]);
-        }
-    }
-    (y, rstd)
+/// The inputs of an RMSNorm, as f64 row-major `[m, n]` data.
+#[derive(Clone, Copy, Debug)]
+pub struct RmsNormRef<'a> {
+    /// Rows.
+    pub m: usize,
+    /// Columns.
+    pub n: usize,
+    /// `x`, or for the backward the saved `h`.
+    pub x: &'a [f64],
+    /// The residual added to `x` (forward only).
+    pub residual: Option<&'a [f64]>,
+    /// The weight.
+    pub w: Option<&'a [f64]>,
+    /// The bias (forward: added; backward: only whether `dbias` is wanted).
+    pub bias: Option<&'a [f64]>,
+    /// Gemma offset added to the weight.
+    pub offset: f64,
+    /// Epsilon.
+    pub eps: f64,
 }
 
-/// RMSNorm backward in f64: returns `(dx [m·n], dw [n])` (`dw` is empty without a weight).
-pub fn rms_norm_backward(
-    x: &[f64],
-    w: Option<&[f64]>,
-    dy: &[f64],
-    m: usize,
-    n: usize,
-    eps: f64,
-) -> (Vec<f64>, Vec<f64>) {
-    let (_, rstd) = rms_norm_forward(x, w, m, n, eps);
-    let mut dx = vec![0.0; m * n];
-    let mut dw = vec![0.0; if w.is_some() { n } else { 0 }];
-    for r in 0..m {
-        let rs = rstd[r];
-        let xr = &x[r * n..(r + 1) * n];
-        let dyr = &dy[r * n..(r + 1) * n];
-        let wv = |j: usize| w.map_or(1.0, |w| w[j]);
-        let dot: f64 = (0..n).map(|j| dyr[j] * wv(j) * xr[j]).sum();
-        let c = dot * rs * rs / n as f64;
-        for j in 0..n {
-            dx[r * n + j] = rs * (dyr[j] * wv(j) - xr[j] * c);
-            if w.is_some() {
-                dw[j] += dyr[j] * xr[j] * rs;
+/// The fp64 forward: `y [m·n]`, `rstd [m]`, and `h = x + residual [m·n]`.
+#[derive(Clone, Debug)]
+pub struct ForwardRef {
+    /// The normalized rows.
+    pub y: Vec<f64>,
+    /// `1 / sqrt(mean(h²) + eps)` per row.
+    pub rstd: Vec<f64>,
+    /// The rows that were normalized.
+    pub h: Vec<f64>,
+}
+
+/// The fp64 backward.
+#[derive(Clone, Debug)]
+pub struct BackwardRef {
+    /// Gradient of `h` (`x` and, with a residual, the residual), including `dresidual_out`.
+    pub dx: Vec<f64>,
+    /// Gradient of the weight (empty without one).
+    pub dw: Vec<f64>,
+    /// Gradient of the bias (empty without one).
+    pub db: Vec<f64>,
+    /// `‖rstd · (w + offset) · dy‖`: the scale `dx` is a difference at, against which its error is
+    /// measured where the difference cancels (e.g. N = 1, where `dx` is nearly zero).
+    pub dx_scale: f64,
+}
+
+impl RmsNormRef<'_> {
+    fn scale(&self, j: usize) -> f64 {
+        self.w.map_or(1.0, |w| w[j] + self.offset)
+    }
+
+    /// RMSNorm forward in f64.
+    pub fn forward(&self) -> ForwardRef {
+        let (m, n) = (self.m, self.n);
+        let h: Vec<f64> = match self.residual {
+            Some(r) => self.x.iter().zip(r).map(|(a, b)| a + b).collect(),
+            None => self.x[..m * n].to_vec(),
+        };
+        let mut y = vec![0.0; m * n];
+        let mut rstd = vec![0.0; m];
+        for r in 0..m {
+            let row = &h[r * n..(r + 1) * n];
+            let ms = row.iter().map(|v| v * v).sum::<f64>() / n as f64;
+            rstd[r] = 1.0 / (ms + self.eps).sqrt();
+            for j in 0..n {
+                y[r * n + j] = row[j] * rstd[r] * self.scale(j) + self.bias.map_or(0.0, |b| b[j]);
             }
         }
+        ForwardRef { y, rstd, h }
     }
-    (dx, dw)
+
+    /// RMSNorm backward in f64 with `self.x` the saved `h` (the residual is ignored), `rstd` the
+    /// forward's and `dy` the gradient of `y`; `dresidual_out` is added to `dx`.
+    pub fn backward(&self, rstd: &[f64], dy: &[f64], dresidual_out: Option<&[f64]>) -> BackwardRef {
+        let (m, n) = (self.m, self.n);
+        let mut dx = vec![0.0; m * n];
+        let mut dw = vec![0.0; if self.w.is_some() { n } else { 0 }];
+        let mut db = vec![0.0; if self.bias.is_some() { n } else { 0 }];
+        let mut scale_sq = 0.0;
+        for r in 0..m {
+            let rs = rstd[r];
+            let xr = &self.x[r * n..(r + 1) * n];
+            let dyr = &dy[r * n..(r + 1) * n];
+            let dot: f64 = (0..n).map(|j| dyr[j] * self.scale(j) * xr[j]).sum();
+            let c = dot * rs * rs / n as f64;
+            for j in 0..n {
+                let g = dyr[j] * self.scale(j);
+                scale_sq += (rs * g) * (rs * g);
+                dx[r * n + j] = rs * (g - xr[j] * c) + dresidual_out.map_or(0.0, |d| d[r * n + j]);
+                if self.w.is_some() {
+                    dw[j] += dyr[j] * xr[j] * rs;
+                }
+                if self.bias.is_some() {
+                    db[j] += dyr[j];
+                }
+            }
+        }
+        BackwardRef { dx, dw, db, dx_scale: scale_sq.sqrt() }
+    }
 }
 
 /// `‖a − b‖ / ‖b‖` (or `‖a‖` when `b` is all zeros); NaN anywhere gives NaN.
@@ -58,20 +114,6 @@ pub fn rel_error(a: &[f64], b: &[f64]) -> f64 {
     } else {
         num / den
     }
-}
-
-/// The norm of `rstd · w · dy`, the term `dx` is a difference of: the scale against which `dx`'s
-/// error is measured where the difference cancels (e.g. N = 1, where `dx` is nearly zero).
-pub fn rms_norm_backward_scale(x: &[f64], w: Option<&[f64]>, dy: &[f64], m: usize, n: usize, eps: f64) -> f64 {
-    let (_, rstd) = rms_norm_forward(x, w, m, n, eps);
-    let mut sum = 0.0;
-    for r in 0..m {
-        for j in 0..n {
-            let t = rstd[r] * w.map_or(1.0, |w| w[j]) * dy[r * n + j];
-            sum += t * t;
-        }
-    }
-    sum.sqrt()
 }
 
 /// `‖a − b‖ / max(‖b‖, scale)`: a relative error that stays meaningful when `b` cancels to ~0.

@@ -4,7 +4,7 @@ use tritonite_lang::ir::ParamKind;
 use tritonite_lang::{DType, Kernel};
 
 use crate::error::KernelError;
-use crate::rmsnorm::{self, RmsNormConfig};
+use crate::rmsnorm::{self, RmsNormSpec};
 
 /// A meta-parameter a kernel can be built with.
 #[derive(Clone, Copy, Debug)]
@@ -31,6 +31,9 @@ const BLOCK: MetaParam = MetaParam {
     doc: "columns per step, a power of two (default: N rounded up to a power of two, at most 4096)",
 };
 const WEIGHT: MetaParam = MetaParam { name: "WEIGHT", doc: "1 to multiply by a weight vector, 0 for none (default 1)" };
+const BIAS: MetaParam = MetaParam { name: "BIAS", doc: "1 to add a bias vector, 0 for none (default 0)" };
+const RESIDUAL: MetaParam =
+    MetaParam { name: "RESIDUAL", doc: "1 to add a residual first and return the sum, 0 for none (default 0)" };
 const WARPS: MetaParam =
     MetaParam { name: "num_warps", doc: "warps per program (default: BLOCK_SIZE / 256, between 1 and 16)" };
 
@@ -38,17 +41,17 @@ const WARPS: MetaParam =
 pub const KERNELS: &[KernelInfo] = &[
     KernelInfo {
         name: "rmsnorm-fwd",
-        about: "RMSNorm forward: y = x · rstd · w, rstd = 1/sqrt(mean(x²) + eps)",
-        meta: &[BLOCK, WEIGHT, WARPS],
+        about: "RMSNorm forward: y = h · rstd · (w + offset) + bias, h = x + residual, rstd = 1/sqrt(mean(h²) + eps)",
+        meta: &[BLOCK, WEIGHT, BIAS, RESIDUAL, WARPS],
     },
     KernelInfo {
         name: "rmsnorm-bwd",
-        about: "RMSNorm backward: dx, and per-program dw partials",
-        meta: &[BLOCK, WEIGHT, WARPS],
+        about: "RMSNorm backward: dx (and dresidual), and per-program dw and dbias partials",
+        meta: &[BLOCK, WEIGHT, BIAS, RESIDUAL, WARPS],
     },
     KernelInfo {
-        name: "rmsnorm-dw-reduce",
-        about: "RMSNorm backward, second stage: dw = Σ partials",
+        name: "rmsnorm-sum-partials",
+        about: "RMSNorm backward, second stage: dw (or dbias) = Σ partials",
         meta: &[BLOCK, WARPS],
     },
 ];
@@ -82,8 +85,8 @@ pub fn build(name: &str, dtype: DType, n: usize, settings: &[(String, i64)]) -> 
     }
     let get = |key: &str| settings.iter().rev().find(|(k, _)| k == key).map(|(_, v)| *v);
     let default_block = n.next_power_of_two().clamp(16, 4096) as i64;
-    let block = get("BLOCK_SIZE").unwrap_or(if name == "rmsnorm-dw-reduce" {
-        rmsnorm::DW_REDUCE_BLOCK as i64
+    let block = get("BLOCK_SIZE").unwrap_or(if name == "rmsnorm-sum-partials" {
+        rmsnorm::plan::SUM_PARTIALS_BLOCK as i64
     } else {
         default_block
     });
@@ -103,17 +106,25 @@ pub fn build(name: &str, dtype: DType, n: usize, settings: &[(String, i64)]) -> 
             got: num_warps.to_string(),
         });
     }
-    let weight = match get("WEIGHT").unwrap_or(1) {
-        0 => None,
-        1 => Some(dtype),
-        other => {
-            return Err(KernelError::BadArgument { arg: "WEIGHT", expected: "0 or 1".into(), got: other.to_string() })
-        }
+    let flag = |arg: &'static str, default: i64| match get(arg).unwrap_or(default) {
+        0 => Ok(false),
+        1 => Ok(true),
+        other => Err(KernelError::BadArgument { arg, expected: "0 or 1".into(), got: other.to_string() }),
+    };
+    let param = |on: bool| on.then_some(dtype);
+    let residual = param(flag("RESIDUAL", 0)?);
+    let spec = RmsNormSpec {
+        x: dtype,
+        weight: param(flag("WEIGHT", 1)?),
+        bias: param(flag("BIAS", 0)?),
+        residual,
+        residual_out: residual,
+        out: dtype,
     };
     let kernel = match name {
-        "rmsnorm-fwd" => rmsnorm::forward(&RmsNormConfig::new(dtype, weight, n, block))?,
-        "rmsnorm-bwd" => rmsnorm::backward(&RmsNormConfig::new(dtype, weight, n, block))?,
-        _ => rmsnorm::dw_reduce(dtype, block)?,
+        "rmsnorm-fwd" => rmsnorm::forward(&spec, block, n <= block)?,
+        "rmsnorm-bwd" => rmsnorm::backward(&spec, false, block, n <= block)?,
+        _ => rmsnorm::sum_partials(dtype, block)?,
     };
     Ok(Built { kernel, num_warps: num_warps as u32 })
 }

@@ -118,6 +118,48 @@ impl Buffer {
         }
     }
 
+    /// Elements `start .. start + len` as a new buffer.
+    ///
+    /// # Panics
+    /// When the range is out of bounds.
+    pub fn slice(&self, start: usize, len: usize) -> Buffer {
+        let r = start..start + len;
+        match self {
+            Buffer::F32(v) => Buffer::F32(v[r].to_vec()),
+            Buffer::F16(v) => Buffer::F16(v[r].to_vec()),
+            Buffer::BF16(v) => Buffer::BF16(v[r].to_vec()),
+            Buffer::I32(v) => Buffer::I32(v[r].to_vec()),
+            Buffer::I64(v) => Buffer::I64(v[r].to_vec()),
+        }
+    }
+
+    /// Overwrites elements `start .. start + src.len()` with `src` (same dtype).
+    ///
+    /// # Panics
+    /// When the dtypes differ or the range is out of bounds.
+    pub fn write_at(&mut self, start: usize, src: &Buffer) {
+        let r = start..start + src.len();
+        match (self, src) {
+            (Buffer::F32(d), Buffer::F32(s)) => d[r].copy_from_slice(s),
+            (Buffer::F16(d), Buffer::F16(s)) => d[r].copy_from_slice(s),
+            (Buffer::BF16(d), Buffer::BF16(s)) => d[r].copy_from_slice(s),
+            (Buffer::I32(d), Buffer::I32(s)) => d[r].copy_from_slice(s),
+            (Buffer::I64(d), Buffer::I64(s)) => d[r].copy_from_slice(s),
+            (d, s) => panic!("write_at: {} into {}", s.dtype(), d.dtype()),
+        }
+    }
+
+    /// The host address of element 0 (for overlap and alignment checks).
+    pub fn address(&self) -> u64 {
+        match self {
+            Buffer::F32(v) => v.as_ptr() as u64,
+            Buffer::F16(v) => v.as_ptr() as u64,
+            Buffer::BF16(v) => v.as_ptr() as u64,
+            Buffer::I32(v) => v.as_ptr() as u64,
+            Buffer::I64(v) => v.as_ptr() as u64,
+        }
+    }
+
     /// All elements as `f64`.
     pub fn to_f64(&self) -> Vec<f64> {
         (0..self.len()).map(|i| self.get(i)).collect()

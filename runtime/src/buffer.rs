@@ -12,6 +12,7 @@ pub struct DeviceBuffer {
     pub(crate) data: CudaSlice<u8>,
     dtype: DType,
     len: usize,
+    address: u64,
 }
 
 impl std::fmt::Debug for DeviceBuffer {
@@ -56,7 +57,11 @@ impl DeviceBuffer {
         let bytes = bytes_of(host);
         let data = if bytes.is_empty() { device.stream.alloc_zeros::<u8>(1) } else { device.stream.clone_htod(&bytes) }
             .map_err(RuntimeError::driver("uploading a buffer"))?;
-        Ok(DeviceBuffer { data, dtype: host.dtype(), len: host.len() })
+        let address = {
+            let (address, _sync) = data.device_ptr(&device.stream);
+            address
+        };
+        Ok(DeviceBuffer { data, dtype: host.dtype(), len: host.len(), address })
     }
 
     /// A device buffer of `len` elements, every one `value` (NaN poisons outputs before a run).
@@ -99,9 +104,8 @@ impl DeviceBuffer {
         self.len == 0
     }
 
-    /// The raw device address (for alignment checks and interop).
-    pub fn device_address(&self, device: &Device) -> u64 {
-        let (ptr, _sync) = self.data.device_ptr(&device.stream);
-        ptr
+    /// The device address of element 0 (for alignment and overlap checks, and interop).
+    pub fn address(&self) -> u64 {
+        self.address
     }
 }

@@ -11,8 +11,8 @@ use crate::error::RuntimeError;
 /// One launch argument.
 #[derive(Clone, Copy, Debug)]
 pub enum KernelArg<'a> {
-    /// A device buffer, for pointer parameters.
-    Buffer(&'a DeviceBuffer),
+    /// A device buffer from an element offset on, for pointer parameters.
+    Buffer(&'a DeviceBuffer, usize),
     /// An `i32` scalar.
     I32(i32),
     /// An `i64` scalar.
@@ -73,7 +73,9 @@ impl GpuKernel {
         let mut guards = Vec::new();
         for (i, (p, a)) in self.params.iter().zip(args).enumerate() {
             let ok = match (p.kind, a) {
-                (ParamKind::Ptr(d) | ParamKind::MutPtr(d), KernelArg::Buffer(b)) => b.dtype() == d,
+                (ParamKind::Ptr(d) | ParamKind::MutPtr(d), KernelArg::Buffer(b, offset)) => {
+                    b.dtype() == d && *offset <= b.len()
+                }
                 (ParamKind::Scalar(DType::I32), KernelArg::I32(_)) => true,
                 (ParamKind::Scalar(DType::I64), KernelArg::I64(_)) => true,
                 (ParamKind::Scalar(DType::F32), KernelArg::F32(_)) => true,
@@ -88,9 +90,9 @@ impl GpuKernel {
                     got: format!("{a:?}"),
                 });
             }
-            if let KernelArg::Buffer(b) = a {
+            if let KernelArg::Buffer(b, offset) = a {
                 let (ptr, guard) = b.data.device_ptr(&device.stream);
-                ptrs.push(ptr);
+                ptrs.push(ptr + (offset * b.dtype().size_bytes()) as u64);
                 guards.push(guard);
             }
         }
@@ -98,7 +100,7 @@ impl GpuKernel {
         let mut next_ptr = ptrs.iter();
         for a in args {
             match a {
-                KernelArg::Buffer(_) => builder.arg(next_ptr.next().expect("one address per buffer")),
+                KernelArg::Buffer(..) => builder.arg(next_ptr.next().expect("one address per buffer")),
                 KernelArg::I32(v) => builder.arg(v),
                 KernelArg::I64(v) => builder.arg(v),
                 KernelArg::F32(v) => builder.arg(v),

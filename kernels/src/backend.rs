@@ -1,0 +1,82 @@
+//! Executors of launch plans: the CPU interpreter ([`crate::cpu::Cpu`]) and, with the `gpu`
+//! feature, a GPU (`crate::gpu::GpuExecutor`). The typed entry points are written once against
+//! [`Backend`].
+
+use std::collections::HashMap;
+
+use tritonite_lang::{Buffer, DType};
+
+use crate::error::KernelError;
+use crate::plan::Plan;
+use crate::tensor::Storage;
+
+/// A buffer bound to one of a plan's buffer names, from element `offset` on.
+#[derive(Debug)]
+pub struct Binding<'a, S> {
+    /// The plan's name for it.
+    pub name: &'static str,
+    /// The buffer.
+    pub buf: &'a S,
+    /// Element the plan's index 0 is.
+    pub offset: usize,
+}
+
+impl<S> Clone for Binding<'_, S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S> Copy for Binding<'_, S> {}
+
+impl<'a, S> Binding<'a, S> {
+    /// `buf` as a whole, bound to `name`.
+    pub fn whole(name: &'static str, buf: &'a S) -> Binding<'a, S> {
+        Binding { name, buf, offset: 0 }
+    }
+}
+
+/// Something that runs plans on its own kind of buffer.
+pub trait Backend {
+    /// The buffers it runs on.
+    type Buffer: Storage;
+
+    /// A new buffer of `len` elements, every one NaN (an element no launch writes stays visible).
+    fn alloc(&self, dtype: DType, len: usize) -> Result<Self::Buffer, KernelError>;
+
+    /// A copy of a host buffer on this backend.
+    fn upload(&self, host: &Buffer) -> Result<Self::Buffer, KernelError>;
+
+    /// A host copy of a buffer.
+    fn download(&self, buf: &Self::Buffer) -> Result<Buffer, KernelError>;
+
+    /// Runs the launches of `plan` in order; `bindings` binds every buffer the plan declares.
+    /// Outputs are written through the shared references (device memory, or host buffers with
+    /// interior mutability).
+    fn run(&self, plan: &Plan, bindings: &[Binding<'_, Self::Buffer>]) -> Result<(), KernelError>;
+
+    /// Streaming multiprocessors (or their stand-in): sizes persistent grids.
+    fn sm_count(&self) -> usize;
+}
+
+/// Runs `plan` with the caller's `given` buffers (every input, and any outputs or scratch to use in
+/// place), allocating the rest; returns the allocated outputs by name.
+pub fn execute<B: Backend>(
+    backend: &B,
+    plan: &Plan,
+    given: &[Binding<'_, B::Buffer>],
+) -> Result<HashMap<&'static str, B::Buffer>, KernelError> {
+    for g in given {
+        plan.check_given(g.name, g.buf.dtype(), g.buf.len(), g.offset)?;
+    }
+    let names: Vec<&str> = given.iter().map(|g| g.name).collect();
+    let mut owned: HashMap<&'static str, B::Buffer> = HashMap::new();
+    for d in plan.to_allocate(&names)? {
+        owned.insert(d.name, backend.alloc(d.dtype, d.len)?);
+    }
+    let mut all: Vec<Binding<'_, B::Buffer>> = given.to_vec();
+    all.extend(owned.iter().map(|(name, buf)| Binding::whole(name, buf)));
+    backend.run(plan, &all)?;
+    owned.retain(|name, _| plan.is_output(name));
+    Ok(owned)
+}

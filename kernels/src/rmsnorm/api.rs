@@ -1,0 +1,290 @@
+//! The typed RMSNorm entry points, over any [`Backend`]: every argument is validated before
+//! anything is allocated or launched, so a bad call writes nothing.
+
+use tritonite_lang::DType;
+
+use super::plan::{backward_plan, forward_plan, BackwardShape, ForwardShape};
+use super::{RmsNormConfig, RmsNormSpec};
+use crate::backend::{Backend, Binding};
+use crate::error::KernelError;
+use crate::plan::check_shape;
+use crate::tensor::{check_no_overlap, check_vector, Operand, Rows, Storage};
+
+/// Options of [`rms_norm`]; `RmsNormOptions::default()` is plain RMSNorm with `eps = 1e-6`.
+#[derive(Debug)]
+pub struct RmsNormOptions<'a, S> {
+    /// Added to the mean square before the square root; finite and > 0.
+    pub eps: f32,
+    /// Gemma-style offset: `y = x̂ · (w + offset)`, added in f32 (0 for plain RMSNorm). Needs a
+    /// weight to apply to.
+    pub offset: f32,
+    /// Added after the scale: `y = x̂ · w + bias`; `n` elements, `x`'s dtype or f32.
+    pub bias: Option<&'a S>,
+    /// Added to `x` before normalizing (`h = x + residual`, in f32); same shape as `x`.
+    pub residual: Option<Rows<'a, S>>,
+    /// dtype of `residual_out` (`h`); default: the residual's dtype. Setting it without a residual
+    /// returns `x` itself in this dtype (a first layer starting an f32 residual stream).
+    pub residual_out_dtype: Option<DType>,
+    /// dtype of `y`; default: `out`'s dtype when given, else `x`'s.
+    pub out_dtype: Option<DType>,
+    /// Write `y` here (same shape as `x`, any row stride) instead of a new buffer.
+    pub out: Option<Rows<'a, S>>,
+    /// Kernel config; default: [`RmsNormConfig::heuristic`].
+    pub config: Option<RmsNormConfig>,
+}
+
+impl<S> Default for RmsNormOptions<'_, S> {
+    fn default() -> Self {
+        RmsNormOptions {
+            eps: 1e-6,
+            offset: 0.0,
+            bias: None,
+            residual: None,
+            residual_out_dtype: None,
+            out_dtype: None,
+            out: None,
+            config: None,
+        }
+    }
+}
+
+/// What [`rms_norm`] returns. New buffers are contiguous `[m, n]` (`rstd`: `[m]`, f32).
+#[derive(Debug)]
+pub struct RmsNormOutput<B> {
+    /// The normalized rows, or `None` when written into [`RmsNormOptions::out`].
+    pub y: Option<B>,
+    /// `1 / sqrt(mean(h²) + eps)` per row, saved for the backward.
+    pub rstd: B,
+    /// `h = x + residual`, when a residual was added or `residual_out_dtype` was set.
+    pub residual_out: Option<B>,
+    /// What was computed: pass it to [`rms_norm_backward`].
+    pub spec: RmsNormSpec,
+}
+
+fn check_scalar(arg: &'static str, v: f32, positive: bool) -> Result<(), KernelError> {
+    let ok = v.is_finite() && (!positive || v > 0.0);
+    if ok {
+        return Ok(());
+    }
+    let expected = if positive { "a finite value > 0" } else { "a finite value" };
+    Err(KernelError::BadArgument { arg, expected: expected.into(), got: v.to_string() })
+}
+
+fn check_presence(arg: &'static str, expected: Option<DType>, got: Option<DType>) -> Result<(), KernelError> {
+    match (expected, got) {
+        (Some(e), None) => {
+            Err(KernelError::BadArgument { arg, expected: format!("a buffer of {e}"), got: "nothing".into() })
+        }
+        (None, Some(g)) => Err(KernelError::BadArgument {
+            arg,
+            expected: "nothing (the forward had none)".into(),
+            got: format!("a buffer of {g}"),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// RMSNorm forward of the rows of `x`, with an optional weight (`n` elements, `x`'s dtype or f32).
+///
+/// ```no_run
+/// # use tritonite_kernels::{cpu::{Cpu, HostBuffer}, tensor::Rows, rmsnorm::{rms_norm, RmsNormOptions}};
+/// # use tritonite_lang::{Buffer, DType};
+/// let x = HostBuffer::new(Buffer::filled(DType::BF16, 4 * 64, 1.0));
+/// let w = HostBuffer::new(Buffer::filled(DType::F32, 64, 1.0));
+/// let out = rms_norm(&Cpu, Rows::new(&x, &[4, 64]), Some(&w), &RmsNormOptions::default()).unwrap();
+/// ```
+pub fn rms_norm<B: Backend>(
+    backend: &B,
+    x: Rows<'_, B::Buffer>,
+    weight: Option<&B::Buffer>,
+    opts: &RmsNormOptions<'_, B::Buffer>,
+) -> Result<RmsNormOutput<B::Buffer>, KernelError> {
+    let (m, n) = (x.rows, x.cols);
+    check_shape(m, n)?;
+    let residual = opts.residual.map(|r| r.buf.dtype());
+    let out = match (opts.out_dtype, opts.out.map(|o| o.buf.dtype())) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(KernelError::BadArgument {
+                arg: "out",
+                expected: format!("dtype {a} (out_dtype)"),
+                got: format!("dtype {b}"),
+            })
+        }
+        (a, b) => a.or(b).unwrap_or(x.buf.dtype()),
+    };
+    let spec = RmsNormSpec {
+        x: x.buf.dtype(),
+        weight: weight.map(Storage::dtype),
+        bias: opts.bias.map(Storage::dtype),
+        residual,
+        residual_out: opts.residual_out_dtype.or(residual),
+        out,
+    };
+    spec.check()?;
+    check_scalar("eps", opts.eps, true)?;
+    check_scalar("offset", opts.offset, false)?;
+    if opts.offset != 0.0 && weight.is_none() {
+        return Err(KernelError::BadArgument {
+            arg: "offset",
+            expected: "0 without a weight (it offsets the weight)".into(),
+            got: opts.offset.to_string(),
+        });
+    }
+    x.check("x", spec.x, m, n)?;
+    if let Some(r) = &opts.residual {
+        r.check("residual", r.buf.dtype(), m, n)?;
+    }
+    if let Some(w) = weight {
+        check_vector("weight", w, w.dtype(), n)?;
+    }
+    if let Some(b) = opts.bias {
+        check_vector("bias", b, b.dtype(), n)?;
+    }
+    let mut inputs = vec![("x", Operand::Rows(&x))];
+    inputs.extend(opts.residual.as_ref().map(|r| ("residual", Operand::Rows(r))));
+    inputs.extend(weight.map(|w| ("weight", Operand::Whole(w))));
+    inputs.extend(opts.bias.map(|b| ("bias", Operand::Whole(b))));
+    if let Some(o) = &opts.out {
+        o.check("out", spec.out, m, n)?;
+        check_no_overlap(&inputs, &[("out", Operand::Rows(o))])?;
+    }
+    let cfg = opts.config.unwrap_or_else(|| RmsNormConfig::heuristic(&spec, n, backend.sm_count()));
+    let shape = ForwardShape {
+        m,
+        n,
+        stride_x: x.row_stride,
+        stride_residual: opts.residual.map_or(n, |r| r.row_stride),
+        stride_y: opts.out.map_or(n, |o| o.row_stride),
+        stride_residual_out: n,
+    };
+    let plan = forward_plan(&spec, &shape, opts.eps, opts.offset, &cfg)?;
+
+    let y_new = match opts.out {
+        Some(_) => None,
+        None => Some(backend.alloc(spec.out, m * n)?),
+    };
+    let rstd = backend.alloc(DType::F32, m)?;
+    let residual_out = spec.residual_out.map(|d| backend.alloc(d, m * n)).transpose()?;
+    let mut bindings = vec![Binding { name: "x", buf: x.buf, offset: x.offset }];
+    if let Some(r) = &opts.residual {
+        bindings.push(Binding { name: "residual", buf: r.buf, offset: r.offset });
+    }
+    bindings.extend(weight.map(|w| Binding::whole("w", w)));
+    bindings.extend(opts.bias.map(|b| Binding::whole("bias", b)));
+    bindings.push(match (&opts.out, &y_new) {
+        (Some(o), _) => Binding { name: "y", buf: o.buf, offset: o.offset },
+        (None, Some(y)) => Binding::whole("y", y),
+        (None, None) => unreachable!("y is allocated when no out is given"),
+    });
+    bindings.extend(residual_out.as_ref().map(|r| Binding::whole("residual_out", r)));
+    bindings.push(Binding::whole("rstd", &rstd));
+    backend.run(&plan, &bindings)?;
+    Ok(RmsNormOutput { y: y_new, rstd, residual_out, spec })
+}
+
+/// Options of [`rms_norm_backward`].
+#[derive(Debug)]
+pub struct RmsNormBackwardOptions<'a, S> {
+    /// The forward's Gemma offset.
+    pub offset: f32,
+    /// The gradient arriving at `residual_out` (the residual stream), added to `dx`; needs a
+    /// forward that returned `residual_out`.
+    pub dresidual_out: Option<Rows<'a, S>>,
+    /// Kernel config; default: [`RmsNormConfig::heuristic_backward`].
+    pub config: Option<RmsNormConfig>,
+}
+
+impl<S> Default for RmsNormBackwardOptions<'_, S> {
+    fn default() -> Self {
+        RmsNormBackwardOptions { offset: 0.0, dresidual_out: None, config: None }
+    }
+}
+
+/// What [`rms_norm_backward`] returns, each a new contiguous buffer.
+#[derive(Debug)]
+pub struct RmsNormGrads<B> {
+    /// Gradient of `x` (`[m, n]`, `x`'s dtype).
+    pub dx: B,
+    /// Gradient of the weight (`[n]`, its dtype), with a weight.
+    pub dweight: Option<B>,
+    /// Gradient of the bias (`[n]`, its dtype), with a bias.
+    pub dbias: Option<B>,
+    /// Gradient of the residual (`[m, n]`, its dtype; equal to `dx`), with a residual.
+    pub dresidual: Option<B>,
+}
+
+/// RMSNorm backward of a forward that computed `spec`. `saved` is what the forward normalized: `x`,
+/// or `residual_out` when the spec has one; `rstd` is the forward's; `dy` has `y`'s dtype. `dw`
+/// and `dbias` are summed over rows in a fixed order (bit-identical run to run).
+pub fn rms_norm_backward<B: Backend>(
+    backend: &B,
+    spec: &RmsNormSpec,
+    saved: Rows<'_, B::Buffer>,
+    weight: Option<&B::Buffer>,
+    dy: Rows<'_, B::Buffer>,
+    rstd: &B::Buffer,
+    opts: &RmsNormBackwardOptions<'_, B::Buffer>,
+) -> Result<RmsNormGrads<B::Buffer>, KernelError> {
+    let (m, n) = (saved.rows, saved.cols);
+    check_shape(m, n)?;
+    spec.check()?;
+    check_scalar("offset", opts.offset, false)?;
+    let saved_arg = if spec.residual_out.is_some() { "saved (residual_out)" } else { "saved (x)" };
+    saved.check(saved_arg, spec.saved(), m, n)?;
+    check_presence("weight", spec.weight, weight.map(Storage::dtype))?;
+    if let (Some(w), Some(d)) = (weight, spec.weight) {
+        check_vector("weight", w, d, n)?;
+    }
+    dy.check("dy", spec.out, m, n)?;
+    check_vector("rstd", rstd, DType::F32, m)?;
+    if let Some(d) = &opts.dresidual_out {
+        if spec.residual_out.is_none() {
+            return Err(KernelError::BadArgument {
+                arg: "dresidual_out",
+                expected: "nothing (the forward returned no residual_out)".into(),
+                got: "a gradient".into(),
+            });
+        }
+        d.check("dresidual_out", spec.saved(), m, n)?;
+    }
+    let cfg = opts.config.unwrap_or_else(|| {
+        RmsNormConfig::heuristic_backward(spec, opts.dresidual_out.is_some(), n, backend.sm_count())
+    });
+    let shape = BackwardShape {
+        m,
+        n,
+        stride_x: saved.row_stride,
+        stride_dy: dy.row_stride,
+        stride_dresidual_out: opts.dresidual_out.map_or(n, |d| d.row_stride),
+        stride_dx: n,
+        stride_dresidual: n,
+    };
+    let plan = backward_plan(spec, opts.dresidual_out.is_some(), &shape, opts.offset, &cfg)?;
+
+    let dx = backend.alloc(spec.x, m * n)?;
+    let dresidual = spec.residual.map(|d| backend.alloc(d, m * n)).transpose()?;
+    let dweight = spec.weight.map(|d| backend.alloc(d, n)).transpose()?;
+    let dbias = spec.bias.map(|d| backend.alloc(d, n)).transpose()?;
+    let mut scratch = vec![];
+    for name in ["dw_partial", "db_partial"] {
+        if let Some(d) = plan.decl(name) {
+            scratch.push((name, backend.alloc(d.dtype, d.len)?));
+        }
+    }
+    let mut bindings = vec![
+        Binding { name: "x", buf: saved.buf, offset: saved.offset },
+        Binding { name: "dy", buf: dy.buf, offset: dy.offset },
+        Binding::whole("rstd", rstd),
+        Binding::whole("dx", &dx),
+    ];
+    bindings.extend(weight.map(|w| Binding::whole("w", w)));
+    if let Some(d) = &opts.dresidual_out {
+        bindings.push(Binding { name: "dresidual_out", buf: d.buf, offset: d.offset });
+    }
+    bindings.extend(dresidual.as_ref().map(|d| Binding::whole("dresidual", d)));
+    bindings.extend(dweight.as_ref().map(|d| Binding::whole("dw", d)));
+    bindings.extend(dbias.as_ref().map(|d| Binding::whole("dbias", d)));
+    bindings.extend(scratch.iter().map(|(name, b)| Binding::whole(name, b)));
+    backend.run(&plan, &bindings)?;
+    Ok(RmsNormGrads { dx, dweight, dbias, dresidual })
+}

@@ -1,0 +1,172 @@
+//! RMSNorm, forward and backward, with the options users of LLM stacks expect: an optional weight
+//! (same dtype as `x`, or f32 with a 16-bit `x`), a Gemma-style offset (`w + offset`), a bias, a
+//! fused residual add that also returns the sum, a selectable output dtype, strided rows, and `rstd`
+//! saved for the backward.
+//!
+//! - [`kernels`]: the kernels in the block language.
+//! - [`plan`]: their launches for one problem (shapes, strides, config).
+//! - [`api`]: the typed entry points [`rms_norm`] and [`rms_norm_backward`], which validate every
+//!   argument before anything runs.
+
+pub mod api;
+pub mod check;
+pub mod kernels;
+pub mod plan;
+
+pub use api::{rms_norm, rms_norm_backward, RmsNormBackwardOptions, RmsNormGrads, RmsNormOptions, RmsNormOutput};
+pub use kernels::{backward, forward, sum_partials};
+pub use plan::{backward_plan, forward_plan, BackwardShape, ForwardShape};
+
+use tritonite_lang::DType;
+
+use crate::error::KernelError;
+
+/// What an RMSNorm computes: the dtypes of its tensors and which options are on. Everything here
+/// is fixed when the kernel is built (one compiled variant per spec); `eps` and `offset` are
+/// runtime arguments.
+///
+/// The forward computes, per row, in f32:
+/// `h = x (+ residual)`, `rstd = 1/sqrt(mean(h²) + eps)`, `y = h · rstd (· (w + offset)) (+ bias)`,
+/// and stores `residual_out = h` when asked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RmsNormSpec {
+    /// dtype of `x` (and of `dx`).
+    pub x: DType,
+    /// dtype of the weight (and of `dw`), or `None` for no weight.
+    pub weight: Option<DType>,
+    /// dtype of the bias (and of `dbias`), or `None` for no bias.
+    pub bias: Option<DType>,
+    /// dtype of the residual added to `x` (and of `dresidual`), or `None` for no residual.
+    pub residual: Option<DType>,
+    /// dtype `h = x + residual` is returned in as `residual_out`, or `None` to not return it. Set
+    /// whenever `residual` is: the backward reads `h` from it.
+    pub residual_out: Option<DType>,
+    /// dtype of `y` (and of `dy`).
+    pub out: DType,
+}
+
+impl RmsNormSpec {
+    /// Plain RMSNorm of `x` with an optional weight; `y` in `x`'s dtype.
+    pub fn new(x: DType, weight: Option<DType>) -> RmsNormSpec {
+        RmsNormSpec { x, weight, bias: None, residual: None, residual_out: None, out: x }
+    }
+
+    /// The dtype of what the backward reads as `x`: the normalized input `h`, which is `x` itself
+    /// or, with a residual, `residual_out`.
+    pub fn saved(&self) -> DType {
+        self.residual_out.unwrap_or(self.x)
+    }
+
+    /// A short name of the variant for kernel names: `bf16_wf32_bbf16_rf32_of32_ybf16`.
+    pub fn suffix(&self) -> String {
+        let mut s = self.x.name().to_string();
+        for (tag, d) in [("w", self.weight), ("b", self.bias), ("r", self.residual), ("o", self.residual_out)] {
+            if let Some(d) = d {
+                s += &format!("_{tag}{}", d.name());
+            }
+        }
+        if self.out != self.x {
+            s += &format!("_y{}", self.out.name());
+        }
+        s
+    }
+
+    /// Checks the dtype rules: every tensor is f32, f16 or bf16; the weight and bias have `x`'s
+    /// dtype or f32; a residual comes with a `residual_out`.
+    pub fn check(&self) -> Result<(), KernelError> {
+        let float = |arg: &'static str, d: DType| {
+            if d.is_float() {
+                Ok(())
+            } else {
+                Err(KernelError::BadArgument { arg, expected: "f32, f16 or bf16".into(), got: d.to_string() })
+            }
+        };
+        float("x", self.x)?;
+        float("out_dtype", self.out)?;
+        for (arg, d) in [("weight", self.weight), ("bias", self.bias)] {
+            if let Some(d) = d {
+                if d != self.x && d != DType::F32 {
+                    return Err(KernelError::BadArgument {
+                        arg,
+                        expected: format!("{} (x's dtype) or f32", self.x),
+                        got: d.to_string(),
+                    });
+                }
+            }
+        }
+        if let Some(d) = self.residual {
+            float("residual", d)?;
+        }
+        if let Some(d) = self.residual_out {
+            float("residual_out_dtype", d)?;
+        }
+        if self.residual.is_some() && self.residual_out.is_none() {
+            return Err(KernelError::BadArgument {
+                arg: "residual_out_dtype",
+                expected: "a dtype whenever a residual is added (the backward reads h from residual_out)".into(),
+                got: "none".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The tuning knobs of the RMSNorm kernels: what the autotuner searches over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RmsNormConfig {
+    /// Columns handled per step, a power of two. When `N ≤ block_size` the row is loaded once and
+    /// held in registers between the reduction and its use; otherwise rows are walked in chunks.
+    pub block_size: usize,
+    /// Warps per program, a power of two ≤ 32.
+    pub num_warps: u32,
+    /// Persistent programs of the backward (each strides over rows and owns one row of the `dw`
+    /// partials); unused by the forward.
+    pub programs: usize,
+}
+
+impl RmsNormConfig {
+    /// The forward's default when nothing is tuned: the whole row in one block up to 16384
+    /// columns (8192 with a residual or bias, whose loads add to the registers held), longer rows
+    /// in chunks of that size; 512 columns per warp (1 to 16 warps).
+    pub fn heuristic(spec: &RmsNormSpec, n: usize, sm_count: usize) -> RmsNormConfig {
+        let heavy = spec.residual.is_some() || spec.bias.is_some();
+        Self::spread(n, sm_count, if heavy { 8192 } else { 16384 }, 512)
+    }
+
+    /// The backward's default: it holds `x`, `dy` and, per option, the weight, the `dw` and
+    /// `dbias` sums and `dresidual_out` per thread, so at most 8192 columns in a block with up to
+    /// four of those, 4096 with more; 256 columns per warp; two programs per SM.
+    pub fn heuristic_backward(spec: &RmsNormSpec, has_dresidual_out: bool, n: usize, sm_count: usize) -> RmsNormConfig {
+        let held = 2 + 2 * spec.weight.is_some() as usize + spec.bias.is_some() as usize + has_dresidual_out as usize;
+        Self::spread(n, sm_count, if held > 4 { 4096 } else { 8192 }, 256)
+    }
+
+    fn spread(n: usize, sm_count: usize, max_block: usize, per_warp: usize) -> RmsNormConfig {
+        let block_size = n.next_power_of_two().clamp(16, max_block);
+        let num_warps = (block_size / per_warp).clamp(1, 16) as u32;
+        RmsNormConfig { block_size, num_warps, programs: 2 * sm_count.max(1) }
+    }
+
+    /// Checks the knobs: `block_size` a power of two ≤ 65536, `num_warps` a power of two ≤ 32,
+    /// `programs ≥ 1`.
+    pub fn check(&self) -> Result<(), KernelError> {
+        if !self.block_size.is_power_of_two() || self.block_size > 1 << 16 {
+            return Err(KernelError::BadArgument {
+                arg: "block_size",
+                expected: "a power of two ≤ 65536".into(),
+                got: self.block_size.to_string(),
+            });
+        }
+        if !self.num_warps.is_power_of_two() || self.num_warps > 32 {
+            return Err(KernelError::BadArgument {
+                arg: "num_warps",
+                expected: "a power of two ≤ 32".into(),
+                got: self.num_warps.to_string(),
+            });
+        }
+        if self.programs == 0 {
+            return Err(KernelError::BadArgument { arg: "programs", expected: "at least 1".into(), got: "0".into() });
+        }
+        Ok(())
+    }
+}

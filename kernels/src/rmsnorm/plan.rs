@@ -1,0 +1,199 @@
+//! The launches of one RMSNorm problem: which kernel variant, its grid and its arguments, as a
+//! [`Plan`] any executor runs. Shapes and strides here are already validated by [`super::api`];
+//! these functions check only the config.
+
+use tritonite_lang::DType;
+
+use super::kernels::{backward, forward, sum_partials};
+use super::{RmsNormConfig, RmsNormSpec};
+use crate::error::KernelError;
+use crate::plan::{check_shape, span, Launch, Plan, PlanArg, Role};
+
+/// Columns per program of the partials reduction.
+pub const SUM_PARTIALS_BLOCK: usize = 256;
+
+/// The forward's problem: `m` rows of `n` columns, and the row stride (in elements) of each
+/// row-major operand. A stride of an operand the spec does not have is ignored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ForwardShape {
+    /// Rows.
+    pub m: usize,
+    /// Columns.
+    pub n: usize,
+    /// Row stride of `x`.
+    pub stride_x: usize,
+    /// Row stride of `residual`.
+    pub stride_residual: usize,
+    /// Row stride of `y`.
+    pub stride_y: usize,
+    /// Row stride of `residual_out`.
+    pub stride_residual_out: usize,
+}
+
+impl ForwardShape {
+    /// Every operand contiguous (`stride = n`).
+    pub fn contiguous(m: usize, n: usize) -> ForwardShape {
+        ForwardShape { m, n, stride_x: n, stride_residual: n, stride_y: n, stride_residual_out: n }
+    }
+}
+
+/// The backward's problem: `m` rows of `n` columns and the row stride of each row-major operand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BackwardShape {
+    /// Rows.
+    pub m: usize,
+    /// Columns.
+    pub n: usize,
+    /// Row stride of `x` (the saved `h`).
+    pub stride_x: usize,
+    /// Row stride of `dy`.
+    pub stride_dy: usize,
+    /// Row stride of `dresidual_out`.
+    pub stride_dresidual_out: usize,
+    /// Row stride of `dx`.
+    pub stride_dx: usize,
+    /// Row stride of `dresidual`.
+    pub stride_dresidual: usize,
+}
+
+impl BackwardShape {
+    /// Every operand contiguous (`stride = n`).
+    pub fn contiguous(m: usize, n: usize) -> BackwardShape {
+        BackwardShape { m, n, stride_x: n, stride_dy: n, stride_dresidual_out: n, stride_dx: n, stride_dresidual: n }
+    }
+}
+
+fn stride(s: usize) -> PlanArg {
+    PlanArg::I64(s as i64)
+}
+
+/// The forward of `spec` over `shape`: inputs `x, [residual], [w], [bias]`; outputs `y, rstd [m]`
+/// (f32) and `[residual_out]`. No launch when `m = 0`.
+pub fn forward_plan(
+    spec: &RmsNormSpec,
+    shape: &ForwardShape,
+    eps: f32,
+    offset: f32,
+    cfg: &RmsNormConfig,
+) -> Result<Plan, KernelError> {
+    spec.check()?;
+    cfg.check()?;
+    let (m, n) = (shape.m, shape.n);
+    check_shape(m, n)?;
+    let mut plan = Plan::default();
+    plan.buffer("x", spec.x, span(m, n, shape.stride_x), Role::Input);
+    let mut args = vec![PlanArg::Buffer("x")];
+    if let Some(d) = spec.residual {
+        plan.buffer("residual", d, span(m, n, shape.stride_residual), Role::Input);
+        args.push(PlanArg::Buffer("residual"));
+    }
+    if let Some(d) = spec.weight {
+        plan.buffer("w", d, n, Role::Input);
+        args.push(PlanArg::Buffer("w"));
+    }
+    if let Some(d) = spec.bias {
+        plan.buffer("bias", d, n, Role::Input);
+        args.push(PlanArg::Buffer("bias"));
+    }
+    plan.buffer("y", spec.out, span(m, n, shape.stride_y), Role::Output);
+    args.push(PlanArg::Buffer("y"));
+    if let Some(d) = spec.residual_out {
+        plan.buffer("residual_out", d, span(m, n, shape.stride_residual_out), Role::Output);
+        args.push(PlanArg::Buffer("residual_out"));
+    }
+    plan.buffer("rstd", DType::F32, m, Role::Output);
+    args.extend([PlanArg::Buffer("rstd"), PlanArg::I32(n as i32), stride(shape.stride_x)]);
+    if spec.residual.is_some() {
+        args.push(stride(shape.stride_residual));
+    }
+    args.push(stride(shape.stride_y));
+    if spec.residual_out.is_some() {
+        args.push(stride(shape.stride_residual_out));
+    }
+    args.push(PlanArg::F32(eps));
+    if spec.weight.is_some() {
+        args.push(PlanArg::F32(offset));
+    }
+    if m > 0 {
+        let kernel = forward(spec, cfg.block_size, n <= cfg.block_size)?;
+        plan.launches.push(Launch { kernel, grid: [m as u32, 1, 1], args, num_warps: cfg.num_warps });
+    }
+    Ok(plan)
+}
+
+/// The backward of `spec` over `shape`: inputs `x` (the saved `h`), `[w]`, `dy`, `rstd`,
+/// `[dresidual_out]` (when `has_dresidual_out`); outputs `dx`, `[dresidual]`, `[dw]`, `[dbias]`.
+/// `cfg.programs` persistent programs (at most one per row) each own a row of the f32 partials.
+pub fn backward_plan(
+    spec: &RmsNormSpec,
+    has_dresidual_out: bool,
+    shape: &BackwardShape,
+    offset: f32,
+    cfg: &RmsNormConfig,
+) -> Result<Plan, KernelError> {
+    spec.check()?;
+    cfg.check()?;
+    let (m, n) = (shape.m, shape.n);
+    check_shape(m, n)?;
+    let programs = cfg.programs.min(m.max(1));
+    let mut plan = Plan::default();
+    plan.buffer("x", spec.saved(), span(m, n, shape.stride_x), Role::Input);
+    let mut args = vec![PlanArg::Buffer("x")];
+    if let Some(d) = spec.weight {
+        plan.buffer("w", d, n, Role::Input);
+        args.push(PlanArg::Buffer("w"));
+    }
+    plan.buffer("dy", spec.out, span(m, n, shape.stride_dy), Role::Input);
+    plan.buffer("rstd", DType::F32, m, Role::Input);
+    args.extend([PlanArg::Buffer("dy"), PlanArg::Buffer("rstd")]);
+    if has_dresidual_out {
+        plan.buffer("dresidual_out", spec.saved(), span(m, n, shape.stride_dresidual_out), Role::Input);
+        args.push(PlanArg::Buffer("dresidual_out"));
+    }
+    plan.buffer("dx", spec.x, span(m, n, shape.stride_dx), Role::Output);
+    args.push(PlanArg::Buffer("dx"));
+    if let Some(d) = spec.residual {
+        plan.buffer("dresidual", d, span(m, n, shape.stride_dresidual), Role::Output);
+        args.push(PlanArg::Buffer("dresidual"));
+    }
+    // (partials buffer, output, output dtype) of each parameter gradient.
+    let mut reductions = vec![];
+    if let Some(d) = spec.weight {
+        reductions.push(("dw_partial", "dw", d));
+    }
+    if let Some(d) = spec.bias {
+        reductions.push(("db_partial", "dbias", d));
+    }
+    for (partial, out, d) in &reductions {
+        plan.buffer(partial, DType::F32, programs * n, Role::Scratch);
+        plan.buffer(out, *d, n, Role::Output);
+        args.push(PlanArg::Buffer(partial));
+    }
+    args.extend([PlanArg::I32(m as i32), PlanArg::I32(n as i32), stride(shape.stride_x), stride(shape.stride_dy)]);
+    if has_dresidual_out {
+        args.push(stride(shape.stride_dresidual_out));
+    }
+    args.push(stride(shape.stride_dx));
+    if spec.residual.is_some() {
+        args.push(stride(shape.stride_dresidual));
+    }
+    if spec.weight.is_some() {
+        args.push(PlanArg::F32(offset));
+    }
+    let kernel = backward(spec, has_dresidual_out, cfg.block_size, n <= cfg.block_size)?;
+    plan.launches.push(Launch { kernel, grid: [programs as u32, 1, 1], args, num_warps: cfg.num_warps });
+    for (partial, out, d) in reductions {
+        plan.launches.push(Launch {
+            kernel: sum_partials(d, SUM_PARTIALS_BLOCK)?,
+            grid: [n.div_ceil(SUM_PARTIALS_BLOCK) as u32, 1, 1],
+            args: vec![
+                PlanArg::Buffer(partial),
+                PlanArg::Buffer(out),
+                PlanArg::I32(programs as i32),
+                PlanArg::I32(n as i32),
+            ],
+            num_warps: 4,
+        });
+    }
+    Ok(plan)
+}
