@@ -2,11 +2,13 @@
 //! device-to-device copy measured in the same process (the bandwidth ceiling).
 
 use anyhow::{bail, Context, Result};
-use tritonite::kernels::backend::Binding;
+use tritonite::kernels::backend::{Backend, Binding};
 use tritonite::kernels::gpu::GpuExecutor;
 use tritonite::kernels::plan::Plan;
 use tritonite::kernels::reference;
+use tritonite::kernels::rmsnorm::tuning::{select, Pass, Problem};
 use tritonite::kernels::rmsnorm::{self, BackwardShape, ForwardShape, RmsNormConfig, RmsNormSpec};
+use tritonite::kernels::tuning::{Source, TuneMode};
 use tritonite::lang::DType;
 use tritonite::runtime::{Device, DeviceBuffer};
 
@@ -22,18 +24,28 @@ pub struct Row {
     dtype: DType,
     fwd: RmsNormConfig,
     bwd: RmsNormConfig,
+    /// Whether each config came from the tuned cache (else the heuristic).
+    tuned: [bool; 2],
     fwd_us: f64,
     bwd_us: f64,
 }
 
-fn parse_shapes(spec: &str) -> Result<Vec<(usize, usize, DType)>> {
+/// Parses `MxN[:dtype],...` (`peers` for [`PEER_SHAPES`]); a shape without a dtype takes
+/// `default`.
+pub fn parse_shapes(spec: &str, default: Option<DType>) -> Result<Vec<(usize, usize, DType)>> {
+    let spec = if spec == "peers" { PEER_SHAPES } else { spec };
     spec.split(',')
         .map(|s| {
-            let (mn, d) = s.trim().split_once(':').with_context(|| format!("shape {s:?}: expected MxN:dtype"))?;
-            let (m, n) = mn.split_once('x').with_context(|| format!("shape {s:?}: expected MxN:dtype"))?;
-            let dtype =
-                DType::parse(d).filter(|d| d.is_float()).with_context(|| format!("{s:?}: dtype f32|f16|bf16"))?;
-            Ok((m.parse()?, n.parse()?, dtype))
+            let s = s.trim();
+            let (mn, d) = match s.split_once(':') {
+                Some((mn, d)) => (mn, DType::parse(d).filter(|d| d.is_float())),
+                None => (s, default),
+            };
+            let dtype = d.with_context(|| format!("shape {s:?}: expected MxN:dtype with dtype f32, f16 or bf16"))?;
+            let (m, n) = mn.split_once('x').with_context(|| format!("shape {s:?}: expected MxN"))?;
+            let m = m.parse().with_context(|| format!("shape {s:?}: M is not a number"))?;
+            let n = n.parse().with_context(|| format!("shape {s:?}: N is not a number"))?;
+            Ok((m, n, dtype))
         })
         .collect()
 }
@@ -55,7 +67,7 @@ fn time_plan(gpu: &GpuExecutor, plan: &Plan, sets: &[Vec<Binding<'_, DeviceBuffe
 
 /// Runs the benchmark and prints a Markdown table.
 pub fn run(shapes: &str) -> Result<()> {
-    let shapes = parse_shapes(shapes)?;
+    let shapes = parse_shapes(shapes, None)?;
     let device = match Device::open(0) {
         Ok(d) => d,
         Err(e) => bail!("bench needs a GPU: {e}"),
@@ -63,6 +75,7 @@ pub fn run(shapes: &str) -> Result<()> {
     let name = device.name()?;
     let sms = device.sm_count()? as usize;
     let gpu = GpuExecutor::new(device)?;
+    gpu.autotuner().expect("the GPU executor tunes").set_mode(TuneMode::Off);
     let dev = gpu.device();
 
     // Copy ceiling: 1 GiB device to device, bytes read + written.
@@ -78,9 +91,15 @@ pub fn run(shapes: &str) -> Result<()> {
     println!("|---|---|---|---|---|---|---|---|---|");
     for (m, n, dtype) in shapes {
         let es = dtype.size_bytes();
+        // The cached tuned configs (`tritonite autotune`), else the heuristics; never tunes here.
         let spec = RmsNormSpec::new(dtype, Some(dtype));
-        let cfg = RmsNormConfig::heuristic(&spec, n, sms);
-        let bwd_cfg = RmsNormConfig::heuristic_backward(&spec, false, n, sms);
+        let pick = |pass| {
+            let problem = Problem { pass, spec, dresidual_out: false, m, n };
+            select(&gpu, &problem, &mut |_| {})
+        };
+        let (fwd_sel, bwd_sel) = (pick(Pass::Forward)?, pick(Pass::Backward)?);
+        let (cfg, bwd_cfg) = (fwd_sel.config, bwd_sel.config);
+        let tuned = [fwd_sel.source, bwd_sel.source].map(|s| s == Source::Cache);
         // Rotate among enough input copies to exceed twice the L2 (50 MB), so no run hits in cache.
         let copies = (100_000_000usize.div_ceil(m * n * es)).clamp(1, 8);
         let w = DeviceBuffer::upload(dev, &reference::random_weight(dtype, n, 99))?;
@@ -119,7 +138,7 @@ pub fn run(shapes: &str) -> Result<()> {
             .collect();
         let fwd_us = time_plan(&gpu, &fwd, &fwd_sets)?;
         let bwd_us = time_plan(&gpu, &bwd, &bwd_sets)?;
-        print_row(&Row { m, n, dtype, fwd: cfg, bwd: bwd_cfg, fwd_us, bwd_us }, copy_gbs);
+        print_row(&Row { m, n, dtype, fwd: cfg, bwd: bwd_cfg, tuned, fwd_us, bwd_us }, copy_gbs);
     }
     Ok(())
 }
@@ -130,14 +149,14 @@ fn print_row(r: &Row, copy_gbs: f64) {
     let fwd_gbs = (2.0 * m * n + n) * es / (r.fwd_us * 1e-6) / 1e9;
     let bwd_gbs = (3.0 * m * n + 2.0 * n) * es / (r.bwd_us * 1e-6) / 1e9;
     println!(
-        "| {}x{} | {} | BLOCK={} warps={}; bwd BLOCK={} warps={} | {:.1} | {:.0} | {:.2} | {:.1} | {:.0} | {:.2} |",
+        "| {}x{} | {} | fwd {} {}; bwd {} {} | {:.1} | {:.0} | {:.2} | {:.1} | {:.0} | {:.2} |",
         r.m,
         r.n,
         r.dtype,
-        r.fwd.block_size,
-        r.fwd.num_warps,
-        r.bwd.block_size,
-        r.bwd.num_warps,
+        if r.tuned[0] { "tuned" } else { "heuristic" },
+        r.fwd.to_config(),
+        if r.tuned[1] { "tuned" } else { "heuristic" },
+        r.bwd.to_config(),
         r.fwd_us,
         fwd_gbs,
         fwd_gbs / copy_gbs,

@@ -1,6 +1,7 @@
 //! The `tritonite` command line.
 
 mod bench;
+mod tune;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -31,6 +32,29 @@ enum Command {
         #[arg(long, default_value = bench::PEER_SHAPES)]
         shapes: String,
     },
+    /// Tune RMSNorm kernel configs per shape on the GPU; results are cached and reused.
+    Autotune {
+        /// rmsnorm-fwd, rmsnorm-bwd or all.
+        #[arg(long, default_value = "all")]
+        kernel: String,
+        /// Shapes as MxN or MxN:dtype, comma-separated, or `peers` for the peer table's shapes.
+        #[arg(long, default_value = "peers")]
+        shapes: String,
+        /// dtype of shapes given without one: f32, f16 or bf16.
+        #[arg(long)]
+        dtype: Option<String>,
+        /// Options, comma-separated: no-weight, f32-weight, bias, residual, f32-residual, dresidual-out.
+        #[arg(long, value_delimiter = ',')]
+        features: Vec<String>,
+        /// Measure again even when cached.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Inspect or manage tuned results: list, show KEY, clear, export FILE, import FILE.
+    Cache {
+        #[command(subcommand)]
+        action: CacheCommand,
+    },
     /// Build a kernel and print one stage of its compilation.
     #[command(after_help = kernels_help())]
     Compile(CompileArgs),
@@ -45,6 +69,29 @@ fn kernels_help() -> String {
         }
     }
     s
+}
+
+#[derive(Subcommand)]
+enum CacheCommand {
+    /// Every tuned entry, one line each.
+    List,
+    /// One entry with every config's time (by id or id prefix).
+    Show {
+        /// The entry's id (or a unique prefix).
+        key: String,
+    },
+    /// Remove every tuned entry.
+    Clear,
+    /// Write every entry to FILE (to ship tuned configs with an application).
+    Export {
+        /// Destination JSON file.
+        file: std::path::PathBuf,
+    },
+    /// Merge the entries of FILE into the cache.
+    Import {
+        /// A file written by `cache export`.
+        file: std::path::PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -112,6 +159,17 @@ fn main() -> Result<()> {
         Command::Demo(args) => demo(&args),
         Command::Compile(args) => compile(&args),
         Command::Bench { shapes } => bench::run(&shapes),
+        Command::Autotune { kernel, shapes, dtype, features, force } => {
+            let dtype = dtype.as_deref().map(parse_dtype).transpose()?;
+            tune::autotune(&tune::AutotuneArgs { kernel: &kernel, shapes: &shapes, dtype, features: &features, force })
+        }
+        Command::Cache { action } => tune::cache(match &action {
+            CacheCommand::List => tune::CacheAction::List,
+            CacheCommand::Show { key } => tune::CacheAction::Show(key),
+            CacheCommand::Clear => tune::CacheAction::Clear,
+            CacheCommand::Export { file } => tune::CacheAction::Export(file),
+            CacheCommand::Import { file } => tune::CacheAction::Import(file),
+        }),
     }
 }
 

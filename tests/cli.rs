@@ -67,3 +67,72 @@ fn main_job_checks_against_the_reference_without_a_gpu() {
         assert!(!out.contains("FAIL"), "{out}");
     }
 }
+
+fn tritonite_in(cache_dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tritonite"))
+        .args(args)
+        .env("TRITONITE_CACHE_DIR", cache_dir)
+        .output()
+        .expect("the CLI binary runs");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+#[test]
+fn cache_lists_shows_exports_clears_and_imports() {
+    use tritonite::kernels::rmsnorm::tuning::{Pass, Problem};
+    use tritonite::kernels::rmsnorm::{RmsNormConfig, RmsNormSpec};
+    use tritonite::kernels::tuning::{Cache, DeviceId, Entry, Outcome};
+    use tritonite::lang::DType;
+
+    let root = std::env::temp_dir().join(format!("tritonite-cli-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let device = DeviceId::new("NVIDIA H100 80GB HBM3", "sm_90", "13.0");
+    let problem = Problem {
+        pass: Pass::Forward,
+        spec: RmsNormSpec::new(DType::BF16, Some(DType::BF16)),
+        dresidual_out: false,
+        m: 4096,
+        n: 8192,
+    };
+    let key = problem.key(&device);
+    let fast = RmsNormConfig { block_size: 8192, num_warps: 8, programs: 264 }.to_config();
+    let slow = problem.heuristic(132).to_config();
+    let entry = Entry::new(
+        key.clone(),
+        slow.clone(),
+        vec![(slow, Outcome::from_samples(vec![0.030])), (fast.clone(), Outcome::from_samples(vec![0.025]))],
+    );
+    Cache::open(root.join("autotune")).with_device(device).record(entry).unwrap();
+
+    let (ok, out, err) = tritonite_in(&root, &["cache", "list"]);
+    assert!(
+        ok && out.contains("1 tuned entries") && out.contains(key.id()) && out.contains(&fast.to_string()),
+        "{out}{err}"
+    );
+    let (ok, out, err) = tritonite_in(&root, &["cache", "show", &key.id()[..6]]);
+    assert!(ok && out.contains("winner: BLOCK_SIZE=8192") && out.contains("25.00 us"), "{out}{err}");
+    let file = root.join("export.json");
+    let (ok, out, err) = tritonite_in(&root, &["cache", "export", file.to_str().unwrap()]);
+    assert!(ok && out.contains("exported 1"), "{out}{err}");
+    let (ok, out, _) = tritonite_in(&root, &["cache", "clear"]);
+    assert!(ok && out.contains("removed 1"), "{out}");
+    let (_, out, _) = tritonite_in(&root, &["cache", "list"]);
+    assert!(out.contains("0 tuned entries"), "{out}");
+    let (ok, out, err) = tritonite_in(&root, &["cache", "import", file.to_str().unwrap()]);
+    assert!(ok && out.contains("imported 1"), "{out}{err}");
+    let (_, out, _) = tritonite_in(&root, &["cache", "list"]);
+    assert!(out.contains("1 tuned entries"), "{out}");
+    let (ok, _, err) = tritonite_in(&root, &["cache", "show", "zzzz"]);
+    assert!(!ok && !err.is_empty(), "{err}");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn autotune_rejects_bad_input_and_needs_a_gpu() {
+    let (ok, _, err) = tritonite(&["autotune", "--kernel", "layernorm"]);
+    assert!(!ok && err.contains("--kernel"), "{err}");
+    let (ok, _, err) = tritonite(&["autotune", "--shapes", "4096x8192", "--dtype", "bf16", "--features", "sparkle"]);
+    assert!(!ok && err.contains("sparkle"), "{err}");
+    let (ok, _, err) = tritonite(&["autotune", "--shapes", "4096"]);
+    assert!(!ok && err.contains("4096"), "{err}");
+}

@@ -50,13 +50,51 @@ pub trait Backend {
     /// A host copy of a buffer.
     fn download(&self, buf: &Self::Buffer) -> Result<Buffer, KernelError>;
 
-    /// Runs the launches of `plan` in order; `bindings` binds every buffer the plan declares.
-    /// Outputs are written through the shared references (device memory, or host buffers with
-    /// interior mutability).
-    fn run(&self, plan: &Plan, bindings: &[Binding<'_, Self::Buffer>]) -> Result<(), KernelError>;
+    /// A plan made ready to launch any number of times (its kernels compiled and loaded).
+    type Prepared;
+
+    /// Readies the launches of `plan` for these bindings (every buffer the plan declares).
+    fn prepare(&self, plan: &Plan, bindings: &[Binding<'_, Self::Buffer>]) -> Result<Self::Prepared, KernelError>;
+
+    /// Runs the prepared launches of `plan` in order on `bindings`. Outputs are written through
+    /// the shared references (device memory, or host buffers with interior mutability).
+    fn launch(
+        &self,
+        plan: &Plan,
+        prepared: &Self::Prepared,
+        bindings: &[Binding<'_, Self::Buffer>],
+    ) -> Result<(), KernelError>;
+
+    /// Checks the bindings against the plan, then prepares and launches it.
+    fn run(&self, plan: &Plan, bindings: &[Binding<'_, Self::Buffer>]) -> Result<(), KernelError> {
+        for d in &plan.buffers {
+            let b = bindings.iter().find(|b| b.name == d.name).ok_or_else(|| KernelError::BadArgument {
+                arg: "bindings",
+                expected: format!("a buffer bound to `{}`", d.name),
+                got: "none".into(),
+            })?;
+            plan.check_given(d.name, b.buf.dtype(), b.buf.len(), b.offset)?;
+        }
+        let prepared = self.prepare(plan, bindings)?;
+        self.launch(plan, &prepared, bindings)
+    }
+
+    /// Times `work`: `warmup` untimed runs, then `reps` timed ones; each run's milliseconds (CUDA
+    /// events on a GPU, the wall clock on the CPU).
+    fn time_ms(
+        &self,
+        warmup: usize,
+        reps: usize,
+        work: &mut dyn FnMut() -> Result<(), KernelError>,
+    ) -> Result<Vec<f64>, KernelError>;
 
     /// Streaming multiprocessors (or their stand-in): sizes persistent grids.
     fn sm_count(&self) -> usize;
+
+    /// The autotuner whose cache picks configs for this backend, if it has one.
+    fn autotuner(&self) -> Option<&crate::tuning::Autotuner> {
+        None
+    }
 }
 
 /// Runs `plan` with the caller's `given` buffers (every input, and any outputs or scratch to use in

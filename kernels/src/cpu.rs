@@ -82,7 +82,31 @@ impl Backend for Cpu {
         4
     }
 
-    fn run(&self, plan: &Plan, bindings: &[Binding<'_, HostBuffer>]) -> Result<(), KernelError> {
+    type Prepared = ();
+
+    fn prepare(&self, _: &Plan, _: &[Binding<'_, HostBuffer>]) -> Result<(), KernelError> {
+        Ok(())
+    }
+
+    fn time_ms(
+        &self,
+        warmup: usize,
+        reps: usize,
+        work: &mut dyn FnMut() -> Result<(), KernelError>,
+    ) -> Result<Vec<f64>, KernelError> {
+        for _ in 0..warmup {
+            work()?;
+        }
+        (0..reps)
+            .map(|_| {
+                let start = std::time::Instant::now();
+                work()?;
+                Ok(start.elapsed().as_secs_f64() * 1e3)
+            })
+            .collect()
+    }
+
+    fn launch(&self, plan: &Plan, _: &(), bindings: &[Binding<'_, HostBuffer>]) -> Result<(), KernelError> {
         // Every launch works on copies of the bound ranges; they are written back only after the
         // last launch succeeded.
         let mut copies: HashMap<&'static str, Buffer> = HashMap::new();

@@ -14,6 +14,7 @@ use crate::backend::{Backend, Binding};
 use crate::error::KernelError;
 use crate::plan::{Launch, Plan, PlanArg};
 use crate::tensor::Storage;
+use crate::tuning::{Autotuner, DeviceId};
 
 impl Storage for DeviceBuffer {
     fn dtype(&self) -> DType {
@@ -29,7 +30,7 @@ impl Storage for DeviceBuffer {
     }
 }
 
-/// The kernels of a plan's launches, resolved by [`GpuExecutor::prepare`].
+/// The kernels of a plan's launches, resolved by [`Backend::prepare`].
 pub struct Prepared {
     kernels: Vec<Arc<GpuKernel>>,
 }
@@ -41,6 +42,7 @@ pub struct GpuExecutor {
     kernels: Mutex<HashMap<String, Arc<GpuKernel>>>,
     compiles: Mutex<usize>,
     sm_count: usize,
+    autotuner: Autotuner,
 }
 
 fn find<'a, 'b>(
@@ -55,12 +57,32 @@ fn find<'a, 'b>(
 }
 
 impl GpuExecutor {
-    /// An executor on `device` compiling for the device's own architecture.
+    /// An executor on `device` compiling for the device's own architecture, with the autotuning
+    /// cache and mode of [`Autotuner::from_env`].
     pub fn new(device: Device) -> Result<GpuExecutor, KernelError> {
+        let id = Self::device_id(&device)?;
+        Self::with_autotuner(device, Autotuner::from_env(id))
+    }
+
+    /// An executor with the given autotuner.
+    pub fn with_autotuner(device: Device, autotuner: Autotuner) -> Result<GpuExecutor, KernelError> {
         let (major, minor) = device.compute_capability()?;
         let target = Target { chip: format!("sm_{major}{minor}"), ..Target::default() };
         let sm_count = device.sm_count()? as usize;
-        Ok(GpuExecutor { device, target, kernels: Mutex::new(HashMap::new()), compiles: Mutex::new(0), sm_count })
+        Ok(GpuExecutor {
+            device,
+            target,
+            kernels: Mutex::new(HashMap::new()),
+            compiles: Mutex::new(0),
+            sm_count,
+            autotuner,
+        })
+    }
+
+    /// What tuned results are keyed by: the device's name, architecture and driver.
+    pub fn device_id(device: &Device) -> Result<DeviceId, KernelError> {
+        let (major, minor) = device.compute_capability()?;
+        Ok(DeviceId::new(device.name()?, format!("sm_{major}{minor}"), device.driver_version()?))
     }
 
     /// The device.
@@ -114,17 +136,31 @@ impl GpuExecutor {
         self.kernels.lock().expect("kernel cache lock").insert(key, k.clone());
         Ok(k)
     }
+}
 
-    /// Resolves the kernel of every launch of `plan` for these bindings (every buffer the plan
-    /// declares): compiled or loaded once, then launched any number of times with
-    /// [`GpuExecutor::launch`] and no further lookups.
-    pub fn prepare(&self, plan: &Plan, bindings: &[Binding<'_, DeviceBuffer>]) -> Result<Prepared, KernelError> {
+impl Backend for GpuExecutor {
+    type Buffer = DeviceBuffer;
+
+    fn alloc(&self, dtype: DType, len: usize) -> Result<DeviceBuffer, KernelError> {
+        Ok(DeviceBuffer::filled(&self.device, dtype, len, f64::NAN)?)
+    }
+
+    fn upload(&self, host: &tritonite_lang::Buffer) -> Result<DeviceBuffer, KernelError> {
+        Ok(DeviceBuffer::upload(&self.device, host)?)
+    }
+
+    fn download(&self, buf: &DeviceBuffer) -> Result<tritonite_lang::Buffer, KernelError> {
+        Ok(buf.download(&self.device)?)
+    }
+
+    type Prepared = Prepared;
+
+    fn prepare(&self, plan: &Plan, bindings: &[Binding<'_, DeviceBuffer>]) -> Result<Prepared, KernelError> {
         let kernels = plan.launches.iter().map(|l| self.kernel_for(l, bindings)).collect::<Result<_, _>>()?;
         Ok(Prepared { kernels })
     }
 
-    /// Launches a prepared plan on `bindings` (every buffer the plan declares).
-    pub fn launch(
+    fn launch(
         &self,
         plan: &Plan,
         prepared: &Prepared,
@@ -150,30 +186,19 @@ impl GpuExecutor {
         }
         Ok(())
     }
-}
 
-impl Backend for GpuExecutor {
-    type Buffer = DeviceBuffer;
-
-    fn alloc(&self, dtype: DType, len: usize) -> Result<DeviceBuffer, KernelError> {
-        Ok(DeviceBuffer::filled(&self.device, dtype, len, f64::NAN)?)
+    fn time_ms(
+        &self,
+        warmup: usize,
+        reps: usize,
+        work: &mut dyn FnMut() -> Result<(), KernelError>,
+    ) -> Result<Vec<f64>, KernelError> {
+        let times = self.device.time_ms(warmup, reps, work)?;
+        Ok(times.into_iter().map(f64::from).collect())
     }
 
-    fn upload(&self, host: &tritonite_lang::Buffer) -> Result<DeviceBuffer, KernelError> {
-        Ok(DeviceBuffer::upload(&self.device, host)?)
-    }
-
-    fn download(&self, buf: &DeviceBuffer) -> Result<tritonite_lang::Buffer, KernelError> {
-        Ok(buf.download(&self.device)?)
-    }
-
-    fn run(&self, plan: &Plan, bindings: &[Binding<'_, DeviceBuffer>]) -> Result<(), KernelError> {
-        for d in &plan.buffers {
-            let b = find(bindings, d.name)?;
-            plan.check_given(d.name, b.buf.dtype(), b.buf.len(), b.offset)?;
-        }
-        let prepared = self.prepare(plan, bindings)?;
-        self.launch(plan, &prepared, bindings)
+    fn autotuner(&self) -> Option<&Autotuner> {
+        Some(&self.autotuner)
     }
 
     fn sm_count(&self) -> usize {

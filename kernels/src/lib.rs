@@ -20,5 +20,6 @@ pub mod reference;
 pub mod registry;
 pub mod rmsnorm;
 pub mod tensor;
+pub mod tuning;
 
 pub use error::KernelError;

@@ -183,8 +183,20 @@ impl Backend for NoRun {
     fn download(&self, _: &Fake) -> Result<Buffer, KernelError> {
         panic!("nothing should be downloaded")
     }
-    fn run(&self, _: &Plan, _: &[Binding<'_, Fake>]) -> Result<(), KernelError> {
+    type Prepared = ();
+    fn prepare(&self, _: &Plan, _: &[Binding<'_, Fake>]) -> Result<(), KernelError> {
         panic!("a rejected call must not run")
+    }
+    fn launch(&self, _: &Plan, _: &(), _: &[Binding<'_, Fake>]) -> Result<(), KernelError> {
+        panic!("a rejected call must not run")
+    }
+    fn time_ms(
+        &self,
+        _: usize,
+        _: usize,
+        _: &mut dyn FnMut() -> Result<(), KernelError>,
+    ) -> Result<Vec<f64>, KernelError> {
+        panic!("a rejected call must not be timed")
     }
     fn sm_count(&self) -> usize {
         1

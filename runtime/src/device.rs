@@ -51,6 +51,16 @@ impl Device {
             .map_err(RuntimeError::driver("reading the SM count"))
     }
 
+    /// The CUDA version the driver supports, e.g. `13.0`.
+    pub fn driver_version(&self) -> Result<String, RuntimeError> {
+        let mut v: std::ffi::c_int = 0;
+        // SAFETY: libcuda is loaded (a context exists) and `v` outlives the call.
+        unsafe { cudarc::driver::sys::cuDriverGetVersion(&mut v) }
+            .result()
+            .map_err(RuntimeError::driver("reading the driver version"))?;
+        Ok(format!("{}.{}", v / 1000, (v % 1000) / 10))
+    }
+
     /// Waits for all queued work.
     pub fn synchronize(&self) -> Result<(), RuntimeError> {
         self.stream.synchronize().map_err(RuntimeError::driver("synchronizing"))

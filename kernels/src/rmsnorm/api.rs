@@ -4,11 +4,13 @@
 use tritonite_lang::DType;
 
 use super::plan::{backward_plan, forward_plan, BackwardShape, ForwardShape};
+use super::tuning::{select, Pass, Problem};
 use super::{RmsNormConfig, RmsNormSpec};
 use crate::backend::{Backend, Binding};
 use crate::error::KernelError;
 use crate::plan::check_shape;
 use crate::tensor::{check_no_overlap, check_vector, Operand, Rows, Storage};
+use crate::tuning::Progress;
 
 /// Options of [`rms_norm`]; `RmsNormOptions::default()` is plain RMSNorm with `eps = 1e-6`.
 #[derive(Debug)]
@@ -29,7 +31,8 @@ pub struct RmsNormOptions<'a, S> {
     pub out_dtype: Option<DType>,
     /// Write `y` here (same shape as `x`, any row stride) instead of a new buffer.
     pub out: Option<Rows<'a, S>>,
-    /// Kernel config; default: [`RmsNormConfig::heuristic`].
+    /// Kernel config; default: the backend's tuned config for this problem (see
+    /// [`super::tuning::select`]), else [`RmsNormConfig::heuristic`].
     pub config: Option<RmsNormConfig>,
 }
 
@@ -59,6 +62,8 @@ pub struct RmsNormOutput<B> {
     pub residual_out: Option<B>,
     /// What was computed: pass it to [`rms_norm_backward`].
     pub spec: RmsNormSpec,
+    /// The kernel config that ran (given, tuned or heuristic).
+    pub config: RmsNormConfig,
 }
 
 fn check_scalar(arg: &'static str, v: f32, positive: bool) -> Result<(), KernelError> {
@@ -82,6 +87,30 @@ fn check_presence(arg: &'static str, expected: Option<DType>, got: Option<DType>
         }),
         _ => Ok(()),
     }
+}
+
+/// The caller's config, else the backend's cached or tuned one, else the heuristic. Tuning (only
+/// when the backend's mode asks for it) says so on stderr: it takes seconds.
+fn config_for<B: Backend>(
+    backend: &B,
+    given: Option<RmsNormConfig>,
+    problem: &Problem,
+) -> Result<RmsNormConfig, KernelError> {
+    if let Some(c) = given {
+        return Ok(c);
+    }
+    let mut announce = |p: Progress<'_>| {
+        if p.index == 0 {
+            eprintln!(
+                "tritonite: tuning {} for {}x{} ({} runs; TRITONITE_AUTOTUNE=off to skip)",
+                problem.pass.kernel(),
+                problem.m,
+                problem.n,
+                p.total
+            );
+        }
+    };
+    Ok(select(backend, problem, &mut announce)?.config)
 }
 
 /// RMSNorm forward of the rows of `x`, with an optional weight (`n` elements, `x`'s dtype or f32).
@@ -148,7 +177,8 @@ pub fn rms_norm<B: Backend>(
         o.check("out", spec.out, m, n)?;
         check_no_overlap(&inputs, &[("out", Operand::Rows(o))])?;
     }
-    let cfg = opts.config.unwrap_or_else(|| RmsNormConfig::heuristic(&spec, n, backend.sm_count()));
+    let problem = Problem { pass: Pass::Forward, spec, dresidual_out: false, m, n };
+    let cfg = config_for(backend, opts.config, &problem)?;
     let shape = ForwardShape {
         m,
         n,
@@ -179,7 +209,7 @@ pub fn rms_norm<B: Backend>(
     bindings.extend(residual_out.as_ref().map(|r| Binding::whole("residual_out", r)));
     bindings.push(Binding::whole("rstd", &rstd));
     backend.run(&plan, &bindings)?;
-    Ok(RmsNormOutput { y: y_new, rstd, residual_out, spec })
+    Ok(RmsNormOutput { y: y_new, rstd, residual_out, spec, config: cfg })
 }
 
 /// Options of [`rms_norm_backward`].
@@ -190,7 +220,8 @@ pub struct RmsNormBackwardOptions<'a, S> {
     /// The gradient arriving at `residual_out` (the residual stream), added to `dx`; needs a
     /// forward that returned `residual_out`.
     pub dresidual_out: Option<Rows<'a, S>>,
-    /// Kernel config; default: [`RmsNormConfig::heuristic_backward`].
+    /// Kernel config; default: the backend's tuned config for this problem, else
+    /// [`RmsNormConfig::heuristic_backward`].
     pub config: Option<RmsNormConfig>,
 }
 
@@ -211,6 +242,8 @@ pub struct RmsNormGrads<B> {
     pub dbias: Option<B>,
     /// Gradient of the residual (`[m, n]`, its dtype; equal to `dx`), with a residual.
     pub dresidual: Option<B>,
+    /// The kernel config that ran (given, tuned or heuristic).
+    pub config: RmsNormConfig,
 }
 
 /// RMSNorm backward of a forward that computed `spec`. `saved` is what the forward normalized: `x`,
@@ -247,9 +280,8 @@ pub fn rms_norm_backward<B: Backend>(
         }
         d.check("dresidual_out", spec.saved(), m, n)?;
     }
-    let cfg = opts.config.unwrap_or_else(|| {
-        RmsNormConfig::heuristic_backward(spec, opts.dresidual_out.is_some(), n, backend.sm_count())
-    });
+    let problem = Problem { pass: Pass::Backward, spec: *spec, dresidual_out: opts.dresidual_out.is_some(), m, n };
+    let cfg = config_for(backend, opts.config, &problem)?;
     let shape = BackwardShape {
         m,
         n,
@@ -286,5 +318,5 @@ pub fn rms_norm_backward<B: Backend>(
     bindings.extend(dbias.as_ref().map(|d| Binding::whole("dbias", d)));
     bindings.extend(scratch.iter().map(|(name, b)| Binding::whole(name, b)));
     backend.run(&plan, &bindings)?;
-    Ok(RmsNormGrads { dx, dweight, dbias, dresidual })
+    Ok(RmsNormGrads { dx, dweight, dbias, dresidual, config: cfg })
 }

@@ -12,6 +12,7 @@ pub mod api;
 pub mod check;
 pub mod kernels;
 pub mod plan;
+pub mod tuning;
 
 pub use api::{rms_norm, rms_norm_backward, RmsNormBackwardOptions, RmsNormGrads, RmsNormOptions, RmsNormOutput};
 pub use kernels::{backward, forward, sum_partials};
