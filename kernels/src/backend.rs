@@ -2,8 +2,6 @@
 //! feature, a GPU (`crate::gpu::GpuExecutor`). The typed entry points are written once against
 //! [`Backend`].
 
-use std::collections::HashMap;
-
 use tritonite_lang::{Buffer, DType};
 
 use crate::error::KernelError;
@@ -95,26 +93,4 @@ pub trait Backend {
     fn autotuner(&self) -> Option<&crate::tuning::Autotuner> {
         None
     }
-}
-
-/// Runs `plan` with the caller's `given` buffers (every input, and any outputs or scratch to use in
-/// place), allocating the rest; returns the allocated outputs by name.
-pub fn execute<B: Backend>(
-    backend: &B,
-    plan: &Plan,
-    given: &[Binding<'_, B::Buffer>],
-) -> Result<HashMap<&'static str, B::Buffer>, KernelError> {
-    for g in given {
-        plan.check_given(g.name, g.buf.dtype(), g.buf.len(), g.offset)?;
-    }
-    let names: Vec<&str> = given.iter().map(|g| g.name).collect();
-    let mut owned: HashMap<&'static str, B::Buffer> = HashMap::new();
-    for d in plan.to_allocate(&names)? {
-        owned.insert(d.name, backend.alloc(d.dtype, d.len)?);
-    }
-    let mut all: Vec<Binding<'_, B::Buffer>> = given.to_vec();
-    all.extend(owned.iter().map(|(name, buf)| Binding::whole(name, buf)));
-    backend.run(plan, &all)?;
-    owned.retain(|name, _| plan.is_output(name));
-    Ok(owned)
 }

@@ -10,9 +10,9 @@ use crate::error::KernelError;
 pub enum Role {
     /// Provided by the caller.
     Input,
-    /// Allocated by the executor (poisoned with NaN) and returned.
+    /// Written by the plan and returned to the caller.
     Output,
-    /// Allocated by the executor for intermediate results, not returned.
+    /// Written and read by the plan for intermediate results (e.g. per-program partial sums).
     Scratch,
 }
 
@@ -73,28 +73,6 @@ impl Plan {
     /// The declaration of buffer `name`.
     pub fn decl(&self, name: &str) -> Option<&BufferDecl> {
         self.buffers.iter().find(|b| b.name == name)
-    }
-
-    /// The buffers an executor must allocate when the caller passes `given` (by name): every output
-    /// and scratch buffer not given. A missing input is an error naming it.
-    pub fn to_allocate(&self, given: &[&str]) -> Result<Vec<&BufferDecl>, KernelError> {
-        let mut out = vec![];
-        for d in self.buffers.iter().filter(|d| !given.contains(&d.name)) {
-            if d.role == Role::Input {
-                return Err(KernelError::BadArgument {
-                    arg: d.name,
-                    expected: format!("{} elements of {}", d.len, d.dtype),
-                    got: "nothing".into(),
-                });
-            }
-            out.push(d);
-        }
-        Ok(out)
-    }
-
-    /// True when `name` is one of the plan's outputs (what an executor returns).
-    pub fn is_output(&self, name: &str) -> bool {
-        self.decl(name).is_some_and(|d| d.role == Role::Output)
     }
 
     /// Checks a buffer bound to `name` from element `offset` on: its dtype, and that it holds the
