@@ -200,19 +200,8 @@ fn parse_dtype(name: &str) -> Result<DType> {
 fn demo_case(args: &DemoArgs, dtype: DType, sm_count: usize) -> Case {
     let spec = RmsNormSpec { residual: Some(dtype), residual_out: Some(dtype), ..RmsNormSpec::new(dtype, Some(dtype)) };
     let heuristic = RmsNormConfig::heuristic(&spec, args.n, sm_count);
-    Case {
-        m: args.m,
-        n: args.n,
-        spec,
-        offset: 0.0,
-        eps: 1e-6,
-        pad: 0,
-        view_offset: 0,
-        caller_out: false,
-        dresidual_out: true,
-        config: RmsNormConfig { block_size: args.block_size, ..heuristic },
-        seed: 1,
-    }
+    let config = RmsNormConfig { block_size: args.block_size, ..heuristic };
+    Case { dresidual_out: true, seed: 1, ..Case::new(args.m, args.n, spec, config) }
 }
 
 fn demo(args: &DemoArgs) -> Result<()> {

@@ -44,18 +44,8 @@ fn random_cases(count: u64, sms: usize) -> Vec<Case> {
 
 /// Cases at the limits of the shapes the issue names.
 fn fixed_cases(sms: usize) -> Vec<Case> {
-    let base = |m, n, spec, block_size, num_warps| Case {
-        m,
-        n,
-        spec,
-        offset: 0.0,
-        eps: 1e-6,
-        pad: 0,
-        view_offset: 0,
-        caller_out: false,
-        dresidual_out: false,
-        config: RmsNormConfig { block_size, num_warps, programs: 2 * sms },
-        seed: m as u64 * 31 + n as u64,
+    let base = |m, n, spec, block_size, num_warps| {
+        Case::new(m, n, spec, RmsNormConfig { block_size, num_warps, programs: 2 * sms })
     };
     let plain = |d| RmsNormSpec::new(d, Some(d));
     let fused = |d| RmsNormSpec {

@@ -32,6 +32,16 @@ impl<'a, S> Binding<'a, S> {
     pub fn whole(name: &'static str, buf: &'a S) -> Binding<'a, S> {
         Binding { name, buf, offset: 0 }
     }
+
+    /// The binding of `name` in `bindings`, or an error naming the unbound buffer.
+    pub fn find<'b>(bindings: &'b [Binding<'a, S>], name: &str) -> Result<&'b Binding<'a, S>, KernelError> {
+        bindings.iter().find(|b| b.name == name).ok_or_else(|| unbound(name))
+    }
+}
+
+/// The error for a plan buffer nothing is bound to.
+pub(crate) fn unbound(name: &str) -> KernelError {
+    KernelError::BadArgument { arg: "bindings", expected: format!("a buffer bound to `{name}`"), got: "none".into() }
 }
 
 /// Something that runs plans on its own kind of buffer.
@@ -66,11 +76,7 @@ pub trait Backend {
     /// Checks the bindings against the plan, then prepares and launches it.
     fn run(&self, plan: &Plan, bindings: &[Binding<'_, Self::Buffer>]) -> Result<(), KernelError> {
         for d in &plan.buffers {
-            let b = bindings.iter().find(|b| b.name == d.name).ok_or_else(|| KernelError::BadArgument {
-                arg: "bindings",
-                expected: format!("a buffer bound to `{}`", d.name),
-                got: "none".into(),
-            })?;
+            let b = Binding::find(bindings, d.name)?;
             plan.check_given(d.name, b.buf.dtype(), b.buf.len(), b.offset)?;
         }
         let prepared = self.prepare(plan, bindings)?;

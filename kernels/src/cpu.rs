@@ -7,7 +7,7 @@ use tritonite_lang::interp::{self, Arg, Buffer};
 use tritonite_lang::ir::ParamKind;
 use tritonite_lang::{DType, Lit};
 
-use crate::backend::{Backend, Binding};
+use crate::backend::{unbound, Backend, Binding};
 use crate::error::KernelError;
 use crate::plan::{Plan, PlanArg, Role};
 use crate::tensor::Storage;
@@ -111,7 +111,7 @@ impl Backend for Cpu {
         // last launch succeeded.
         let mut copies: HashMap<&'static str, Buffer> = HashMap::new();
         for d in &plan.buffers {
-            let b = bindings.iter().find(|b| b.name == d.name).ok_or_else(|| missing(d.name))?;
+            let b = Binding::find(bindings, d.name)?;
             plan.check_given(d.name, b.buf.dtype(), b.buf.len(), b.offset)?;
             copies.insert(d.name, b.buf.0.borrow().slice(b.offset, d.len));
         }
@@ -120,7 +120,7 @@ impl Backend for Cpu {
             let mut written: Vec<(&'static str, Buffer)> = vec![];
             for (a, p) in launch.args.iter().zip(&launch.kernel.params) {
                 if let (PlanArg::Buffer(name), ParamKind::MutPtr(_)) = (a, p.kind) {
-                    written.push((name, copies.remove(name).ok_or_else(|| missing(name))?));
+                    written.push((name, copies.remove(name).ok_or_else(|| unbound(name))?));
                 }
             }
             {
@@ -130,7 +130,7 @@ impl Backend for Cpu {
                     args.push(match a {
                         PlanArg::Buffer(name) => match outs.remove(name) {
                             Some(b) => Arg::Out(b),
-                            None => Arg::In(copies.get(name).ok_or_else(|| missing(name))?),
+                            None => Arg::In(copies.get(name).ok_or_else(|| unbound(name))?),
                         },
                         PlanArg::I32(v) => Arg::Scalar(Lit::Int(*v as i64)),
                         PlanArg::I64(v) => Arg::Scalar(Lit::Int(*v)),
@@ -142,13 +142,9 @@ impl Backend for Cpu {
             copies.extend(written);
         }
         for d in plan.buffers.iter().filter(|d| d.role != Role::Input) {
-            let b = bindings.iter().find(|b| b.name == d.name).expect("every buffer was bound above");
+            let b = Binding::find(bindings, d.name)?;
             b.buf.0.borrow_mut().write_at(b.offset, &copies[d.name]);
         }
         Ok(())
     }
-}
-
-fn missing(name: &str) -> KernelError {
-    KernelError::BadArgument { arg: "bindings", expected: format!("a buffer bound to `{name}`"), got: "none".into() }
 }

@@ -45,17 +45,6 @@ pub struct GpuExecutor {
     autotuner: Autotuner,
 }
 
-fn find<'a, 'b>(
-    bindings: &'b [Binding<'a, DeviceBuffer>],
-    name: &str,
-) -> Result<&'b Binding<'a, DeviceBuffer>, KernelError> {
-    bindings.iter().find(|b| b.name == name).ok_or_else(|| KernelError::BadArgument {
-        arg: "bindings",
-        expected: format!("a buffer bound to `{name}`"),
-        got: "none".into(),
-    })
-}
-
 impl GpuExecutor {
     /// An executor on `device` compiling for the device's own architecture, with the autotuning
     /// cache and mode of [`Autotuner::from_env`].
@@ -105,7 +94,7 @@ impl GpuExecutor {
         for (i, a) in launch.args.iter().enumerate() {
             let aligned = match a {
                 PlanArg::Buffer(name) => {
-                    let b = find(bindings, name)?;
+                    let b = Binding::find(bindings, name)?;
                     (b.buf.address() + (b.offset * b.buf.dtype().size_bytes()) as u64).is_multiple_of(16)
                 }
                 PlanArg::I32(v) => v % 16 == 0,
@@ -173,7 +162,7 @@ impl Backend for GpuExecutor {
                 .map(|a| {
                     Ok(match a {
                         PlanArg::Buffer(name) => {
-                            let b = find(bindings, name)?;
+                            let b = Binding::find(bindings, name)?;
                             KernelArg::Buffer(b.buf, b.offset)
                         }
                         PlanArg::I32(v) => KernelArg::I32(*v),

@@ -69,6 +69,24 @@ impl Draw {
 const FLOATS: [DType; 3] = [DType::F32, DType::F16, DType::BF16];
 
 impl Case {
+    /// `m × n` of `spec` with `config` and nothing else on: no offset, `eps = 1e-6`, contiguous
+    /// rows, new outputs, no residual-stream gradient; inputs seeded from the shape.
+    pub fn new(m: usize, n: usize, spec: RmsNormSpec, config: RmsNormConfig) -> Case {
+        Case {
+            m,
+            n,
+            spec,
+            offset: 0.0,
+            eps: 1e-6,
+            pad: 0,
+            view_offset: 0,
+            caller_out: false,
+            dresidual_out: false,
+            config,
+            seed: m as u64 * 31 + n as u64,
+        }
+    }
+
     /// A case drawn from `seed` with `m ≤ max_m` and `n ≤ max_n` (often small or ragged, sometimes
     /// at the limits) and a config valid for `sm_count` SMs: the block either holds the row or
     /// walks it in chunks.
