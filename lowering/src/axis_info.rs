@@ -1,6 +1,7 @@
 //! What is known at compile time about the integer and pointer values of a kernel, in the spirit of
-//! Triton's AxisInfo: for 1-D blocks, runs of consecutive values (contiguity), runs of equal values
-//! (constancy), and the largest power of two dividing the first value of each run (divisibility).
+//! Triton's AxisInfo: along the last dimension of a block, runs of consecutive values (contiguity),
+//! runs of equal values (constancy), and the largest power of two dividing the first value of each
+//! run (divisibility).
 //! The lowering uses it to emit 16-byte vector loads and stores only where they are valid.
 
 use std::collections::HashMap;
@@ -53,7 +54,8 @@ pub fn analyze(kernel: &Kernel, divisible_by_16: &[bool]) -> HashMap<ValueId, Ax
 fn region(kernel: &Kernel, r: &Region, spec: &[bool], info: &mut HashMap<ValueId, AxisInfo>) {
     for op in &r.ops {
         let get = |info: &HashMap<ValueId, AxisInfo>, v: &ValueId| info.get(v).copied().unwrap_or(AxisInfo::UNKNOWN);
-        let len = |v: &ValueId| kernel.ty(*v).numel() as u64;
+        // Runs never cross rows: they are bounded by the last dimension.
+        let len = |v: &ValueId| kernel.ty(*v).shape.last().map_or(1, |&n| n as u64);
         let result = match &op.kind {
             OpKind::Param(i) => {
                 let p = &kernel.params[*i];
@@ -87,9 +89,27 @@ fn region(kernel: &Kernel, r: &Region, spec: &[bool], info: &mut HashMap<ValueId
             OpKind::Arange { start, end } => {
                 Some(AxisInfo { contiguity: (end - start) as u64, constancy: 1, divisibility: pow2_dividing(*start) })
             }
-            OpKind::Splat(v) | OpKind::Broadcast(v) => {
+            OpKind::Splat(v) => Some(AxisInfo {
+                contiguity: 1,
+                constancy: len(&op.results[0]),
+                divisibility: get(info, v).divisibility,
+            }),
+            // Repeating a last dimension of 1 makes rows constant; otherwise rows are copied whole.
+            OpKind::Broadcast(v) if len(v) == 1 => Some(AxisInfo {
+                contiguity: 1,
+                constancy: len(&op.results[0]),
+                divisibility: get(info, v).divisibility,
+            }),
+            OpKind::Broadcast(v) => Some(get(info, v)),
+            // A new last dimension of 1: every element is a run of its own, divisible as a run's
+            // first value only when no run had more than one value.
+            OpKind::ExpandDims(v, axis) if *axis == kernel.ty(*v).shape.len() && !kernel.ty(*v).is_scalar() => {
                 let s = get(info, v);
-                Some(AxisInfo { contiguity: 1, constancy: len(&op.results[0]), divisibility: s.divisibility })
+                Some(AxisInfo {
+                    contiguity: 1,
+                    constancy: 1,
+                    divisibility: if s.contiguity > 1 { 1 } else { s.divisibility },
+                })
             }
             OpKind::ExpandDims(v, _) => Some(get(info, v)),
             OpKind::Cast(v) => kernel.ty(op.results[0]).dtype().filter(|d| d.is_int()).map(|_| get(info, v)),

@@ -1,77 +1,303 @@
 //! Layouts: which thread of a program owns which elements of a block.
 //!
-//! A [`BlockedLayout`] follows Triton's blocked layout, restricted to 1-D blocks for now: each
-//! thread owns `size_per_thread` contiguous elements (one 16-byte vector when the dtype allows),
-//! threads of a warp and then warps tile the block, and the tile repeats until the block is covered.
+//! A [`BlockedLayout`] follows Triton's blocked layout for blocks of rank 1 and 2. Every block is
+//! seen as 2-D (`[1, n]` for a 1-D block); along each dimension `d` a thread owns runs of
+//! `size_per_thread[d]` contiguous elements, the threads of a warp then the warps of the program
+//! tile the block (columns fastest), and the tile repeats until the block is covered. Each thread
+//! keeps its elements as one vector, rows outer and columns inner.
 //!
-//! Block of 32 elements, `size_per_thread = 4`, 4 threads (the tile is 16 elements, repeated twice):
+//! 1-D block of 32 elements, `size_per_thread = [1, 4]`, 4 threads along the columns (the tile is
+//! 16 elements, repeated twice):
 //!
 //! ```text
 //! element: 0  1  2  3 | 4  5  6  7 | 8  9 10 11 |12 13 14 15 |16 17 18 19 | …  |28 29 30 31
 //! thread:  t0 t0 t0 t0| t1 t1 t1 t1| t2 t2 t2 t2| t3 t3 t3 t3| t0 t0 t0 t0| …  | t3 t3 t3 t3
 //! ```
 //!
-//! When the block is smaller than one tile of all threads, the extra threads hold copies
-//! ("replicas") of the elements of thread `t mod threads_used`; they neither store nor count twice
-//! in reductions.
+//! When a dimension is shorter than the threads along it, the extra threads hold copies
+//! ("replicas") of the elements of thread `t mod used`; they neither store nor count twice in
+//! reductions.
+//!
+//! [`assign`] gives every block value of a kernel its layout. A kernel with 2-D blocks has one
+//! parameter set for them (chosen from its largest 2-D block); a 1-D block that meets 2-D blocks
+//! (through `expand_dims`, a reduction, or arithmetic with such values) is laid out as the rows
+//! (`[n, 1]`) or the columns (`[1, n]`) of that parameter set — Triton's slice layouts — so that
+//! `expand_dims` costs nothing and a row reduction's result lines up with the rows it came from.
+
+use std::collections::HashMap;
+
+use tritonite_lang::ir::{walk_ops, Kernel, OpKind, Region, ValueId};
+
+use crate::error::LowerError;
 
 /// Threads per warp on NVIDIA GPUs.
 pub const WARP_SIZE: usize = 32;
 
-/// The distribution of a 1-D block over the threads of a program.
+/// The distribution of a block (seen as 2-D) over the threads of a program.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct BlockedLayout {
-    /// Block length (a power of two).
-    pub shape: usize,
-    /// Contiguous elements each thread owns per repetition.
-    pub size_per_thread: usize,
-    /// Threads per warp (32).
-    pub threads_per_warp: usize,
-    /// Warps per program.
-    pub warps_per_cta: usize,
+    /// Block shape `[rows, cols]` (powers of two).
+    pub shape: [usize; 2],
+    /// Contiguous elements each thread owns per repetition, per dimension.
+    pub size_per_thread: [usize; 2],
+    /// Threads of a warp along each dimension (product 32).
+    pub threads_per_warp: [usize; 2],
+    /// Warps along each dimension (product: warps per program).
+    pub warps_per_cta: [usize; 2],
 }
 
 impl BlockedLayout {
-    /// The layout of a block of `shape` elements over `num_warps` warps with vectors of `vec`
-    /// elements (both powers of two).
-    pub fn new(shape: usize, num_warps: usize, vec: usize) -> BlockedLayout {
+    /// The layout of a 1-D block of `n` elements over `num_warps` warps with vectors of `vec`
+    /// elements (all powers of two).
+    pub fn new(n: usize, num_warps: usize, vec: usize) -> BlockedLayout {
+        BlockedLayout {
+            shape: [1, n],
+            size_per_thread: [1, vec],
+            threads_per_warp: [1, WARP_SIZE],
+            warps_per_cta: [1, num_warps],
+        }
+        .with_shape([1, n])
+    }
+
+    /// The default layout of a 2-D block `[rows, cols]`: vectors of `vec` along the columns,
+    /// lanes along the columns as far as they go and the rest along the rows, then warps the
+    /// same way (after Triton's default blocked encoding).
+    pub fn new_2d(shape: [usize; 2], num_warps: usize, vec: usize) -> BlockedLayout {
+        let spt = vec.min(shape[1]).max(1);
+        let tpw_c = (shape[1] / spt).clamp(1, WARP_SIZE);
+        let wpc_c = (shape[1] / (spt * tpw_c)).clamp(1, num_warps);
         BlockedLayout {
             shape,
-            size_per_thread: vec.min(shape).max(1),
-            threads_per_warp: WARP_SIZE,
-            warps_per_cta: num_warps,
+            size_per_thread: [1, spt],
+            threads_per_warp: [WARP_SIZE / tpw_c, tpw_c],
+            warps_per_cta: [num_warps / wpc_c, wpc_c],
         }
+    }
+
+    /// The same distribution applied to a block of another shape (vectors shrink to fit).
+    pub fn with_shape(self, shape: [usize; 2]) -> BlockedLayout {
+        let mut l = self;
+        l.shape = shape;
+        for d in 0..2 {
+            l.size_per_thread[d] = l.size_per_thread[d].min(shape[d]).max(1);
+        }
+        l
     }
 
     /// Threads in the program.
     pub fn num_threads(&self) -> usize {
-        self.threads_per_warp * self.warps_per_cta
+        self.threads(0) * self.threads(1)
     }
 
-    /// Threads that own distinct elements; the others are replicas.
-    pub fn threads_used(&self) -> usize {
-        self.num_threads().min(self.shape / self.size_per_thread)
+    /// Threads along dimension `d`.
+    pub fn threads(&self, d: usize) -> usize {
+        self.threads_per_warp[d] * self.warps_per_cta[d]
     }
 
-    /// How many times the tile of all used threads repeats over the block.
-    pub fn repetitions(&self) -> usize {
-        self.shape / (self.size_per_thread * self.threads_used())
+    /// Threads along `d` that own distinct elements; the others are replicas.
+    pub fn used(&self, d: usize) -> usize {
+        self.threads(d).min(self.shape[d] / self.size_per_thread[d])
+    }
+
+    /// True when some threads along `d` only hold copies.
+    pub fn has_replicas(&self, d: usize) -> bool {
+        self.used(d) < self.threads(d)
+    }
+
+    /// Elements a thread holds along `d`.
+    pub fn elems(&self, d: usize) -> usize {
+        self.shape[d] / self.used(d)
     }
 
     /// Elements each thread holds (its registers for this block).
     pub fn elems_per_thread(&self) -> usize {
-        self.size_per_thread * self.repetitions()
+        self.elems(0) * self.elems(1)
     }
 
-    /// True when some threads only hold copies.
-    pub fn has_replicas(&self) -> bool {
-        self.threads_used() < self.num_threads()
+    /// The index along `d` of a thread's `e`-th element along `d`, for the owner `u < used(d)`.
+    pub fn global_index(&self, d: usize, u: usize, e: usize) -> usize {
+        let spt = self.size_per_thread[d];
+        (e / spt) * spt * self.used(d) + u * spt + e % spt
     }
 
-    /// The block index of a thread's `e`-th element, for the owning thread `u < threads_used()`.
-    pub fn global_index(&self, u: usize, e: usize) -> usize {
-        let spt = self.size_per_thread;
-        (e / spt) * spt * self.threads_used() + u * spt + e % spt
+    /// The position in the thread's vector of its element `(e0, e1)`.
+    pub fn flat(&self, e0: usize, e1: usize) -> usize {
+        e0 * self.elems(1) + e1
+    }
+}
+
+/// What a 1-D block is to the kernel's 2-D blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    /// Lives along the rows of the 2-D blocks (`[n, 1]`).
+    Rows,
+    /// Lives along the columns of the 2-D blocks (`[1, n]`).
+    Cols,
+}
+
+/// The layout of every block value of one kernel.
+#[derive(Clone, Debug)]
+pub struct Layouts {
+    of: HashMap<ValueId, BlockedLayout>,
+}
+
+impl Layouts {
+    /// The layout of block `v` (`None` for scalars).
+    pub fn get(&self, v: ValueId) -> Option<BlockedLayout> {
+        self.of.get(&v).copied()
+    }
+}
+
+/// Union-find over values, with a role per class.
+struct Classes {
+    parent: HashMap<ValueId, ValueId>,
+    role: HashMap<ValueId, Role>,
+    conflict: Option<ValueId>,
+}
+
+impl Classes {
+    fn find(&mut self, v: ValueId) -> ValueId {
+        let p = *self.parent.get(&v).unwrap_or(&v);
+        if p == v {
+            return v;
+        }
+        let root = self.find(p);
+        self.parent.insert(v, root);
+        root
+    }
+
+    fn set_role(&mut self, v: ValueId, role: Role) {
+        let r = self.find(v);
+        match self.role.get(&r) {
+            Some(&old) if old != role => self.conflict = self.conflict.or(Some(v)),
+            _ => {
+                self.role.insert(r, role);
+            }
+        }
+    }
+
+    fn union(&mut self, a: ValueId, b: ValueId) {
+        let (ra, rb) = (self.find(a), self.find(b));
+        if ra == rb {
+            return;
+        }
+        self.parent.insert(rb, ra);
+        if let Some(role) = self.role.remove(&rb) {
+            self.set_role(ra, role);
+        }
+    }
+}
+
+/// Gives every block value of `k` its layout for `num_warps` warps and `vec`-element vectors.
+pub fn assign(k: &Kernel, num_warps: usize, vec: usize) -> Result<Layouts, LowerError> {
+    let rank = |v: ValueId| k.ty(v).shape.len();
+    let mut cls = Classes { parent: HashMap::new(), role: HashMap::new(), conflict: None };
+    let mut largest: Option<[usize; 2]> = None;
+    let mut err = None;
+    walk_ops(&k.body, &mut |op| {
+        let r = op.results.first().copied();
+        if let Some(r) = r {
+            let s = &k.ty(r).shape;
+            if s.len() > 2 && err.is_none() {
+                err = Some(LowerError::Unsupported {
+                    kernel: k.name.clone(),
+                    what: format!("{r}: {}: blocks of rank {} (the GPU lowering handles ranks 0–2)", k.ty(r), s.len()),
+                });
+            }
+            if s.len() == 2 && largest.is_none_or(|l| s[0] * s[1] > l[0] * l[1]) {
+                largest = Some([s[0], s[1]]);
+            }
+        }
+        // Elementwise operands share the result's layout.
+        let same: Vec<ValueId> = match &op.kind {
+            OpKind::Binary(_, a, b) | OpKind::Cmp(_, a, b) | OpKind::AddPtr(a, b) => vec![*a, *b],
+            OpKind::Unary(_, a) | OpKind::Cast(a) | OpKind::Broadcast(a) => vec![*a],
+            OpKind::Select(c, a, b) => vec![*c, *a, *b],
+            OpKind::Load { ptr, mask, other } => [Some(*ptr), *mask, *other].into_iter().flatten().collect(),
+            OpKind::Store { ptr, value, mask } => [Some(*ptr), Some(*value), *mask].into_iter().flatten().collect(),
+            _ => vec![],
+        };
+        let anchor = r.or(same.first().copied());
+        for v in same {
+            if let Some(a) = anchor {
+                if rank(v) > 0 && rank(a) == rank(v) {
+                    cls.union(a, v);
+                }
+            }
+        }
+        match &op.kind {
+            OpKind::ExpandDims(v, axis) if rank(*v) == 1 => {
+                cls.set_role(*v, if *axis == 0 { Role::Cols } else { Role::Rows })
+            }
+            OpKind::Reduce(_, v, axis) if rank(*v) == 2 => {
+                let r = r.expect("reductions have a result");
+                cls.set_role(r, if *axis == 0 { Role::Cols } else { Role::Rows })
+            }
+            OpKind::For { init, body, .. } => {
+                let yields = match body.ops.last().map(|o| &o.kind) {
+                    Some(OpKind::Yield(vs)) => vs.clone(),
+                    _ => vec![],
+                };
+                for (i, v) in init.iter().enumerate() {
+                    if rank(*v) > 0 {
+                        cls.union(*v, body.args[i + 1]);
+                        cls.union(*v, op.results[i]);
+                        if let Some(y) = yields.get(i) {
+                            cls.union(*v, *y);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    });
+    if let Some(e) = err {
+        return Err(e);
+    }
+    if let Some(v) = cls.conflict {
+        return Err(LowerError::Unsupported {
+            kernel: k.name.clone(),
+            what: format!(
+                "{v}: {} is used both as rows and as columns of 2-D blocks (needs a layout conversion)",
+                k.ty(v)
+            ),
+        });
+    }
+    let params = largest.map(|s| BlockedLayout::new_2d(s, num_warps, vec));
+    let mut of = HashMap::new();
+    let mut place = |v: ValueId, cls: &mut Classes| {
+        let s = &k.ty(v).shape;
+        let layout = match (s.len(), params) {
+            (0, _) => return,
+            (2, Some(p)) => p.with_shape([s[0], s[1]]),
+            (1, p) => {
+                let root = cls.find(v);
+                match (cls.role.get(&root), p) {
+                    (Some(Role::Rows), Some(p)) => p.with_shape([s[0], 1]),
+                    (Some(Role::Cols), Some(p)) => p.with_shape([1, s[0]]),
+                    _ => BlockedLayout::new(s[0], num_warps, vec),
+                }
+            }
+            _ => unreachable!("ranks above 2 are rejected above"),
+        };
+        of.insert(v, layout);
+    };
+    place_region(&k.body, &mut |v| place(v, &mut cls));
+    Ok(Layouts { of })
+}
+
+/// Calls `f` on every value a region defines (results and block arguments, nested).
+fn place_region(r: &Region, f: &mut impl FnMut(ValueId)) {
+    for a in &r.args {
+        f(*a);
+    }
+    for op in &r.ops {
+        for v in &op.results {
+            f(*v);
+        }
+        if let OpKind::For { body, .. } = &op.kind {
+            place_region(body, f);
+        }
     }
 }
 
@@ -79,21 +305,46 @@ impl BlockedLayout {
 mod tests {
     use super::*;
 
-    #[test]
-    fn every_element_has_exactly_one_owner() {
-        for shape in [1, 2, 16, 64, 256, 1024, 4096] {
-            for warps in [1, 2, 4, 8] {
-                for vec in [1, 2, 4, 8] {
-                    let l = BlockedLayout::new(shape, warps, vec);
-                    let mut seen = vec![0; shape];
-                    for u in 0..l.threads_used() {
-                        for e in 0..l.elems_per_thread() {
-                            seen[l.global_index(u, e)] += 1;
-                        }
+    fn check_owners(l: &BlockedLayout) {
+        let mut seen = vec![0; l.shape[0] * l.shape[1]];
+        for u0 in 0..l.used(0) {
+            for u1 in 0..l.used(1) {
+                for e0 in 0..l.elems(0) {
+                    for e1 in 0..l.elems(1) {
+                        let (g0, g1) = (l.global_index(0, u0, e0), l.global_index(1, u1, e1));
+                        seen[g0 * l.shape[1] + g1] += 1;
                     }
-                    assert!(seen.iter().all(|&c| c == 1), "{l:?}");
                 }
             }
         }
+        assert!(seen.iter().all(|&c| c == 1), "{l:?}");
+    }
+
+    #[test]
+    fn every_element_has_exactly_one_owner() {
+        for n in [1, 2, 16, 64, 256, 1024, 4096] {
+            for warps in [1, 2, 4, 8] {
+                for vec in [1, 2, 4, 8] {
+                    check_owners(&BlockedLayout::new(n, warps, vec));
+                    for rows in [1, 2, 4, 16, 64] {
+                        let l = BlockedLayout::new_2d([rows, n], warps, vec);
+                        assert_eq!(l.threads_per_warp[0] * l.threads_per_warp[1], WARP_SIZE);
+                        assert_eq!(l.warps_per_cta[0] * l.warps_per_cta[1], warps);
+                        check_owners(&l);
+                        check_owners(&l.with_shape([rows, 1]));
+                        check_owners(&l.with_shape([1, n]));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rows_of_a_wide_block_go_to_warps() {
+        // [4, 256] bf16 over 4 warps: a warp per row, 8 contiguous elements per thread.
+        let l = BlockedLayout::new_2d([4, 256], 4, 8);
+        assert_eq!(l.threads_per_warp, [1, 32]);
+        assert_eq!(l.warps_per_cta, [4, 1]);
+        assert_eq!((l.elems(0), l.elems(1)), (1, 8));
     }
 }

@@ -14,7 +14,7 @@ impl Emitter<'_> {
 
     pub(crate) fn binary(&mut self, op: BinOp, x: ValueId, y: ValueId) -> String {
         let d = self.dtype(x);
-        let t = self.thread_type(self.ty(x));
+        let t = self.thread_type(x);
         let (a, b) = (self.num(x), self.num(y));
         let name = if d.is_float() {
             match op {
@@ -46,7 +46,7 @@ impl Emitter<'_> {
 
     pub(crate) fn compare(&mut self, op: CmpOp, x: ValueId, y: ValueId) -> String {
         let d = self.dtype(x);
-        let t = self.thread_type(self.ty(x));
+        let t = self.thread_type(x);
         let (a, b) = (self.num(x), self.num(y));
         if d.is_float() {
             // Ordered predicates: false on NaN, except `ne`, which is true (as in the interpreter).
@@ -74,7 +74,7 @@ impl Emitter<'_> {
 
     pub(crate) fn unary(&mut self, op: UnOp, x: ValueId) -> String {
         let d = self.dtype(x);
-        let t = self.thread_type(self.ty(x));
+        let t = self.thread_type(x);
         let a = self.num(x);
         match op {
             UnOp::Neg if d.is_float() => self.assign(&format!("arith.negf {a} : {t}")),
@@ -99,9 +99,8 @@ impl Emitter<'_> {
     /// f32 math through NVVM intrinsics, element by element; 16-bit floats go through f32.
     fn transcendental(&mut self, op: UnOp, x: ValueId) -> String {
         let d = self.dtype(x);
-        let ty = self.ty(x);
-        let n = if ty.is_scalar() { 0 } else { self.layout(&ty.shape).elems_per_thread() };
-        let t = self.thread_type(ty);
+        let n = self.elems(x);
+        let t = self.thread_type(x);
         let f32t = if n == 0 { "f32".to_string() } else { format!("vector<{n}xf32>") };
         let mut a = self.num(x);
         if d != DType::F32 {
@@ -145,7 +144,7 @@ impl Emitter<'_> {
 
     pub(crate) fn cast(&mut self, v: ValueId, r: ValueId) -> String {
         let (from, to) = (self.dtype(v), self.dtype(r));
-        let (ft, tt) = (self.thread_type(self.ty(v)), self.thread_type(self.ty(r)));
+        let (ft, tt) = (self.thread_type(v), self.thread_type(r));
         let a = self.num(v);
         if from == to {
             return a;
@@ -191,7 +190,7 @@ impl Emitter<'_> {
             }
             Lowered::PtrBlock { base, offs: None } => Lowered::PtrBlock { base, offs: Some((off, od)) },
             Lowered::PtrBlock { base, offs: Some((prev, pd)) } => {
-                let t = self.thread_type(self.ty(o));
+                let t = self.thread_type(o);
                 let (prev, off, d) = if pd == od {
                     (prev, off, od)
                 } else {
@@ -205,7 +204,7 @@ impl Emitter<'_> {
                     };
                     (ext(self, prev, pd), ext(self, off, od), DType::I64)
                 };
-                let t = self.thread_type(self.ty(o)).replace("i32", mlir_type(d));
+                let t = self.thread_type(o).replace("i32", mlir_type(d));
                 Lowered::PtrBlock { base, offs: Some((self.assign(&format!("arith.addi {prev}, {off} : {t}")), d)) }
             }
             other => unreachable!("addptr on {other:?}"),

@@ -20,15 +20,14 @@ impl Emitter<'_> {
 
     /// The widest group of elements one access may cover for pointer block `ptr` under `mask`.
     fn group_width(&self, ptr: ValueId, mask: Option<ValueId>) -> usize {
-        let ty = self.ty(ptr);
-        let elem = match ty.elem {
+        let elem = match self.ty(ptr).elem {
             tritonite_lang::Elem::Ptr(d) => d.size_bytes() as u64,
             tritonite_lang::Elem::Scalar(_) => unreachable!("loads take pointers"),
         };
-        let layout = self.layout(&ty.shape);
+        let layout = self.layout(ptr);
         let p = self.info_of(ptr);
         let mut w =
-            (layout.size_per_thread as u64).min(p.contiguity).min((p.divisibility / elem).max(1)).min(16 / elem);
+            (layout.size_per_thread[1] as u64).min(p.contiguity).min((p.divisibility / elem).max(1)).min(16 / elem);
         if let Some(m) = mask {
             w = w.min(self.info_of(m).constancy);
         }
@@ -56,7 +55,7 @@ impl Emitter<'_> {
 
     /// Element `e` (w = 1) or the `w` elements from `e` of a thread vector of `n` elements.
     fn slice(&mut self, v: &str, e: usize, w: usize, n: usize, elem: &str) -> String {
-        if w == n {
+        if w == n && w > 1 {
             v.to_string()
         } else if w == 1 {
             self.assign(&format!("vector.extract {v}[{e}] : {elem} from vector<{n}x{elem}>"))
@@ -73,7 +72,7 @@ impl Emitter<'_> {
         r: ValueId,
     ) -> Result<String, LowerError> {
         let elem = self.pointee(ptr);
-        let rt = self.thread_type(self.ty(r));
+        let rt = self.thread_type(r);
         let esize = self.ty(r).dtype().expect("loads yield numbers").size_bytes();
         let mask_name = mask.map(|m| self.num(m));
         let other_name = match other {
@@ -89,7 +88,7 @@ impl Emitter<'_> {
                 })
             }
             Lowered::PtrBlock { base, offs } => {
-                let n = self.layout(&self.ty(ptr).shape).elems_per_thread();
+                let n = self.elems(ptr);
                 let w = self.group_width(ptr, mask);
                 let gt = if w == 1 { elem.to_string() } else { format!("vector<{w}x{elem}>") };
                 let mut acc = other_name.clone();
@@ -105,7 +104,7 @@ impl Emitter<'_> {
                             self.predicated_value(&bit, &load, &other_part, &gt)
                         }
                     };
-                    acc = if w == n {
+                    acc = if w == n && w > 1 {
                         part
                     } else if w == 1 {
                         self.assign(&format!("vector.insert {part}, {acc} [{e}] : {elem} into vector<{n}x{elem}>"))
@@ -174,17 +173,11 @@ impl Emitter<'_> {
                 );
             }
             Lowered::PtrBlock { base, offs } => {
-                let layout = self.layout(&self.ty(ptr).shape);
+                let layout = self.layout(ptr);
                 let n = layout.elems_per_thread();
                 let w = self.group_width(ptr, mask);
                 let gt = if w == 1 { elem.to_string() } else { format!("vector<{w}x{elem}>") };
-                let owner = if layout.has_replicas() {
-                    let used = self.const_i32(layout.threads_used() as i64);
-                    let tid = self.tid.clone();
-                    Some(self.assign(&format!("arith.cmpi ult, {tid}, {used} : i32")))
-                } else {
-                    None
-                };
+                let owner = self.is_owner(&layout);
                 for g in 0..n / w {
                     let e = g * w;
                     let addr = self.element_address(&base, &offs, e, n, elem);

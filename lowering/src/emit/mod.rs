@@ -16,7 +16,7 @@ use tritonite_lang::{DType, Elem, Type};
 
 use crate::axis_info::{self, AxisInfo};
 use crate::error::LowerError;
-use crate::layout::BlockedLayout;
+use crate::layout::{self, BlockedLayout, Layouts, WARP_SIZE};
 use crate::CompileOptions;
 
 /// How a block-IR value exists in every thread.
@@ -56,9 +56,8 @@ pub(crate) fn float_bits(d: DType, v: f64) -> String {
 
 pub(crate) struct Emitter<'a> {
     pub k: &'a Kernel,
-    pub num_warps: usize,
-    /// Elements per 16-byte vector of the narrowest dtype the kernel loads or stores.
-    pub vec: usize,
+    /// The layout of every block value.
+    pub layouts: Layouts,
     pub info: HashMap<ValueId, AxisInfo>,
     pub vals: HashMap<ValueId, Lowered>,
     body: String,
@@ -97,20 +96,25 @@ impl<'a> Emitter<'a> {
         self.k.ty(v)
     }
 
-    pub fn layout(&self, shape: &[usize]) -> BlockedLayout {
-        BlockedLayout::new(shape[0], self.num_warps, self.vec)
+    /// The layout of block `v`.
+    pub fn layout(&self, v: ValueId) -> BlockedLayout {
+        self.layouts.get(v).unwrap_or_else(|| unreachable!("{v} is a scalar; only blocks have layouts"))
     }
 
-    /// The MLIR type a value of `ty` has in one thread.
-    pub fn thread_type(&self, ty: &Type) -> String {
-        let elem = match ty.elem {
+    /// Elements of `v` each thread holds (0 for a scalar).
+    pub fn elems(&self, v: ValueId) -> usize {
+        self.layouts.get(v).map_or(0, |l| l.elems_per_thread())
+    }
+
+    /// The MLIR type value `v` has in one thread.
+    pub fn thread_type(&self, v: ValueId) -> String {
+        let elem = match self.ty(v).elem {
             Elem::Scalar(d) => mlir_type(d),
             Elem::Ptr(_) => "!llvm.ptr<1>",
         };
-        if ty.is_scalar() {
-            elem.to_string()
-        } else {
-            format!("vector<{}x{elem}>", self.layout(&ty.shape).elems_per_thread())
+        match self.elems(v) {
+            0 => elem.to_string(),
+            n => format!("vector<{n}x{elem}>"),
         }
     }
 
@@ -168,15 +172,17 @@ impl<'a> Emitter<'a> {
             }
             OpKind::ProgramId(a) => Some(Lowered::Scalar(self.grid_query("block_id", *a))),
             OpKind::NumPrograms(a) => Some(Lowered::Scalar(self.grid_query("grid_dim", *a))),
-            OpKind::Arange { start, end } => Some(self.arange(*start, *end)),
-            OpKind::Splat(v) | OpKind::Broadcast(v) => Some(self.splat(*v, r.expect("splat has a result"))),
-            OpKind::ExpandDims(v, _) => Some(self.splat(*v, r.expect("expand_dims has a result"))),
+            OpKind::Arange { start, .. } => Some(self.arange(*start, r.expect("arange has a result"))),
+            OpKind::Splat(v) | OpKind::Broadcast(v) => Some(self.broadcast(*v, r.expect("splat has a result"))),
+            // 1-D → 2-D: the source is laid out as the rows or columns of its 2-D result already.
+            OpKind::ExpandDims(v, _) if !self.ty(*v).is_scalar() => Some(self.get(*v).clone()),
+            OpKind::ExpandDims(v, _) => Some(self.broadcast(*v, r.expect("expand_dims has a result"))),
             OpKind::Binary(b, x, y) => Some(Lowered::Block(self.binary(*b, *x, *y))),
             OpKind::Cmp(c, x, y) => Some(Lowered::Block(self.compare(*c, *x, *y))),
             OpKind::Unary(u, x) => Some(Lowered::Block(self.unary(*u, *x))),
             OpKind::Select(c, a, b) => {
                 let (cn, an, bn) = (self.num(*c), self.num(*a), self.num(*b));
-                let (ct, at) = (self.thread_type(self.ty(*c)), self.thread_type(self.ty(*a)));
+                let (ct, at) = (self.thread_type(*c), self.thread_type(*a));
                 Some(Lowered::Block(self.assign(&format!("arith.select {cn}, {an}, {bn} : {ct}, {at}"))))
             }
             OpKind::Cast(v) => Some(Lowered::Block(self.cast(*v, r.expect("cast has a result")))),
@@ -188,7 +194,7 @@ impl<'a> Emitter<'a> {
                 self.store(*ptr, *value, *mask)?;
                 None
             }
-            OpKind::Reduce(op, v, _) => Some(Lowered::Scalar(self.reduce(*op, *v)?)),
+            OpKind::Reduce(op, v, axis) => Some(Lowered::Block(self.reduce(*op, *v, *axis)?)),
             OpKind::For { lo, hi, step, init, body } => {
                 self.for_loop(*lo, *hi, *step, init, body, results)?;
                 None
@@ -212,45 +218,122 @@ impl<'a> Emitter<'a> {
         self.assign(&format!("arith.index_cast {idx} : index to i32"))
     }
 
-    /// The index of this thread among the threads that own distinct elements of `layout`.
-    pub fn owner_index(&mut self, layout: &BlockedLayout) -> String {
-        if layout.has_replicas() {
-            let used = self.const_i32(layout.threads_used() as i64);
-            let tid = self.tid.clone();
-            self.assign(&format!("arith.remui {tid}, {used} : i32"))
+    /// This thread's coordinate among the threads along dimension `d` of `l`, as `i32`.
+    pub fn thread_coord(&mut self, l: &BlockedLayout, d: usize) -> String {
+        if l.threads(d) == 1 {
+            return self.const_i32(0);
+        }
+        let (tpw, wpc) = (l.threads_per_warp, l.warps_per_cta);
+        let tid = self.tid.clone();
+        let ws = self.const_i32(WARP_SIZE as i64);
+        let lane = self.assign(&format!("arith.remui {tid}, {ws} : i32"));
+        let warp = self.assign(&format!("arith.divui {tid}, {ws} : i32"));
+        let (tc, wc) = (self.const_i32(tpw[1] as i64), self.const_i32(wpc[1] as i64));
+        let (lane_d, warp_d) = if d == 1 {
+            (
+                self.assign(&format!("arith.remui {lane}, {tc} : i32")),
+                self.assign(&format!("arith.remui {warp}, {wc} : i32")),
+            )
         } else {
-            self.tid.clone()
+            (
+                self.assign(&format!("arith.divui {lane}, {tc} : i32")),
+                self.assign(&format!("arith.divui {warp}, {wc} : i32")),
+            )
+        };
+        let tpw_d = self.const_i32(tpw[d] as i64);
+        let base = self.assign(&format!("arith.muli {warp_d}, {tpw_d} : i32"));
+        self.assign(&format!("arith.addi {base}, {lane_d} : i32"))
+    }
+
+    /// The coordinate along `d` of the thread whose elements this thread holds (itself, or the
+    /// owner it is a replica of).
+    pub fn owner_coord(&mut self, l: &BlockedLayout, d: usize) -> String {
+        let t = self.thread_coord(l, d);
+        if l.has_replicas(d) {
+            let used = self.const_i32(l.used(d) as i64);
+            self.assign(&format!("arith.remui {t}, {used} : i32"))
+        } else {
+            t
         }
     }
 
-    fn arange(&mut self, start: i64, end: i64) -> Lowered {
-        let layout = self.layout(&[(end - start) as usize]);
-        let e = layout.elems_per_thread();
-        let statics: Vec<String> = (0..e).map(|i| (layout.global_index(0, i) as i64 + start).to_string()).collect();
+    /// True (`i1`) when this thread owns its elements of `l` (is no replica), `None` when every
+    /// thread does.
+    pub fn is_owner(&mut self, l: &BlockedLayout) -> Option<String> {
+        let mut pred: Option<String> = None;
+        for d in 0..2 {
+            if l.has_replicas(d) {
+                let t = self.thread_coord(l, d);
+                let used = self.const_i32(l.used(d) as i64);
+                let c = self.assign(&format!("arith.cmpi ult, {t}, {used} : i32"));
+                pred = Some(match pred {
+                    Some(p) => self.assign(&format!("arith.andi {p}, {c} : i1")),
+                    None => c,
+                });
+            }
+        }
+        pred
+    }
+
+    /// The dimension a block that is 1-D at heart runs along (columns unless it is a column).
+    fn long_dim(l: &BlockedLayout) -> usize {
+        if l.shape[1] == 1 && l.shape[0] > 1 {
+            0
+        } else {
+            1
+        }
+    }
+
+    fn arange(&mut self, start: i64, r: ValueId) -> Lowered {
+        let l = self.layout(r);
+        let d = Self::long_dim(&l);
+        let e = l.elems_per_thread();
+        let statics: Vec<String> = (0..e).map(|i| (l.global_index(d, 0, i) as i64 + start).to_string()).collect();
         let cst = self.assign(&format!("arith.constant dense<[{}]> : vector<{e}xi32>", statics.join(", ")));
-        let u = self.owner_index(&layout);
-        let spt = self.const_i32(layout.size_per_thread as i64);
+        let u = self.owner_coord(&l, d);
+        let spt = self.const_i32(l.size_per_thread[d] as i64);
         let base = self.assign(&format!("arith.muli {u}, {spt} : i32"));
         let splat = self.assign(&format!("vector.broadcast {base} : i32 to vector<{e}xi32>"));
         Lowered::Block(self.assign(&format!("arith.addi {cst}, {splat} : vector<{e}xi32>")))
     }
 
-    /// Splat, broadcast of a 1-element block, or expand_dims of a scalar: one value to every element.
-    fn splat(&mut self, v: ValueId, r: ValueId) -> Lowered {
-        let (rt, vt) = (self.thread_type(self.ty(r)), self.thread_type(self.ty(v)));
-        let scalar = match self.get(v).clone() {
-            Lowered::Scalar(s) => s,
+    /// Splat of a scalar, broadcast of a block's size-1 dimensions, or expand_dims of a scalar.
+    fn broadcast(&mut self, v: ValueId, r: ValueId) -> Lowered {
+        let rt = self.thread_type(r);
+        let (src, d) = match self.get(v).clone() {
+            Lowered::Scalar(s) => {
+                let et = mlir_type(self.ty(r).dtype().expect("number blocks have a dtype"));
+                return Lowered::Block(self.assign(&format!("vector.broadcast {s} : {et} to {rt}")));
+            }
             Lowered::Ptr(p) | Lowered::PtrBlock { base: p, offs: None } => {
                 return Lowered::PtrBlock { base: p, offs: None }
             }
-            Lowered::PtrBlock { .. } => unreachable!("broadcasts of pointer blocks are rejected before emission"),
-            Lowered::Block(s) => {
-                let et = mlir_type(self.ty(v).dtype().expect("number blocks have a dtype"));
-                self.assign(&format!("vector.extract {s}[0] : {et} from {vt}"))
+            Lowered::PtrBlock { base, offs: Some((o, d)) } => {
+                let o = self.repeat(v, r, &o, mlir_type(d));
+                return Lowered::PtrBlock { base, offs: Some((o, d)) };
             }
+            Lowered::Block(s) => (s, self.ty(v).dtype().expect("number blocks have a dtype")),
         };
-        let et = mlir_type(self.ty(r).dtype().expect("number blocks have a dtype"));
-        Lowered::Block(self.assign(&format!("vector.broadcast {scalar} : {et} to {rt}")))
+        Lowered::Block(self.repeat(v, r, &src, mlir_type(d)))
+    }
+
+    /// The thread vector `src` of block `v` with its size-1 dimensions repeated to `r`'s shape.
+    fn repeat(&mut self, v: ValueId, r: ValueId, src: &str, et: &str) -> String {
+        let (vl, rl) = (self.layout(v), self.layout(r));
+        let (n, m) = (vl.elems_per_thread(), rl.elems_per_thread());
+        if n == 1 {
+            let s = self.assign(&format!("vector.extract {src}[0] : {et} from vector<1x{et}>"));
+            return self.assign(&format!("vector.broadcast {s} : {et} to vector<{m}x{et}>"));
+        }
+        let mut idx = vec![];
+        for e0 in 0..rl.elems(0) {
+            for e1 in 0..rl.elems(1) {
+                let s0 = if vl.shape[0] == 1 { 0 } else { e0 };
+                let s1 = if vl.shape[1] == 1 { 0 } else { e1 };
+                idx.push(vl.flat(s0, s1).to_string());
+            }
+        }
+        self.assign(&format!("vector.shuffle {src}, {src} [{}] : vector<{n}x{et}>, vector<{n}x{et}>", idx.join(", ")))
     }
 
     fn for_loop(
@@ -265,7 +348,7 @@ impl<'a> Emitter<'a> {
         let (lo, hi, step) = (self.num(lo), self.num(hi), self.num(step));
         let iv = self.fresh();
         self.vals.insert(body.args[0], Lowered::Scalar(iv.clone()));
-        let types: Vec<String> = init.iter().map(|v| self.thread_type(self.ty(*v))).collect();
+        let types: Vec<String> = init.iter().map(|v| self.thread_type(*v)).collect();
         let mut carried = vec![];
         for (a, i) in body.args[1..].iter().zip(init) {
             let name = self.fresh();
@@ -308,37 +391,8 @@ impl<'a> Emitter<'a> {
     }
 }
 
-/// Checks what this lowering supports, before emitting anything.
-fn check_supported(k: &Kernel) -> Result<(), LowerError> {
-    let mut err = None;
-    tritonite_lang::ir::walk_ops(&k.body, &mut |op| {
-        for r in &op.results {
-            let ty = k.ty(*r);
-            if ty.shape.len() > 1 && err.is_none() {
-                err = Some(LowerError::Unsupported {
-                    kernel: k.name.clone(),
-                    what: format!(
-                        "{r}: {ty}: blocks of rank {} (the GPU lowering handles scalars and 1-D blocks so far)",
-                        ty.shape.len()
-                    ),
-                });
-            }
-        }
-        if let OpKind::Broadcast(v) | OpKind::Splat(v) | OpKind::ExpandDims(v, _) = &op.kind {
-            if matches!(k.ty(*v).elem, Elem::Ptr(_)) && !k.ty(*v).is_scalar() && err.is_none() {
-                err = Some(LowerError::Unsupported {
-                    kernel: k.name.clone(),
-                    what: format!("broadcast of the pointer block {v}"),
-                });
-            }
-        }
-    });
-    err.map_or(Ok(()), Err)
-}
-
 /// Emits the whole `gpu.module` for `kernel`.
 pub(crate) fn emit_module(k: &Kernel, opts: &CompileOptions) -> Result<String, LowerError> {
-    check_supported(k)?;
     let narrowest = {
         let mut n = 4usize;
         tritonite_lang::ir::walk_ops(&k.body, &mut |op| {
@@ -353,8 +407,7 @@ pub(crate) fn emit_module(k: &Kernel, opts: &CompileOptions) -> Result<String, L
     let spec: Vec<bool> = (0..k.params.len()).map(|i| opts.divisible_by_16.contains(&i)).collect();
     let mut e = Emitter {
         k,
-        num_warps: opts.num_warps as usize,
-        vec: 16 / narrowest,
+        layouts: layout::assign(k, opts.num_warps as usize, 16 / narrowest)?,
         info: axis_info::analyze(k, &spec),
         vals: HashMap::new(),
         body: String::new(),

@@ -1,16 +1,20 @@
-//! Reductions of a 1-D block to a scalar, as a recipe of named steps (after Triton's
-//! ReduceOpToLLVM): reduce within the thread → reduce within the warp (butterfly shuffles) →
-//! store each warp's result to shared memory → barrier → every thread combines the warps' results.
+//! Reductions along one dimension of a block, as a recipe of named steps (after Triton's
+//! ReduceOpToLLVM): reduce within the thread → reduce within the warp (butterfly shuffles over the
+//! lanes along that dimension) → store each warp's partials to shared memory → barrier → every
+//! thread combines the warps' partials. The result keeps the other dimension's distribution, so a
+//! row reduction of a 2-D block comes out laid out as that block's rows.
 
 use tritonite_lang::ir::{ReduceOp, ValueId};
 use tritonite_lang::DType;
 
 use super::{mlir_type, Emitter};
 use crate::error::LowerError;
-use crate::layout::WARP_SIZE;
+use crate::layout::BlockedLayout;
 
 impl Emitter<'_> {
-    pub(crate) fn reduce(&mut self, op: ReduceOp, v: ValueId) -> Result<String, LowerError> {
+    /// Reduces `axis` of block `v`: a scalar for a 1-D block, this thread's vector of the result
+    /// for a 2-D one.
+    pub(crate) fn reduce(&mut self, op: ReduceOp, v: ValueId, axis: usize) -> Result<String, LowerError> {
         let d = self.ty(v).dtype().expect("reductions take numbers");
         if !(d.is_float() || d == DType::I32) {
             return Err(LowerError::Unsupported {
@@ -18,22 +22,44 @@ impl Emitter<'_> {
                 what: format!("reduction of {d} blocks (f16, bf16, f32 and i32 are lowered)"),
             });
         }
-        let layout = self.layout(&self.ty(v).shape);
+        let l = self.layout(v);
+        // A 1-D block reduces along the dimension it runs along.
+        let dim = if self.ty(v).shape.len() == 2 { axis } else { Self::long_dim(&l) };
+        let keep = 1 - dim;
         let src = self.num(v);
-        let partial = self.reduce_within_thread(op, d, &src, layout.elems_per_thread());
-        // Cross-thread steps run in f32 (or i32): 16-bit floats widen once here.
-        let (acc, at) = if d.is_float() && d != DType::F32 {
-            (self.assign(&format!("arith.extf {partial} : {} to f32", mlir_type(d))), DType::F32)
+        let t = mlir_type(d);
+        let n = l.elems_per_thread();
+        // Cross-thread steps run in f32 (or i32): 16-bit floats widen once, after step 1.
+        let at = if d.is_float() { DType::F32 } else { d };
+        let mut partials = vec![];
+        for k in 0..l.elems(keep) {
+            let items: Vec<String> = (0..l.elems(dim))
+                .map(|j| {
+                    let e = if dim == 1 { l.flat(k, j) } else { l.flat(j, k) };
+                    self.assign(&format!("vector.extract {src}[{e}] : {t} from vector<{n}x{t}>"))
+                })
+                .collect();
+            let p = self.tree(op, d, items);
+            partials.push(if at != d { self.assign(&format!("arith.extf {p} : {t} to f32")) } else { p });
+        }
+        if l.has_replicas(dim) {
+            partials = self.mask_replicas(op, at, partials, &l, dim);
+        }
+        // Replicas hold the identity, so combining over every lane and warp along `dim` leaves the
+        // result in all of them.
+        partials = self.reduce_within_warp(op, at, partials, &l, dim);
+        if l.warps_per_cta[dim] > 1 {
+            partials = self.reduce_across_warps(op, at, partials, &l, dim);
+        }
+        if at != d {
+            partials = partials.into_iter().map(|p| self.assign(&format!("arith.truncf {p} : f32 to {t}"))).collect();
+        }
+        Ok(if self.ty(v).shape.len() == 1 {
+            partials.pop().expect("one element")
         } else {
-            (partial, d)
-        };
-        let acc = if layout.has_replicas() { self.mask_replicas(op, at, &acc, layout.threads_used()) } else { acc };
-        // Replicas hold the identity, so combining over every lane and every warp leaves the
-        // result in all threads: a reduction's scalar is uniform, like any scalar.
-        let acc = self.reduce_within_warp(op, at, &acc);
-        let warps = layout.warps_per_cta;
-        let acc = if warps > 1 { self.reduce_across_warps(op, at, &acc, warps) } else { acc };
-        Ok(if at != d { self.assign(&format!("arith.truncf {acc} : f32 to {}", mlir_type(d))) } else { acc })
+            let m = partials.len();
+            self.assign(&format!("vector.from_elements {} : vector<{m}x{t}>", partials.join(", ")))
+        })
     }
 
     fn combine(&mut self, op: ReduceOp, d: DType, a: &str, b: &str) -> String {
@@ -60,11 +86,8 @@ impl Emitter<'_> {
         self.constant(d, v, mlir_type(d))
     }
 
-    /// Step 1: a pairwise tree over the thread's own elements.
-    fn reduce_within_thread(&mut self, op: ReduceOp, d: DType, v: &str, n: usize) -> String {
-        let t = mlir_type(d);
-        let mut items: Vec<String> =
-            (0..n).map(|i| self.assign(&format!("vector.extract {v}[{i}] : {t} from vector<{n}x{t}>"))).collect();
+    /// Step 1: a pairwise tree (the same association in every thread and every run).
+    fn tree(&mut self, op: ReduceOp, d: DType, mut items: Vec<String>) -> String {
         while items.len() > 1 {
             let half = items.len().div_ceil(2);
             let mut next = vec![];
@@ -80,68 +103,120 @@ impl Emitter<'_> {
         items.pop().expect("blocks have at least one element")
     }
 
-    /// Threads holding only copies contribute the identity.
-    fn mask_replicas(&mut self, op: ReduceOp, d: DType, v: &str, used: usize) -> String {
+    /// Threads holding only copies along `dim` contribute the identity.
+    fn mask_replicas(
+        &mut self,
+        op: ReduceOp,
+        d: DType,
+        partials: Vec<String>,
+        l: &BlockedLayout,
+        dim: usize,
+    ) -> Vec<String> {
         let id = self.identity(op, d);
-        let n = self.const_i32(used as i64);
-        let tid = self.tid.clone();
-        let owner = self.assign(&format!("arith.cmpi ult, {tid}, {n} : i32"));
-        self.assign(&format!("arith.select {owner}, {v}, {id} : {}", mlir_type(d)))
+        let used = self.const_i32(l.used(dim) as i64);
+        let t = self.thread_coord(l, dim);
+        let owner = self.assign(&format!("arith.cmpi ult, {t}, {used} : i32"));
+        partials
+            .into_iter()
+            .map(|p| self.assign(&format!("arith.select {owner}, {p}, {id} : {}", mlir_type(d))))
+            .collect()
     }
 
-    /// Step 2: butterfly shuffles; afterwards every lane holds its warp's result.
-    fn reduce_within_warp(&mut self, op: ReduceOp, d: DType, v: &str) -> String {
+    /// Step 2: butterfly shuffles over the lane bits of `dim` (columns are the low lane bits);
+    /// afterwards every lane holds the warp's result for its elements.
+    fn reduce_within_warp(
+        &mut self,
+        op: ReduceOp,
+        d: DType,
+        partials: Vec<String>,
+        l: &BlockedLayout,
+        dim: usize,
+    ) -> Vec<String> {
         let t = mlir_type(d);
-        let width = self.const_i32(WARP_SIZE as i64);
-        let mut acc = v.to_string();
-        let mut offset = WARP_SIZE / 2;
-        while offset >= 1 {
-            let o = self.const_i32(offset as i64);
-            let r = self.fresh();
-            self.line(&format!("{r}, {r}_ok = gpu.shuffle xor {acc}, {o}, {width} : {t}"));
-            acc = self.combine(op, d, &acc, &r);
-            offset /= 2;
+        let stride = if dim == 1 { 1 } else { l.threads_per_warp[1] };
+        let width = self.const_i32(crate::layout::WARP_SIZE as i64);
+        let mut out = vec![];
+        for p in partials {
+            let mut acc = p;
+            let mut k = l.threads_per_warp[dim] / 2;
+            while k >= 1 {
+                let o = self.const_i32((k * stride) as i64);
+                let r = self.fresh();
+                self.line(&format!("{r}, {r}_ok = gpu.shuffle xor {acc}, {o}, {width} : {t}"));
+                acc = self.combine(op, d, &acc, &r);
+                k /= 2;
+            }
+            out.push(acc);
         }
-        acc
+        out
     }
 
-    /// Steps 3–5: lane 0 of each warp stores, barrier, every thread combines all warps' values.
-    fn reduce_across_warps(&mut self, op: ReduceOp, d: DType, v: &str, warps: usize) -> String {
+    /// Steps 3–5: the first lane along `dim` of each warp stores its partials (one per element
+    /// kept), barrier, every thread combines the warps' partials for its own elements.
+    fn reduce_across_warps(
+        &mut self,
+        op: ReduceOp,
+        d: DType,
+        partials: Vec<String>,
+        l: &BlockedLayout,
+        dim: usize,
+    ) -> Vec<String> {
+        let keep = 1 - dim;
         let t = mlir_type(d);
+        let warps = l.warps_per_cta[dim];
+        let len = l.shape[keep];
         let buf = format!("%smem{}", self.smem.len());
-        self.smem.push((buf.clone(), t, warps));
-        let memref = format!("memref<{warps}x{t}, #gpu.address_space<workgroup>>");
-        let tid = self.tid.clone();
-        let ws = self.const_i32(WARP_SIZE as i64);
-        let warp = self.assign(&format!("arith.divui {tid}, {ws} : i32"));
-        let lane = self.assign(&format!("arith.remui {tid}, {ws} : i32"));
+        self.smem.push((buf.clone(), t, warps * len));
+        let memref = format!("memref<{}x{t}, #gpu.address_space<workgroup>>", warps * len);
+        // This thread's warp along `dim`, its lane along `dim`, and its owner along `keep`.
+        let td = self.thread_coord(l, dim);
+        let tpw = self.const_i32(l.threads_per_warp[dim] as i64);
+        let warp = self.assign(&format!("arith.divui {td}, {tpw} : i32"));
+        let lane = self.assign(&format!("arith.remui {td}, {tpw} : i32"));
         let zero = self.const_i32(0);
-        let lane0 = self.assign(&format!("arith.cmpi eq, {lane}, {zero} : i32"));
-        let widx = self.assign(&format!("arith.index_cast {warp} : i32 to index"));
+        let first = self.assign(&format!("arith.cmpi eq, {lane}, {zero} : i32"));
+        let writer = if l.has_replicas(keep) {
+            let tk = self.thread_coord(l, keep);
+            let used = self.const_i32(l.used(keep) as i64);
+            let owns = self.assign(&format!("arith.cmpi ult, {tk}, {used} : i32"));
+            self.assign(&format!("arith.andi {first}, {owns} : i1"))
+        } else {
+            first
+        };
+        let u = self.owner_coord(l, keep);
+        let spt = self.const_i32(l.size_per_thread[keep] as i64);
+        let ubase = self.assign(&format!("arith.muli {u}, {spt} : i32"));
+        let lenc = self.const_i32(len as i64);
+        let row_of_warp = self.assign(&format!("arith.muli {warp}, {lenc} : i32"));
+        // Index in the buffer of kept element `k` for warp slot `w_off` (an i32 SSA value).
+        let index = |e: &mut Self, k: usize, w_off: &str| {
+            let g = e.const_i32(l.global_index(keep, 0, k) as i64);
+            let g = e.assign(&format!("arith.addi {g}, {ubase} : i32"));
+            let i = e.assign(&format!("arith.addi {g}, {w_off} : i32"));
+            e.assign(&format!("arith.index_cast {i} : i32 to index"))
+        };
         // The leading barrier keeps a repeated reduction (in a loop) from overwriting values that
         // slower warps are still reading.
         self.line("gpu.barrier");
-        self.line(&format!("scf.if {lane0} {{"));
+        self.line(&format!("scf.if {writer} {{"));
         self.indent += 1;
-        self.line(&format!("memref.store {v}, {buf}[{widx}] : {memref}"));
+        for (k, p) in partials.iter().enumerate() {
+            let i = index(self, k, &row_of_warp);
+            self.line(&format!("memref.store {p}, {buf}[{i}] : {memref}"));
+        }
         self.indent -= 1;
         self.line("}");
         self.line("gpu.barrier");
-        let mut items: Vec<String> = (0..warps)
-            .map(|i| {
-                let idx = self.assign(&format!("arith.constant {i} : index"));
-                self.assign(&format!("memref.load {buf}[{idx}] : {memref}"))
-            })
-            .collect();
-        while items.len() > 1 {
-            let half = items.len() / 2;
-            let mut next = vec![];
-            for i in 0..half {
-                let (a, b) = (items[i].clone(), items[i + half].clone());
-                next.push(self.combine(op, d, &a, &b));
+        let mut out = vec![];
+        for k in 0..partials.len() {
+            let mut items = vec![];
+            for w in 0..warps {
+                let off = self.const_i32((w * len) as i64);
+                let i = index(self, k, &off);
+                items.push(self.assign(&format!("memref.load {buf}[{i}] : {memref}")));
             }
-            items = next;
+            out.push(self.tree(op, d, items));
         }
-        items.pop().expect("at least one warp")
+        out
     }
 }
