@@ -26,12 +26,9 @@ struct Cli {
 enum Command {
     /// Run RMSNorm on a sample shape and check it against the fp64 reference (the default).
     Demo(DemoArgs),
-    /// Time RMSNorm forward and backward on the GPU next to a device-to-device copy.
-    Bench {
-        /// Shapes as MxN:dtype, comma-separated (default: the shapes of the peer table).
-        #[arg(long, default_value = bench::PEER_SHAPES)]
-        shapes: String,
-    },
+    /// Time RMSNorm forward and backward on the GPU next to a device-to-device copy; merge the
+    /// peers' numbers (peers.py) and write JSON, Markdown and a plot (`bench report` needs no GPU).
+    Bench(bench::BenchArgs),
     /// Tune RMSNorm kernel configs per shape on the GPU; results are cached and reused.
     Autotune {
         /// rmsnorm-fwd, rmsnorm-bwd or all.
@@ -158,7 +155,7 @@ fn main() -> Result<()> {
     match cli.command.unwrap_or(Command::Demo(DemoArgs::default())) {
         Command::Demo(args) => demo(&args),
         Command::Compile(args) => compile(&args),
-        Command::Bench { shapes } => bench::run(&shapes),
+        Command::Bench(args) => bench::main(&args),
         Command::Autotune { kernel, shapes, dtype, features, force } => {
             let dtype = dtype.as_deref().map(parse_dtype).transpose()?;
             tune::autotune(&tune::AutotuneArgs { kernel: &kernel, shapes: &shapes, dtype, features: &features, force })
@@ -200,14 +197,15 @@ fn parse_dtype(name: &str) -> Result<DType> {
 fn demo_case(args: &DemoArgs, dtype: DType, sm_count: usize) -> Case {
     let spec = RmsNormSpec { residual: Some(dtype), residual_out: Some(dtype), ..RmsNormSpec::new(dtype, Some(dtype)) };
     let heuristic = RmsNormConfig::heuristic(&spec, args.n, sm_count);
-    let config = RmsNormConfig { block_size: args.block_size, ..heuristic };
+    let rows = if args.block_size == heuristic.block_size { heuristic.rows } else { 1 };
+    let config = RmsNormConfig { block_size: args.block_size, rows, ..heuristic };
     Case { dresidual_out: true, seed: 1, ..Case::new(args.m, args.n, spec, config) }
 }
 
 fn demo(args: &DemoArgs) -> Result<()> {
     let dtype = parse_dtype(&args.dtype)?;
     let case = demo_case(args, dtype, 1);
-    let kernel = rmsnorm::forward(&case.spec, args.block_size, args.n <= args.block_size)
+    let kernel = rmsnorm::forward(&case.spec, args.block_size, case.config.rows, args.n <= args.block_size)
         .context("building the RMSNorm forward kernel")?;
     println!(
         "RMSNorm forward with a fused residual add, {}x{} {dtype}, BLOCK_SIZE={}: the block IR\n",

@@ -45,7 +45,7 @@ fn random_cases(count: u64, sms: usize) -> Vec<Case> {
 /// Cases at the limits of the shapes the issue names.
 fn fixed_cases(sms: usize) -> Vec<Case> {
     let base = |m, n, spec, block_size, num_warps| {
-        Case::new(m, n, spec, RmsNormConfig { block_size, num_warps, programs: 2 * sms })
+        Case::new(m, n, spec, RmsNormConfig { block_size, num_warps, programs: 2 * sms, rows: 1 })
     };
     let plain = |d| RmsNormSpec::new(d, Some(d));
     let fused = |d| RmsNormSpec {
@@ -116,7 +116,7 @@ fn rmsnorm_is_deterministic_on_the_gpu() {
     for (m, n, block) in [(1000, 3000, 4096), (300, 20000, 4096)] {
         let mut case = Case::random(5, m, n, gpu.sm_count());
         (case.m, case.n, case.spec, case.offset, case.dresidual_out) = (m, n, spec, 1.0, true);
-        case.config = RmsNormConfig { block_size: block, num_warps: 8, programs: 2 * gpu.sm_count() };
+        case.config = RmsNormConfig { block_size: block, num_warps: 8, programs: 2 * gpu.sm_count(), rows: 1 };
         let (a, b) = (run_case(&gpu, &case).unwrap(), run_case(&gpu, &case).unwrap());
         assert!(a.failures().is_empty(), "{case}: {}", a.summary());
         for (i, (p, q)) in a.outputs.iter().zip(&b.outputs).enumerate() {

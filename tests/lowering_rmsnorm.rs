@@ -49,12 +49,12 @@ fn forward_variants_lower_without_spills() {
     for d in DTYPES {
         for spec in specs(d) {
             for (n, block, warps) in [(1000, 1024, 4), (8192, 1024, 4), (64, 64, 1), (300, 512, 2)] {
-                let kernel = rmsnorm::forward(&spec, block, n <= block).unwrap();
+                let kernel = rmsnorm::forward(&spec, block, 1, n <= block).unwrap();
                 check(&kernel, &aligned(&kernel, warps));
             }
-            for n in [4096, 8192, 16384, 262144] {
+            for n in [100, 256, 1000, 4096, 8192, 16384, 262144] {
                 let cfg = RmsNormConfig::heuristic(&spec, n, 132);
-                let kernel = rmsnorm::forward(&spec, cfg.block_size, n <= cfg.block_size).unwrap();
+                let kernel = rmsnorm::forward(&spec, cfg.block_size, cfg.rows, n <= cfg.block_size).unwrap();
                 check(&kernel, &aligned(&kernel, cfg.num_warps));
             }
         }
@@ -65,10 +65,10 @@ fn forward_variants_lower_without_spills() {
 fn backward_variants_lower_without_spills() {
     for d in DTYPES {
         for spec in specs(d) {
-            for n in [1000, 4096, 8192, 16384, 262144] {
+            for n in [100, 256, 1000, 4096, 8192, 16384, 262144] {
                 for dro in [false, spec.residual_out.is_some()] {
                     let cfg = RmsNormConfig::heuristic_backward(&spec, dro, n, 132);
-                    let kernel = rmsnorm::backward(&spec, dro, cfg.block_size, n <= cfg.block_size).unwrap();
+                    let kernel = rmsnorm::backward(&spec, dro, cfg.block_size, cfg.rows, n <= cfg.block_size).unwrap();
                     check(&kernel, &aligned(&kernel, cfg.num_warps));
                 }
             }
@@ -83,7 +83,7 @@ fn aligned_forward_uses_16_byte_loads() {
     for (d, want) in
         [(DType::F32, "ld.global.v4.b32"), (DType::BF16, "ld.global.v4.b32"), (DType::F16, "ld.global.v4.b32")]
     {
-        let kernel = rmsnorm::forward(&RmsNormSpec::new(d, Some(d)), 4096, true).unwrap();
+        let kernel = rmsnorm::forward(&RmsNormSpec::new(d, Some(d)), 4096, 1, true).unwrap();
         let ptx = check(&kernel, &aligned(&kernel, 8));
         assert!(ptx.contains(want), "{d}: no {want} in the forward PTX");
         // Unaligned (nothing known about N or the strides): no vector loads of x.

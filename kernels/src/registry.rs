@@ -34,6 +34,10 @@ const WEIGHT: MetaParam = MetaParam { name: "WEIGHT", doc: "1 to multiply by a w
 const BIAS: MetaParam = MetaParam { name: "BIAS", doc: "1 to add a bias vector, 0 for none (default 0)" };
 const RESIDUAL: MetaParam =
     MetaParam { name: "RESIDUAL", doc: "1 to add a residual first and return the sum, 0 for none (default 0)" };
+const ROWS: MetaParam = MetaParam {
+    name: "ROWS",
+    doc: "rows per program step when the row fits the block, a power of two ≤ 64 (default 1)",
+};
 const WARPS: MetaParam =
     MetaParam { name: "num_warps", doc: "warps per program (default: BLOCK_SIZE / 256, between 1 and 16)" };
 
@@ -42,12 +46,12 @@ pub const KERNELS: &[KernelInfo] = &[
     KernelInfo {
         name: "rmsnorm-fwd",
         about: "RMSNorm forward: y = h · rstd · (w + offset) + bias, h = x + residual, rstd = 1/sqrt(mean(h²) + eps)",
-        meta: &[BLOCK, WEIGHT, BIAS, RESIDUAL, WARPS],
+        meta: &[BLOCK, ROWS, WEIGHT, BIAS, RESIDUAL, WARPS],
     },
     KernelInfo {
         name: "rmsnorm-bwd",
         about: "RMSNorm backward: dx (and dresidual), and per-program dw and dbias partials",
-        meta: &[BLOCK, WEIGHT, BIAS, RESIDUAL, WARPS],
+        meta: &[BLOCK, ROWS, WEIGHT, BIAS, RESIDUAL, WARPS],
     },
     KernelInfo {
         name: "rmsnorm-sum-partials",
@@ -111,6 +115,15 @@ pub fn build(name: &str, dtype: DType, n: usize, settings: &[(String, i64)]) -> 
         1 => Ok(true),
         other => Err(KernelError::BadArgument { arg, expected: "0 or 1".into(), got: other.to_string() }),
     };
+    let rows = get("ROWS").unwrap_or(1);
+    if rows <= 0 || !(rows as u64).is_power_of_two() || rows > 64 {
+        return Err(KernelError::BadArgument {
+            arg: "ROWS",
+            expected: "a power of two ≤ 64".into(),
+            got: rows.to_string(),
+        });
+    }
+    let rows = rows as usize;
     let param = |on: bool| on.then_some(dtype);
     let residual = param(flag("RESIDUAL", 0)?);
     let spec = RmsNormSpec {
@@ -122,8 +135,8 @@ pub fn build(name: &str, dtype: DType, n: usize, settings: &[(String, i64)]) -> 
         out: dtype,
     };
     let kernel = match name {
-        "rmsnorm-fwd" => rmsnorm::forward(&spec, block, n <= block)?,
-        "rmsnorm-bwd" => rmsnorm::backward(&spec, false, block, n <= block)?,
+        "rmsnorm-fwd" => rmsnorm::forward(&spec, block, rows, n <= block)?,
+        "rmsnorm-bwd" => rmsnorm::backward(&spec, false, block, rows, n <= block)?,
         _ => rmsnorm::sum_partials(dtype, block)?,
     };
     Ok(Built { kernel, num_warps: num_warps as u32 })

@@ -73,12 +73,16 @@ fn candidates_are_pruned_and_include_the_heuristic() {
             assert_eq!(c[0], p.heuristic(132));
             for cfg in &c {
                 cfg.check().unwrap();
-                let per_thread = cfg.block_size / (32 * cfg.num_warps as usize);
-                assert!(cfg == &c[0] || (1..=32).contains(&per_thread), "{cfg:?}");
+                let per_thread = cfg.rows * cfg.block_size / (32 * cfg.num_warps as usize);
+                assert!(cfg == &c[0] || (4..=32).contains(&per_thread), "{cfg:?}");
+                assert!(cfg.rows == 1 || cfg.block_size >= n, "{cfg:?}: several rows only when a row fits");
             }
             assert!(c.len() <= 64, "{} candidates for {pass:?} n={n}", c.len());
             if pass == Pass::Backward && n > 1 {
                 assert!(c.iter().any(|x| x.programs != c[0].programs), "no program counts tried");
+            }
+            if n <= 100 {
+                assert!(c.iter().any(|x| x.rows >= 8), "no tiles of several rows tried for n={n}");
             }
         }
     }
@@ -139,7 +143,7 @@ fn on_miss_tunes_once_persists_and_the_api_runs_the_winner() {
     let w = HostBuffer::new(random_buffer(DType::F32, p.n, 2));
     let out = rms_norm(&backend, Rows::new(&x, &[p.m, p.n]), Some(&w), &RmsNormOptions::default()).unwrap();
     assert_eq!(out.config, winner);
-    let given = RmsNormConfig { block_size: 128, num_warps: 1, programs: 1 };
+    let given = RmsNormConfig { block_size: 128, num_warps: 1, programs: 1, rows: 1 };
     let out = rms_norm(
         &backend,
         Rows::new(&x, &[p.m, p.n]),

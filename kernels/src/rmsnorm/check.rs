@@ -136,10 +136,13 @@ impl Case {
             1 << (4 + d.below(((n.next_power_of_two() * 4).trailing_zeros() as u64).saturating_sub(3).max(1)))
         }
         .min(1 << 14);
-        // 1 to 64 columns per thread.
-        let num_warps = d.pick(&[1, 2, 4, 8, 16]).clamp(block_size / 2048, (block_size / 32).max(1)) as u32;
+        // Tiles of several rows when the row fits the block, up to 16384 elements.
+        let rows = if block_size >= n { d.pick(&[1, 1, 2, 4, 8, 16, 32]).min((1 << 14) / block_size) } else { 1 };
+        // 1 to 64 elements of a tile per thread.
+        let tile = rows * block_size;
+        let num_warps = d.pick(&[1, 2, 4, 8, 16]).clamp(tile / 2048, (tile / 32).max(1)) as u32;
         let programs = 1 + d.below(2 * sm_count.max(1) as u64) as usize;
-        let config = RmsNormConfig { block_size, num_warps, programs };
+        let config = RmsNormConfig { block_size, num_warps, programs, rows };
         Case { m, n, spec, offset, eps, pad, view_offset, caller_out, dresidual_out, config, seed: d.next() }
     }
 

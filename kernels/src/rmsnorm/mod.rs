@@ -123,6 +123,9 @@ pub struct RmsNormConfig {
     /// Persistent programs of the backward (each strides over rows and owns one row of the `dw`
     /// partials); unused by the forward.
     pub programs: usize,
+    /// Rows per program step, a power of two: a `[rows, block_size]` tile when the row fits the
+    /// block (several short rows per program); 1 for rows walked in chunks.
+    pub rows: usize,
 }
 
 impl RmsNormConfig {
@@ -144,12 +147,15 @@ impl RmsNormConfig {
 
     fn spread(n: usize, sm_count: usize, max_block: usize, per_warp: usize) -> RmsNormConfig {
         let block_size = n.next_power_of_two().clamp(16, max_block);
-        let num_warps = (block_size / per_warp).clamp(1, 16) as u32;
-        RmsNormConfig { block_size, num_warps, programs: 2 * sm_count.max(1) }
+        // Short rows share a program: tiles of about 4096 elements (at least 2 rows per warp's
+        // worth of columns), so each thread has several independent loads in flight.
+        let rows = (4096 / block_size).clamp(1, 32);
+        let num_warps = (rows * block_size / per_warp).clamp(1, 16) as u32;
+        RmsNormConfig { block_size, num_warps, programs: 2 * sm_count.max(1), rows }
     }
 
     /// Checks the knobs: `block_size` a power of two ≤ 65536, `num_warps` a power of two ≤ 32,
-    /// `programs ≥ 1`.
+    /// `programs ≥ 1`, `rows` a power of two ≤ 64.
     pub fn check(&self) -> Result<(), KernelError> {
         if !self.block_size.is_power_of_two() || self.block_size > 1 << 16 {
             return Err(KernelError::BadArgument {
@@ -167,6 +173,13 @@ impl RmsNormConfig {
         }
         if self.programs == 0 {
             return Err(KernelError::BadArgument { arg: "programs", expected: "at least 1".into(), got: "0".into() });
+        }
+        if !self.rows.is_power_of_two() || self.rows > 64 {
+            return Err(KernelError::BadArgument {
+                arg: "rows",
+                expected: "a power of two ≤ 64".into(),
+                got: self.rows.to_string(),
+            });
         }
         Ok(())
     }

@@ -102,7 +102,7 @@ pub fn forward_plan(
         args.push(PlanArg::Buffer("residual_out"));
     }
     plan.buffer("rstd", DType::F32, m, Role::Output);
-    args.extend([PlanArg::Buffer("rstd"), PlanArg::I32(n as i32), stride(shape.stride_x)]);
+    args.extend([PlanArg::Buffer("rstd"), PlanArg::I32(m as i32), PlanArg::I32(n as i32), stride(shape.stride_x)]);
     if spec.residual.is_some() {
         args.push(stride(shape.stride_residual));
     }
@@ -115,15 +115,18 @@ pub fn forward_plan(
         args.push(PlanArg::F32(offset));
     }
     if m > 0 {
-        let kernel = forward(spec, cfg.block_size, n <= cfg.block_size)?;
-        plan.launches.push(Launch { kernel, grid: [m as u32, 1, 1], args, num_warps: cfg.num_warps });
+        let row_in_block = n <= cfg.block_size;
+        let kernel = forward(spec, cfg.block_size, cfg.rows, row_in_block)?;
+        let programs = if row_in_block { m.div_ceil(cfg.rows) } else { m };
+        plan.launches.push(Launch { kernel, grid: [programs as u32, 1, 1], args, num_warps: cfg.num_warps });
     }
     Ok(plan)
 }
 
 /// The backward of `spec` over `shape`: inputs `x` (the saved `h`), `[w]`, `dy`, `rstd`,
 /// `[dresidual_out]` (when `has_dresidual_out`); outputs `dx`, `[dresidual]`, `[dw]`, `[dbias]`.
-/// `cfg.programs` persistent programs (at most one per row) each own a row of the f32 partials.
+/// `cfg.programs` persistent programs (at most one per step of rows) each own a row of the f32
+/// partials.
 pub fn backward_plan(
     spec: &RmsNormSpec,
     has_dresidual_out: bool,
@@ -135,7 +138,9 @@ pub fn backward_plan(
     cfg.check()?;
     let (m, n) = (shape.m, shape.n);
     check_shape(m, n)?;
-    let programs = cfg.programs.min(m.max(1));
+    let row_in_block = n <= cfg.block_size;
+    let steps = if row_in_block { m.div_ceil(cfg.rows) } else { m };
+    let programs = cfg.programs.min(steps.max(1));
     let mut plan = Plan::default();
     plan.buffer("x", spec.saved(), span(m, n, shape.stride_x), Role::Input);
     let mut args = vec![PlanArg::Buffer("x")];
@@ -180,7 +185,7 @@ pub fn backward_plan(
     if spec.weight.is_some() {
         args.push(PlanArg::F32(offset));
     }
-    let kernel = backward(spec, has_dresidual_out, cfg.block_size, n <= cfg.block_size)?;
+    let kernel = backward(spec, has_dresidual_out, cfg.block_size, cfg.rows, row_in_block)?;
     plan.launches.push(Launch { kernel, grid: [programs as u32, 1, 1], args, num_warps: cfg.num_warps });
     for (partial, out, d) in reductions {
         plan.launches.push(Launch {

@@ -55,10 +55,11 @@ fn kernel_hash() -> u64 {
 }
 
 impl RmsNormConfig {
-    /// As autotune meta-parameters: `BLOCK_SIZE`, `num_warps`, `PROGRAMS`.
+    /// As autotune meta-parameters: `BLOCK_SIZE`, `ROWS`, `num_warps`, `PROGRAMS`.
     pub fn to_config(&self) -> Config {
         Config::new()
             .with("BLOCK_SIZE", self.block_size as i64)
+            .with("ROWS", self.rows as i64)
             .with("num_warps", self.num_warps as i64)
             .with("PROGRAMS", self.programs as i64)
     }
@@ -76,6 +77,7 @@ impl RmsNormConfig {
             block_size: get("BLOCK_SIZE")? as usize,
             num_warps: get("num_warps")? as u32,
             programs: get("PROGRAMS")? as usize,
+            rows: get("ROWS")? as usize,
         };
         cfg.check()?;
         Ok(cfg)
@@ -92,8 +94,9 @@ impl Problem {
     }
 
     /// The candidates, pruned: blocks from the row's size (up to 16384 forward, 8192 backward)
-    /// down to a quarter of it, 1 to 32 columns per thread, and for the backward 1, 2 or 4
-    /// programs per SM. The heuristic is always among them.
+    /// down to a quarter of it (only the row's size when that is ≤ 4096); for a block holding
+    /// the whole row, tiles of 1 to 32 rows up to that many elements; 4 to 32 elements of a tile
+    /// per thread; for the backward 1, 2 or 4 programs per SM. The heuristic is always among them.
     pub fn candidates(&self, sm_count: usize) -> Vec<RmsNormConfig> {
         let max_block = match self.pass {
             Pass::Forward => 16384,
@@ -105,19 +108,24 @@ impl Problem {
             Pass::Backward => [1, 2, 4].iter().map(|k| k * sm_count.max(1)).collect(),
         };
         let mut out = vec![self.heuristic(sm_count)];
-        let mut block = (top / 4).max(16);
+        let mut block = if top <= 4096 { top } else { top / 4 };
         while block <= top {
-            for num_warps in [1u32, 2, 4, 8, 16] {
-                let per_thread = block / (32 * num_warps as usize);
-                if !(1..=32).contains(&per_thread) {
-                    continue;
-                }
-                for &p in &programs {
-                    let c = RmsNormConfig { block_size: block, num_warps, programs: p };
-                    if !out.contains(&c) {
-                        out.push(c);
+            let max_rows = if block >= self.n { (max_block / block).min(32) } else { 1 };
+            let mut rows = 1;
+            while rows <= max_rows {
+                for num_warps in [1u32, 2, 4, 8, 16] {
+                    let per_thread = rows * block / (32 * num_warps as usize);
+                    if !(4..=32).contains(&per_thread) {
+                        continue;
+                    }
+                    for &p in &programs {
+                        let c = RmsNormConfig { block_size: block, num_warps, programs: p, rows };
+                        if !out.contains(&c) {
+                            out.push(c);
+                        }
                     }
                 }
+                rows *= 2;
             }
             block *= 2;
         }
