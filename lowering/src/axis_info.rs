@@ -35,6 +35,16 @@ fn gcd(a: u64, b: u64) -> u64 {
     }
 }
 
+/// The divisibility of `x` at the starts of runs of length `l` (the runs of a result): within one
+/// of `x`'s runs of consecutive values, only every `l`-th value keeps a factor of `l`.
+fn at_runs(x: AxisInfo, l: u64) -> u64 {
+    if x.contiguity > l {
+        gcd(x.divisibility, l)
+    } else {
+        x.divisibility
+    }
+}
+
 fn pow2_dividing(v: i64) -> u64 {
     if v == 0 {
         MAX_DIV
@@ -116,20 +126,27 @@ fn region(kernel: &Kernel, r: &Region, spec: &[bool], info: &mut HashMap<ValueId
             OpKind::Binary(b, x, y) => {
                 let (a, c) = (get(info, x), get(info, y));
                 Some(match b {
-                    BinOp::Add => AxisInfo {
-                        contiguity: gcd(a.contiguity, c.constancy).max(gcd(a.constancy, c.contiguity)),
-                        constancy: gcd(a.constancy, c.constancy),
-                        divisibility: gcd(a.divisibility, c.divisibility),
-                    },
-                    BinOp::Sub => AxisInfo {
-                        contiguity: gcd(a.contiguity, c.constancy),
-                        constancy: gcd(a.constancy, c.constancy),
-                        divisibility: gcd(a.divisibility, c.divisibility),
-                    },
+                    BinOp::Add => {
+                        let l = gcd(a.contiguity, c.constancy).max(gcd(a.constancy, c.contiguity));
+                        AxisInfo {
+                            contiguity: l,
+                            constancy: gcd(a.constancy, c.constancy),
+                            divisibility: gcd(at_runs(a, l), at_runs(c, l)),
+                        }
+                    }
+                    BinOp::Sub => {
+                        let l = gcd(a.contiguity, c.constancy);
+                        AxisInfo {
+                            contiguity: l,
+                            constancy: gcd(a.constancy, c.constancy),
+                            divisibility: gcd(at_runs(a, l), at_runs(c, l)),
+                        }
+                    }
+                    // Every element is a run of its own: consecutive values keep no common factor.
                     BinOp::Mul => AxisInfo {
                         contiguity: 1,
                         constancy: gcd(a.constancy, c.constancy),
-                        divisibility: (a.divisibility.saturating_mul(c.divisibility)).min(MAX_DIV),
+                        divisibility: (at_runs(a, 1).saturating_mul(at_runs(c, 1))).min(MAX_DIV),
                     },
                     _ => AxisInfo { constancy: gcd(a.constancy, c.constancy), ..AxisInfo::UNKNOWN },
                 })
@@ -140,10 +157,11 @@ fn region(kernel: &Kernel, r: &Region, spec: &[bool], info: &mut HashMap<ValueId
                     Elem::Ptr(d) => d.size_bytes() as u64,
                     Elem::Scalar(_) => 1,
                 };
+                let l = gcd(a.constancy, c.contiguity).max(1);
                 Some(AxisInfo {
-                    contiguity: gcd(a.constancy, c.contiguity).max(1),
+                    contiguity: l,
                     constancy: gcd(a.constancy, c.constancy),
-                    divisibility: gcd(a.divisibility, c.divisibility.saturating_mul(elem).min(MAX_DIV)),
+                    divisibility: gcd(at_runs(a, l), at_runs(c, l).saturating_mul(elem).min(MAX_DIV)),
                 })
             }
             OpKind::Cmp(_, x, y) => {
@@ -178,5 +196,68 @@ fn region(kernel: &Kernel, r: &Region, spec: &[bool], info: &mut HashMap<ValueId
             i.constancy = i.constancy.min(n).max(1);
             info.insert(op.results[0], i);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tritonite_lang::{build_kernel, DType};
+
+    /// The info of the value the kernel stores (its last store's value).
+    fn stored(k: &Kernel, spec: &[bool]) -> AxisInfo {
+        let info = analyze(k, spec);
+        let v = k
+            .body
+            .ops
+            .iter()
+            .rev()
+            .find_map(|op| match &op.kind {
+                OpKind::Store { value, .. } => Some(*value),
+                _ => None,
+            })
+            .expect("a store");
+        info[&v]
+    }
+
+    #[test]
+    fn products_of_consecutive_values_keep_only_the_factors_of_each_element() {
+        // (pid·4 + [0, 1, 2, 3]) · stride, stride a multiple of 16: 16 | every element, not 64.
+        let k = build_kernel("rows_times_stride", |k| {
+            let out = k.mut_ptr_arg("out", DType::I32);
+            let stride = k.scalar_arg("stride", DType::I32);
+            let rows = k.program_id(0) * 4 + k.arange(0, 4);
+            k.store(out + k.arange(0, 4), rows * stride);
+        })
+        .unwrap();
+        let i = stored(&k, &[true, true]);
+        assert_eq!((i.contiguity, i.divisibility), (1, 16));
+    }
+
+    #[test]
+    fn sums_of_two_ranges_are_not_divisible_like_their_starts() {
+        // [0, 1, 2, 3] + [0, 1, 2, 3] = [0, 2, 4, 6]: no run, and only 2 divides every element.
+        let k = build_kernel("range_plus_range", |k| {
+            let out = k.mut_ptr_arg("out", DType::I32);
+            let r = k.arange(0, 4);
+            k.store(out + r, r + r);
+        })
+        .unwrap();
+        let i = stored(&k, &[true]);
+        assert_eq!(i.contiguity, 1);
+        assert!(i.divisibility <= 2, "{i:?}");
+    }
+
+    #[test]
+    fn a_range_plus_a_multiple_of_16_stays_a_run() {
+        let k = build_kernel("range_plus_offset", |k| {
+            let out = k.mut_ptr_arg("out", DType::I32);
+            let n = k.scalar_arg("n", DType::I32);
+            let r = k.arange(0, 64);
+            k.store(out + r, k.program_id(0) * n + r);
+        })
+        .unwrap();
+        let i = stored(&k, &[true, true]);
+        assert_eq!((i.contiguity, i.divisibility), (64, 16));
     }
 }

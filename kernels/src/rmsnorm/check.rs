@@ -204,7 +204,11 @@ impl fmt::Display for Case {
             write!(f, " dresidual_out")?;
         }
         let c = &self.config;
-        write!(f, " eps={} block={} warps={} programs={}", self.eps, c.block_size, c.num_warps, c.programs)
+        write!(
+            f,
+            " eps={} block={} rows={} warps={} programs={}",
+            self.eps, c.block_size, c.rows, c.num_warps, c.programs
+        )
     }
 }
 
