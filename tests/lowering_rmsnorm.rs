@@ -86,6 +86,11 @@ fn aligned_forward_uses_16_byte_loads() {
         let kernel = rmsnorm::forward(&RmsNormSpec::new(d, Some(d)), 4096, 1, true).unwrap();
         let ptx = check(&kernel, &aligned(&kernel, 8));
         assert!(ptx.contains(want), "{d}: no {want} in the forward PTX");
+        // Tiles of 8 rows of 256: still 16-byte accesses along each row.
+        let tile = rmsnorm::forward(&RmsNormSpec::new(d, Some(d)), 256, 8, true).unwrap();
+        assert!(check(&tile, &aligned(&tile, 4)).contains(want), "{d}: no {want} in the tiled forward PTX");
+        let tile = rmsnorm::backward(&RmsNormSpec::new(d, Some(d)), false, 256, 8, true).unwrap();
+        assert!(check(&tile, &aligned(&tile, 4)).contains(want), "{d}: no {want} in the tiled backward PTX");
         // Unaligned (nothing known about N or the strides): no vector loads of x.
         let plain = compile(&kernel, &CompileOptions { num_warps: 8, ..CompileOptions::default() }).unwrap();
         assert!(!plain.ptx.contains("ld.global.v4"), "{d}: vector loads without alignment facts");
