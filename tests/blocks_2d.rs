@@ -146,7 +146,7 @@ fn plan(case: &Case) -> Plan {
     let stride = if k.name == "column_major" { m } else { n };
     let mut args = args;
     args.extend([PlanArg::I32(m as i32), PlanArg::I32(n as i32), PlanArg::I32(stride as i32)]);
-    p.launches.push(Launch { kernel: k.clone(), grid: [programs as u32, 1, 1], args, num_warps: case.num_warps });
+    p.launches.push(Launch { kernel: k.clone().into(), grid: [programs as u32, 1, 1], args, num_warps: case.num_warps });
     p
 }
 

@@ -15,7 +15,7 @@ use tritonite::runtime::Device;
 
 fn executor() -> Option<GpuExecutor> {
     match Device::open(0) {
-        Ok(d) => Some(GpuExecutor::new(d).expect("a GPU that opens can be queried")),
+        Ok(d) => Some(GpuExecutor::new(d).expect("a GPU that opens can be queried").poison_outputs(true)),
         Err(e) => {
             // Straight to the stderr handle, past the test harness's capture, so CI logs show it.
             use std::io::Write;

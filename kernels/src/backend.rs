@@ -52,6 +52,12 @@ pub trait Backend {
     /// A new buffer of `len` elements, every one NaN (an element no launch writes stays visible).
     fn alloc(&self, dtype: DType, len: usize) -> Result<Self::Buffer, KernelError>;
 
+    /// A new buffer for an output a plan writes whole (what the typed entry points allocate):
+    /// contents unspecified, so a backend may skip the fill. Defaults to [`Backend::alloc`].
+    fn alloc_output(&self, dtype: DType, len: usize) -> Result<Self::Buffer, KernelError> {
+        self.alloc(dtype, len)
+    }
+
     /// A copy of a host buffer on this backend.
     fn upload(&self, host: &Buffer) -> Result<Self::Buffer, KernelError>;
 

@@ -35,11 +35,16 @@ pub struct Prepared {
     kernels: Vec<Arc<GpuKernel>>,
 }
 
+/// A compiled kernel variant: the kernel's fingerprint, its warps, and which arguments are
+/// 16-byte aligned.
+type VariantKey = (u64, u32, Vec<usize>);
+
 /// Runs plans on one GPU, compiling each kernel variant on first use.
 pub struct GpuExecutor {
     device: Device,
     target: Target,
-    kernels: Mutex<HashMap<String, Arc<GpuKernel>>>,
+    kernels: Mutex<HashMap<VariantKey, Arc<GpuKernel>>>,
+    poison_outputs: bool,
     compiles: Mutex<usize>,
     sm_count: usize,
     autotuner: Autotuner,
@@ -62,6 +67,7 @@ impl GpuExecutor {
             device,
             target,
             kernels: Mutex::new(HashMap::new()),
+            poison_outputs: std::env::var_os("TRITONITE_POISON_OUTPUTS").is_some_and(|v| v != "0"),
             compiles: Mutex::new(0),
             sm_count,
             autotuner,
@@ -72,6 +78,13 @@ impl GpuExecutor {
     pub fn device_id(device: &Device) -> Result<DeviceId, KernelError> {
         let (major, minor) = device.compute_capability()?;
         Ok(DeviceId::new(device.name()?, format!("sm_{major}{minor}"), device.driver_version()?))
+    }
+
+    /// Fills every new output buffer with NaN before a launch writes it (off by default, or set
+    /// `TRITONITE_POISON_OUTPUTS=1`): an element a kernel fails to write then shows up in tests.
+    pub fn poison_outputs(mut self, on: bool) -> GpuExecutor {
+        self.poison_outputs = on;
+        self
     }
 
     /// The device.
@@ -105,11 +118,12 @@ impl GpuExecutor {
                 divisible_by_16.push(i);
             }
         }
-        let opts = CompileOptions { num_warps: launch.num_warps, target: self.target.clone(), divisible_by_16 };
-        let key = format!("{opts:?}\n{}", launch.kernel);
+        let key = (launch.kernel.fingerprint(), launch.num_warps, divisible_by_16);
         if let Some(k) = self.kernels.lock().expect("kernel cache lock").get(&key) {
             return Ok(k.clone());
         }
+        let opts =
+            CompileOptions { num_warps: launch.num_warps, target: self.target.clone(), divisible_by_16: key.2.clone() };
         let (compiled, source) = compile_cached(&launch.kernel, &opts)?;
         let k = Arc::new(GpuKernel::load(
             &self.device,
@@ -132,6 +146,13 @@ impl Backend for GpuExecutor {
 
     fn alloc(&self, dtype: DType, len: usize) -> Result<DeviceBuffer, KernelError> {
         Ok(DeviceBuffer::filled(&self.device, dtype, len, f64::NAN)?)
+    }
+
+    fn alloc_output(&self, dtype: DType, len: usize) -> Result<DeviceBuffer, KernelError> {
+        if self.poison_outputs {
+            return self.alloc(dtype, len);
+        }
+        Ok(DeviceBuffer::uninit(&self.device, dtype, len)?)
     }
 
     fn upload(&self, host: &tritonite_lang::Buffer) -> Result<DeviceBuffer, KernelError> {

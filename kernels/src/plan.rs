@@ -1,7 +1,11 @@
 //! Launch plans: the host side of a kernel (its buffers, launches, grids and arguments) as data,
 //! so one description runs on any executor — the CPU interpreter ([`crate::cpu`]) or a GPU.
 
-use tritonite_lang::{DType, Kernel};
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
+
+use tritonite_lang::{DType, Kernel, LangError};
 
 use crate::error::KernelError;
 
@@ -42,11 +46,75 @@ pub enum PlanArg {
     F32(f32),
 }
 
+/// A built kernel, shared between plans, with a fingerprint of its IR: what executors key their
+/// compiled variants by, so a launch never formats or compares whole kernels.
+#[derive(Clone, Debug)]
+pub struct SharedKernel {
+    kernel: Arc<Kernel>,
+    fingerprint: u64,
+}
+
+impl SharedKernel {
+    /// Shares `kernel` (hashes its printed IR once).
+    pub fn new(kernel: Kernel) -> SharedKernel {
+        let fingerprint = tritonite_autotune::fnv1a(kernel.to_string().as_bytes());
+        SharedKernel { kernel: Arc::new(kernel), fingerprint }
+    }
+
+    /// A hash of the kernel's IR (its name, meta-parameters, parameters and body).
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+}
+
+impl std::ops::Deref for SharedKernel {
+    type Target = Kernel;
+
+    fn deref(&self) -> &Kernel {
+        &self.kernel
+    }
+}
+
+impl From<Kernel> for SharedKernel {
+    fn from(kernel: Kernel) -> SharedKernel {
+        SharedKernel::new(kernel)
+    }
+}
+
+/// Kernels built once per process: tracing a kernel costs far more than launching it, and the
+/// same few variants run over and over. `K` names a variant exactly (its builder's arguments).
+pub struct KernelMemo<K> {
+    built: Mutex<HashMap<K, SharedKernel>>,
+}
+
+impl<K: Hash + Eq + Clone> KernelMemo<K> {
+    /// An empty memo.
+    pub fn new() -> KernelMemo<K> {
+        KernelMemo { built: Mutex::new(HashMap::new()) }
+    }
+
+    /// The kernel for `key`, built by `build` the first time.
+    pub fn get(&self, key: &K, build: impl FnOnce() -> Result<Kernel, LangError>) -> Result<SharedKernel, KernelError> {
+        if let Some(k) = self.built.lock().expect("kernel memo lock").get(key) {
+            return Ok(k.clone());
+        }
+        let k = SharedKernel::new(build()?);
+        self.built.lock().expect("kernel memo lock").insert(key.clone(), k.clone());
+        Ok(k)
+    }
+}
+
+impl<K: Hash + Eq + Clone> Default for KernelMemo<K> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// One kernel launch.
 #[derive(Clone, Debug)]
 pub struct Launch {
     /// The kernel.
-    pub kernel: Kernel,
+    pub kernel: SharedKernel,
     /// Programs along each grid axis.
     pub grid: [u32; 3],
     /// Arguments, one per kernel parameter.

@@ -78,8 +78,8 @@ impl BlockedLayout {
     pub fn with_shape(self, shape: [usize; 2]) -> BlockedLayout {
         let mut l = self;
         l.shape = shape;
-        for d in 0..2 {
-            l.size_per_thread[d] = l.size_per_thread[d].min(shape[d]).max(1);
+        for (spt, n) in l.size_per_thread.iter_mut().zip(shape) {
+            *spt = (*spt).min(n).max(1);
         }
         l
     }

@@ -64,6 +64,17 @@ impl DeviceBuffer {
         Ok(DeviceBuffer { data, dtype: host.dtype(), len: host.len(), address })
     }
 
+    /// A device buffer of `len` elements with unspecified contents, for outputs a launch writes
+    /// whole (a stream-ordered allocation: no copy, no fill).
+    pub fn uninit(device: &Device, dtype: DType, len: usize) -> Result<DeviceBuffer, RuntimeError> {
+        let bytes = (len * dtype.size_bytes()).max(1);
+        // SAFETY: `u8` has no invalid bit patterns; the contents are never read before a launch
+        // writes them (or `download` returns whatever is there, which is still valid bytes).
+        let data = unsafe { device.stream.alloc::<u8>(bytes) }.map_err(RuntimeError::driver("allocating a buffer"))?;
+        let address = data.device_ptr(&device.stream).0;
+        Ok(DeviceBuffer { data, dtype, len, address })
+    }
+
     /// A device buffer of `len` elements, every one `value` (NaN poisons outputs before a run).
     pub fn filled(device: &Device, dtype: DType, len: usize, value: f64) -> Result<DeviceBuffer, RuntimeError> {
         DeviceBuffer::upload(device, &Buffer::filled(dtype, len, value))

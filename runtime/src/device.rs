@@ -28,6 +28,10 @@ impl Device {
             return Err(RuntimeError::NoDriver);
         }
         let ctx = CudaContext::new(ordinal).map_err(|e| RuntimeError::NoDevice { ordinal, reason: e.to_string() })?;
+        // SAFETY: all work of a `Device` is queued on its one stream, so stream order alone keeps
+        // every use of a buffer after its allocation and before its free. Without per-buffer
+        // events, an allocation is one driver call and a launch records nothing.
+        unsafe { ctx.disable_event_tracking() };
         let stream = ctx.default_stream();
         Ok(Device { ctx, stream, ordinal })
     }

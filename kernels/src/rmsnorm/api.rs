@@ -191,10 +191,10 @@ pub fn rms_norm<B: Backend>(
 
     let y_new = match opts.out {
         Some(_) => None,
-        None => Some(backend.alloc(spec.out, m * n)?),
+        None => Some(backend.alloc_output(spec.out, m * n)?),
     };
-    let rstd = backend.alloc(DType::F32, m)?;
-    let residual_out = spec.residual_out.map(|d| backend.alloc(d, m * n)).transpose()?;
+    let rstd = backend.alloc_output(DType::F32, m)?;
+    let residual_out = spec.residual_out.map(|d| backend.alloc_output(d, m * n)).transpose()?;
     let mut bindings = vec![Binding { name: "x", buf: x.buf, offset: x.offset }];
     if let Some(r) = &opts.residual {
         bindings.push(Binding { name: "residual", buf: r.buf, offset: r.offset });
@@ -293,14 +293,14 @@ pub fn rms_norm_backward<B: Backend>(
     };
     let plan = backward_plan(spec, opts.dresidual_out.is_some(), &shape, opts.offset, &cfg)?;
 
-    let dx = backend.alloc(spec.x, m * n)?;
-    let dresidual = spec.residual.map(|d| backend.alloc(d, m * n)).transpose()?;
-    let dweight = spec.weight.map(|d| backend.alloc(d, n)).transpose()?;
-    let dbias = spec.bias.map(|d| backend.alloc(d, n)).transpose()?;
+    let dx = backend.alloc_output(spec.x, m * n)?;
+    let dresidual = spec.residual.map(|d| backend.alloc_output(d, m * n)).transpose()?;
+    let dweight = spec.weight.map(|d| backend.alloc_output(d, n)).transpose()?;
+    let dbias = spec.bias.map(|d| backend.alloc_output(d, n)).transpose()?;
     let mut scratch = vec![];
     for name in ["dw_partial", "db_partial"] {
         if let Some(d) = plan.decl(name) {
-            scratch.push((name, backend.alloc(d.dtype, d.len)?));
+            scratch.push((name, backend.alloc_output(d.dtype, d.len)?));
         }
     }
     let mut bindings = vec![

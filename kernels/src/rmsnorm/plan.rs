@@ -2,12 +2,34 @@
 //! [`Plan`] any executor runs. Shapes and strides here are already validated by [`super::api`];
 //! these functions check only the config.
 
+use std::sync::OnceLock;
+
 use tritonite_lang::DType;
 
 use super::kernels::{backward, forward, sum_partials};
 use super::{RmsNormConfig, RmsNormSpec};
 use crate::error::KernelError;
-use crate::plan::{check_shape, span, Launch, Plan, PlanArg, Role};
+use crate::plan::{check_shape, span, KernelMemo, Launch, Plan, PlanArg, Role, SharedKernel};
+
+/// Which RMSNorm kernel, with every argument its builder takes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Variant {
+    Forward { spec: RmsNormSpec, block: usize, rows: usize, row_in_block: bool },
+    Backward { spec: RmsNormSpec, dro: bool, block: usize, rows: usize, row_in_block: bool },
+    SumPartials { dtype: DType, block: usize },
+}
+
+/// The kernel of `v`, built once per process.
+fn shared(v: Variant) -> Result<SharedKernel, KernelError> {
+    static MEMO: OnceLock<KernelMemo<Variant>> = OnceLock::new();
+    MEMO.get_or_init(KernelMemo::new).get(&v, || match &v {
+        Variant::Forward { spec, block, rows, row_in_block } => forward(spec, *block, *rows, *row_in_block),
+        Variant::Backward { spec, dro, block, rows, row_in_block } => {
+            backward(spec, *dro, *block, *rows, *row_in_block)
+        }
+        Variant::SumPartials { dtype, block } => sum_partials(*dtype, *block),
+    })
+}
 
 /// Columns per program of the partials reduction.
 pub const SUM_PARTIALS_BLOCK: usize = 256;
@@ -116,7 +138,8 @@ pub fn forward_plan(
     }
     if m > 0 {
         let row_in_block = n <= cfg.block_size;
-        let kernel = forward(spec, cfg.block_size, cfg.rows, row_in_block)?;
+        let rows = if row_in_block { cfg.rows } else { 1 };
+        let kernel = shared(Variant::Forward { spec: *spec, block: cfg.block_size, rows, row_in_block })?;
         let programs = if row_in_block { m.div_ceil(cfg.rows) } else { m };
         plan.launches.push(Launch { kernel, grid: [programs as u32, 1, 1], args, num_warps: cfg.num_warps });
     }
@@ -185,11 +208,13 @@ pub fn backward_plan(
     if spec.weight.is_some() {
         args.push(PlanArg::F32(offset));
     }
-    let kernel = backward(spec, has_dresidual_out, cfg.block_size, cfg.rows, row_in_block)?;
+    let rows = if row_in_block { cfg.rows } else { 1 };
+    let kernel =
+        shared(Variant::Backward { spec: *spec, dro: has_dresidual_out, block: cfg.block_size, rows, row_in_block })?;
     plan.launches.push(Launch { kernel, grid: [programs as u32, 1, 1], args, num_warps: cfg.num_warps });
     for (partial, out, d) in reductions {
         plan.launches.push(Launch {
-            kernel: sum_partials(d, SUM_PARTIALS_BLOCK)?,
+            kernel: shared(Variant::SumPartials { dtype: d, block: SUM_PARTIALS_BLOCK })?,
             grid: [n.div_ceil(SUM_PARTIALS_BLOCK) as u32, 1, 1],
             args: vec![
                 PlanArg::Buffer(partial),

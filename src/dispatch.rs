@@ -1,0 +1,79 @@
+//! `tritonite dispatch`: the host time of one RMSNorm call through the public API with warm caches
+//! (kernels compiled and loaded, configs looked up), for a small problem where the host, not the
+//! GPU, sets the pace. Calls are issued in batches small enough never to fill the launch queue;
+//! only the issuing loop is timed, and the GPU drains between batches.
+
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use tritonite::kernels::backend::Backend;
+use tritonite::kernels::gpu::GpuExecutor;
+use tritonite::kernels::reference;
+use tritonite::kernels::rmsnorm::{rms_norm, rms_norm_backward, RmsNormBackwardOptions, RmsNormOptions};
+use tritonite::kernels::tensor::Rows;
+use tritonite::kernels::tuning::TuneMode;
+use tritonite::lang::DType;
+use tritonite::runtime::Device;
+
+/// Calls per timed batch, and batches.
+const BATCH: usize = 200;
+const BATCHES: usize = 25;
+
+/// Median host microseconds per call of `call` over the batches.
+fn host_us(device: &Device, call: &mut dyn FnMut() -> Result<()>) -> Result<f64> {
+    for _ in 0..BATCH {
+        call()?;
+    }
+    device.synchronize()?;
+    let mut per_call = vec![];
+    for _ in 0..BATCHES {
+        let t = Instant::now();
+        for _ in 0..BATCH {
+            call()?;
+        }
+        per_call.push(t.elapsed().as_secs_f64() * 1e6 / BATCH as f64);
+        device.synchronize()?;
+    }
+    per_call.sort_by(f64::total_cmp);
+    Ok(per_call[per_call.len() / 2])
+}
+
+/// Measures and prints the host cost per call of forward and backward on `m × n` of `dtype`.
+pub fn run(m: usize, n: usize, dtype: DType) -> Result<()> {
+    let device = match Device::open(0) {
+        Ok(d) => d,
+        Err(e) => bail!("dispatch needs a GPU: {e}"),
+    };
+    let name = device.name()?;
+    let gpu = GpuExecutor::new(device.clone())?;
+    gpu.autotuner().expect("the GPU executor tunes").set_mode(TuneMode::Off);
+    let x = gpu.upload(&reference::random_buffer(dtype, m * n, 1))?;
+    let w = gpu.upload(&reference::random_weight(dtype, n, 2))?;
+    let dy = gpu.upload(&reference::random_buffer(dtype, m * n, 3))?;
+    let y = gpu.alloc(dtype, m * n)?;
+    let rows = |b| Rows::new(b, &[m, n]);
+    let opts = RmsNormOptions::default();
+    let fwd = host_us(&device, &mut || {
+        rms_norm(&gpu, rows(&x), Some(&w), &opts)?;
+        Ok(())
+    })?;
+    let into = RmsNormOptions { out: Some(rows(&y)), ..RmsNormOptions::default() };
+    let fwd_into = host_us(&device, &mut || {
+        rms_norm(&gpu, rows(&x), Some(&w), &into)?;
+        Ok(())
+    })?;
+    let saved = rms_norm(&gpu, rows(&x), Some(&w), &opts)?;
+    let bopts = RmsNormBackwardOptions::default();
+    let bwd = host_us(&device, &mut || {
+        rms_norm_backward(&gpu, &saved.spec, rows(&x), Some(&w), rows(&dy), &saved.rstd, &bopts)?;
+        Ok(())
+    })?;
+    println!("device {name}: host time per call through the public API, {m}x{n} {dtype}, warm caches");
+    println!("(median of {BATCHES} batches of {BATCH} calls; outputs allocated and freed per call unless given)\n");
+    println!("| call | host us per call |");
+    println!("|---|---|");
+    println!("| rms_norm (new y, rstd) | {fwd:.2} |");
+    println!("| rms_norm into a caller's y (new rstd) | {fwd_into:.2} |");
+    println!("| rms_norm_backward (new dx, dw, partials) | {bwd:.2} |");
+    Ok(())
+}
