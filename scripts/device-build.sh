@@ -2,10 +2,13 @@
 # Builds a GPU payload here (the GPU machine has no Rust or LLVM) into .device/ (git-ignored):
 #   suite (default): the GPU test binary          -> run there: bash scripts/device-run.sh
 #   cli:             the tritonite CLI + peers.py  -> run there: bash scripts/device-bench.sh
-# Each is stripped and xz-compressed (~31 MB); send one per call (carry: .device).
+#   peers:           liger/quack wheels into .device-site1/ and .device-site2/ (scripts/peers-wheels.sh;
+#                    does not touch .device/); the two-call procedure is at the top of device-bench.sh
+# Each binary is stripped and xz-compressed (~31 MB); send one per call (carry: .device).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-suite}"
+[ "$what" = peers ] && exec bash scripts/peers-wheels.sh
 rm -rf .device && mkdir -p .device
 case "$what" in
   suite)
@@ -22,6 +25,6 @@ for l in sys.stdin:
     strip -o .device/tritonite "${CARGO_TARGET_DIR:-target}/release/tritonite"
     xz -6 -f -T2 .device/tritonite
     cp ../shared/anchors/peers.py .device/peers.py ;;
-  *) echo "usage: $0 [suite|cli]" >&2; exit 2 ;;
+  *) echo "usage: $0 [suite|cli|peers]" >&2; exit 2 ;;
 esac
 ls -la .device
