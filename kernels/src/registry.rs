@@ -36,7 +36,7 @@ const RESIDUAL: MetaParam =
     MetaParam { name: "RESIDUAL", doc: "1 to add a residual first and return the sum, 0 for none (default 0)" };
 const ROWS: MetaParam = MetaParam {
     name: "ROWS",
-    doc: "rows per program step when the row fits the block, a power of two ≤ 64 (default 1)",
+    doc: "rows per tile (each program step handles ROWS × BLOCK_SIZE elements), a power of two ≤ 64 (default 1)",
 };
 const WARPS: MetaParam =
     MetaParam { name: "num_warps", doc: "warps per program (default: BLOCK_SIZE / 256, between 1 and 16)" };

@@ -136,8 +136,8 @@ impl Case {
             1 << (4 + d.below(((n.next_power_of_two() * 4).trailing_zeros() as u64).saturating_sub(3).max(1)))
         }
         .min(1 << 14);
-        // Tiles of several rows when the row fits the block, up to 16384 elements.
-        let rows = if block_size >= n { d.pick(&[1, 1, 2, 4, 8, 16, 32]).min((1 << 14) / block_size) } else { 1 };
+        // Tiles of several rows, up to 16384 elements.
+        let rows = d.pick(&[1, 1, 2, 4, 8, 16, 32]).min((1 << 14) / block_size);
         // 1 to 64 elements of a tile per thread.
         let tile = rows * block_size;
         let num_warps = d.pick(&[1, 2, 4, 8, 16]).clamp(tile / 2048, (tile / 32).max(1)) as u32;

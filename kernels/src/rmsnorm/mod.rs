@@ -123,8 +123,8 @@ pub struct RmsNormConfig {
     /// Persistent programs of the backward (each strides over rows and owns one row of the `dw`
     /// partials); unused by the forward.
     pub programs: usize,
-    /// Rows per program step, a power of two: a `[rows, block_size]` tile when the row fits the
-    /// block (several short rows per program); 1 for rows walked in chunks.
+    /// Rows per tile, a power of two: each program step handles `[rows, block_size]` elements
+    /// (several short rows held at once, or several long rows walked together in chunks).
     pub rows: usize,
 }
 
@@ -134,23 +134,30 @@ impl RmsNormConfig {
     /// in chunks of that size; 512 columns per warp (1 to 16 warps).
     pub fn heuristic(spec: &RmsNormSpec, n: usize, sm_count: usize) -> RmsNormConfig {
         let heavy = spec.residual.is_some() || spec.bias.is_some();
-        Self::spread(n, sm_count, if heavy { 8192 } else { 16384 }, 512)
+        Self::spread(n, sm_count, if heavy { 8192 } else { 16384 }, 512, 16)
     }
 
     /// The backward's default: it holds `x`, `dy` and, per option, the weight, the `dw` and
     /// `dbias` sums and `dresidual_out` per thread, so at most 8192 columns in a block with up to
-    /// four of those, 4096 with more; 256 columns per warp; two programs per SM.
+    /// four of those, 4096 with more; 256 columns per warp, at most 8 warps (ptxas gives 16 warps
+    /// only 64 registers a thread, too few for the fused variants); two programs per SM. Longer rows go
+    /// in tiles of 4 rows × 1024 columns, so each chunk's column sums reach the partials once
+    /// per 4 rows.
     pub fn heuristic_backward(spec: &RmsNormSpec, has_dresidual_out: bool, n: usize, sm_count: usize) -> RmsNormConfig {
         let held = 2 + 2 * spec.weight.is_some() as usize + spec.bias.is_some() as usize + has_dresidual_out as usize;
-        Self::spread(n, sm_count, if held > 4 { 4096 } else { 8192 }, 256)
+        let max_block = if held > 4 { 4096 } else { 8192 };
+        if n > max_block {
+            return RmsNormConfig { block_size: 1024, num_warps: 8, programs: 2 * sm_count.max(1), rows: 4 };
+        }
+        Self::spread(n, sm_count, max_block, 256, 8)
     }
 
-    fn spread(n: usize, sm_count: usize, max_block: usize, per_warp: usize) -> RmsNormConfig {
+    fn spread(n: usize, sm_count: usize, max_block: usize, per_warp: usize, max_warps: usize) -> RmsNormConfig {
         let block_size = n.next_power_of_two().clamp(16, max_block);
         // Short rows share a program: tiles of about 4096 elements (at least 2 rows per warp's
         // worth of columns), so each thread has several independent loads in flight.
         let rows = (4096 / block_size).clamp(1, 32);
-        let num_warps = (rows * block_size / per_warp).clamp(1, 16) as u32;
+        let num_warps = (rows * block_size / per_warp).clamp(1, max_warps) as u32;
         RmsNormConfig { block_size, num_warps, programs: 2 * sm_count.max(1), rows }
     }
 

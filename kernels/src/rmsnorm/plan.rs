@@ -138,9 +138,8 @@ pub fn forward_plan(
     }
     if m > 0 {
         let row_in_block = n <= cfg.block_size;
-        let rows = if row_in_block { cfg.rows } else { 1 };
-        let kernel = shared(Variant::Forward { spec: *spec, block: cfg.block_size, rows, row_in_block })?;
-        let programs = if row_in_block { m.div_ceil(cfg.rows) } else { m };
+        let kernel = shared(Variant::Forward { spec: *spec, block: cfg.block_size, rows: cfg.rows, row_in_block })?;
+        let programs = m.div_ceil(cfg.rows);
         plan.launches.push(Launch { kernel, grid: [programs as u32, 1, 1], args, num_warps: cfg.num_warps });
     }
     Ok(plan)
@@ -148,7 +147,7 @@ pub fn forward_plan(
 
 /// The backward of `spec` over `shape`: inputs `x` (the saved `h`), `[w]`, `dy`, `rstd`,
 /// `[dresidual_out]` (when `has_dresidual_out`); outputs `dx`, `[dresidual]`, `[dw]`, `[dbias]`.
-/// `cfg.programs` persistent programs (at most one per step of rows) each own a row of the f32
+/// `cfg.programs` persistent programs (at most one per tile of rows) each own a row of the f32
 /// partials.
 pub fn backward_plan(
     spec: &RmsNormSpec,
@@ -162,8 +161,7 @@ pub fn backward_plan(
     let (m, n) = (shape.m, shape.n);
     check_shape(m, n)?;
     let row_in_block = n <= cfg.block_size;
-    let steps = if row_in_block { m.div_ceil(cfg.rows) } else { m };
-    let programs = cfg.programs.min(steps.max(1));
+    let programs = cfg.programs.min(m.div_ceil(cfg.rows).max(1));
     let mut plan = Plan::default();
     plan.buffer("x", spec.saved(), span(m, n, shape.stride_x), Role::Input);
     let mut args = vec![PlanArg::Buffer("x")];
@@ -208,9 +206,13 @@ pub fn backward_plan(
     if spec.weight.is_some() {
         args.push(PlanArg::F32(offset));
     }
-    let rows = if row_in_block { cfg.rows } else { 1 };
-    let kernel =
-        shared(Variant::Backward { spec: *spec, dro: has_dresidual_out, block: cfg.block_size, rows, row_in_block })?;
+    let kernel = shared(Variant::Backward {
+        spec: *spec,
+        dro: has_dresidual_out,
+        block: cfg.block_size,
+        rows: cfg.rows,
+        row_in_block,
+    })?;
     plan.launches.push(Launch { kernel, grid: [programs as u32, 1, 1], args, num_warps: cfg.num_warps });
     for (partial, out, d) in reductions {
         plan.launches.push(Launch {

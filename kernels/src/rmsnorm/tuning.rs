@@ -94,8 +94,8 @@ impl Problem {
     }
 
     /// The candidates, pruned: blocks from the row's size (up to 16384 forward, 8192 backward)
-    /// down to a quarter of it (only the row's size when that is ≤ 4096); for a block holding
-    /// the whole row, tiles of 1 to 32 rows up to that many elements; 4 to 32 elements of a tile
+    /// down to a quarter of it (only the row's size when that is ≤ 4096); tiles of 1 to 32 rows
+    /// (8 for rows walked in chunks) up to that many elements; 4 to 32 elements of a tile
     /// per thread; for the backward 1, 2 or 4 programs per SM. The heuristic is always among them.
     pub fn candidates(&self, sm_count: usize) -> Vec<RmsNormConfig> {
         let max_block = match self.pass {
@@ -110,7 +110,7 @@ impl Problem {
         let mut out = vec![self.heuristic(sm_count)];
         let mut block = if top <= 4096 { top } else { top / 4 };
         while block <= top {
-            let max_rows = if block >= self.n { (max_block / block).min(32) } else { 1 };
+            let max_rows = (max_block / block).min(if block >= self.n { 32 } else { 8 });
             let mut rows = 1;
             while rows <= max_rows {
                 for num_warps in [1u32, 2, 4, 8, 16] {
