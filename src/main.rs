@@ -1,6 +1,7 @@
 //! The `tritonite` command line.
 
 mod bench;
+mod dispatch;
 mod tune;
 
 use anyhow::{bail, Context, Result};
@@ -29,6 +30,18 @@ enum Command {
     /// Time RMSNorm forward and backward on the GPU next to a device-to-device copy; merge the
     /// peers' numbers (peers.py) and write JSON, Markdown and a plot (`bench report` needs no GPU).
     Bench(bench::BenchArgs),
+    /// Measure the host time of one small RMSNorm call through the public API (warm caches).
+    Dispatch {
+        /// Rows.
+        #[arg(long, default_value_t = 1)]
+        m: usize,
+        /// Columns.
+        #[arg(long, default_value_t = 4096)]
+        n: usize,
+        /// f32, f16 or bf16.
+        #[arg(long, default_value = "bf16")]
+        dtype: String,
+    },
     /// Tune RMSNorm kernel configs per shape on the GPU; results are cached and reused.
     Autotune {
         /// rmsnorm-fwd, rmsnorm-bwd or all.
@@ -156,6 +169,7 @@ fn main() -> Result<()> {
         Command::Demo(args) => demo(&args),
         Command::Compile(args) => compile(&args),
         Command::Bench(args) => bench::main(&args),
+        Command::Dispatch { m, n, dtype } => dispatch::run(m, n, parse_dtype(&dtype)?),
         Command::Autotune { kernel, shapes, dtype, features, force } => {
             let dtype = dtype.as_deref().map(parse_dtype).transpose()?;
             tune::autotune(&tune::AutotuneArgs { kernel: &kernel, shapes: &shapes, dtype, features: &features, force })
