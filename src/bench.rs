@@ -75,12 +75,16 @@ pub fn main(args: &BenchArgs) -> Result<()> {
             let report = measure(&args.shapes)?;
             // Our own results are written even when the peers' file turns out unreadable.
             match args.peers.as_deref().map(PeersFile::load).transpose() {
-                Ok(peers) => emit(&report, peers.as_ref(), args.out.as_deref()),
+                Ok(peers) => emit(&report, peers.as_ref(), args.out.as_deref())?,
                 Err(e) => {
                     emit(&report, None, args.out.as_deref())?;
-                    Err(e)
+                    return Err(e);
                 }
             }
+            if !report.failures.is_empty() {
+                bail!("{} of the shapes could not be measured", report.failures.len());
+            }
+            Ok(())
         }
     }
 }
@@ -118,6 +122,9 @@ pub struct BenchReport {
     pub date: String,
     /// One row per shape, in the order measured.
     pub rows: Vec<BenchRow>,
+    /// Shapes that could not be measured, with why.
+    #[serde(default)]
+    pub failures: Vec<String>,
 }
 
 /// One shape's results.
@@ -214,74 +221,89 @@ fn measure(shapes: &str) -> Result<BenchReport> {
     drop((src, dst));
     eprintln!("device {name}: {sms} SMs, device-to-device copy {copy_gbs:.0} GB/s (read + write)");
 
-    let mut report = BenchReport { device: name, sm_count: sms, copy_gbs, date: utc_now(), rows: vec![] };
+    let mut report =
+        BenchReport { device: name, sm_count: sms, copy_gbs, date: utc_now(), rows: vec![], failures: vec![] };
     for (m, n, dtype) in shapes {
-        let es = dtype.size_bytes();
-        // The cached tuned configs (`tritonite autotune`), else the heuristics; never tunes here.
-        let spec = RmsNormSpec::new(dtype, Some(dtype));
-        let pick = |pass| {
-            let problem = Problem { pass, spec, dresidual_out: false, m, n };
-            select(&gpu, &problem, &mut |_| {})
-        };
-        let (fwd_sel, bwd_sel) = (pick(Pass::Forward)?, pick(Pass::Backward)?);
-        let (cfg, bwd_cfg) = (fwd_sel.config, bwd_sel.config);
-        // Rotate among enough input copies to exceed twice the L2 (50 MB), so no run hits in cache.
-        let copies = (100_000_000usize.div_ceil(m * n * es)).clamp(1, 8);
-        let w = DeviceBuffer::upload(dev, &reference::random_weight(dtype, n, 99))?;
-        let mut xs = vec![];
-        let mut dys = vec![];
-        let mut outs = vec![];
-        for c in 0..copies {
-            xs.push(DeviceBuffer::upload(dev, &reference::random_buffer(dtype, m * n, 2 * c as u64 + 1))?);
-            dys.push(DeviceBuffer::upload(dev, &reference::random_buffer(dtype, m * n, 2 * c as u64 + 2))?);
-            outs.push([
-                DeviceBuffer::filled(dev, dtype, m * n, 0.0)?,
-                DeviceBuffer::filled(dev, DType::F32, m, 0.0)?,
-                DeviceBuffer::filled(dev, dtype, m * n, 0.0)?,
-            ]);
+        // One shape failing (a plan refused, a launch error) leaves the others' rows standing.
+        match measure_shape(&gpu, m, n, dtype, copy_gbs) {
+            Ok(row) => {
+                eprintln!(
+                    "{m}x{n} {dtype}: fwd {:.1} us {:.0} GB/s, bwd {:.1} us {:.0} GB/s",
+                    row.fwd.median_us, row.fwd.gbs, row.bwd.median_us, row.bwd.gbs
+                );
+                report.rows.push(row);
+            }
+            Err(e) => {
+                eprintln!("{m}x{n} {dtype}: FAILED: {e:#}");
+                report.failures.push(format!("{m}x{n} {dtype}: {e:#}"));
+            }
         }
-        let partial = DeviceBuffer::filled(dev, DType::F32, bwd_cfg.programs.min(m) * n, 0.0)?;
-        let dw = DeviceBuffer::filled(dev, dtype, n, 0.0)?;
-        let fwd = rmsnorm::forward_plan(&spec, &ForwardShape::contiguous(m, n), 1e-6, 0.0, &cfg)?;
-        let bwd = rmsnorm::backward_plan(&spec, false, &BackwardShape::contiguous(m, n), 0.0, &bwd_cfg)?;
-        let bind = Binding::whole;
-        let fwd_sets: Vec<_> = (0..copies)
-            .map(|c| vec![bind("x", &xs[c]), bind("w", &w), bind("y", &outs[c][0]), bind("rstd", &outs[c][1])])
-            .collect();
-        let bwd_sets: Vec<_> = (0..copies)
-            .map(|c| {
-                vec![
-                    bind("x", &xs[c]),
-                    bind("w", &w),
-                    bind("dy", &dys[c]),
-                    bind("rstd", &outs[c][1]),
-                    bind("dx", &outs[c][2]),
-                    bind("dw_partial", &partial),
-                    bind("dw", &dw),
-                ]
-            })
-            .collect();
-        let fwd_us = time_plan(&gpu, &fwd, &fwd_sets)?;
-        let bwd_us = time_plan(&gpu, &bwd, &bwd_sets)?;
-        let (fwd_bytes, bwd_bytes) = bytes_moved(m, n, es);
-        let pass = |config: String, tuned: bool, us: f64, bytes: f64| {
-            let gbs = bytes / (us * 1e-6) / 1e9;
-            PassResult { config, tuned, median_us: us, gbs, ratio_to_copy: gbs / copy_gbs }
-        };
-        let row = BenchRow {
-            m,
-            n,
-            dtype: dtype.to_string(),
-            fwd: pass(cfg.to_config().to_string(), fwd_sel.source == Source::Cache, fwd_us, fwd_bytes),
-            bwd: pass(bwd_cfg.to_config().to_string(), bwd_sel.source == Source::Cache, bwd_us, bwd_bytes),
-        };
-        eprintln!(
-            "{m}x{n} {dtype}: fwd {:.1} us {:.0} GB/s, bwd {:.1} us {:.0} GB/s",
-            row.fwd.median_us, row.fwd.gbs, row.bwd.median_us, row.bwd.gbs
-        );
-        report.rows.push(row);
     }
     Ok(report)
+}
+
+/// Times one shape's forward and backward with the cached tuned configs, else the heuristics.
+fn measure_shape(gpu: &GpuExecutor, m: usize, n: usize, dtype: DType, copy_gbs: f64) -> Result<BenchRow> {
+    let dev = gpu.device();
+    let es = dtype.size_bytes();
+    // The cached tuned configs (`tritonite autotune`), else the heuristics; never tunes here.
+    let spec = RmsNormSpec::new(dtype, Some(dtype));
+    let pick = |pass| {
+        let problem = Problem { pass, spec, dresidual_out: false, m, n };
+        select(gpu, &problem, &mut |_| {})
+    };
+    let (fwd_sel, bwd_sel) = (pick(Pass::Forward)?, pick(Pass::Backward)?);
+    let (cfg, bwd_cfg) = (fwd_sel.config, bwd_sel.config);
+    // Rotate among enough input copies to exceed twice the L2 (50 MB), so no run hits in cache.
+    let copies = (100_000_000usize.div_ceil(m * n * es)).clamp(1, 8);
+    let w = DeviceBuffer::upload(dev, &reference::random_weight(dtype, n, 99))?;
+    let mut xs = vec![];
+    let mut dys = vec![];
+    let mut outs = vec![];
+    for c in 0..copies {
+        xs.push(DeviceBuffer::upload(dev, &reference::random_buffer(dtype, m * n, 2 * c as u64 + 1))?);
+        dys.push(DeviceBuffer::upload(dev, &reference::random_buffer(dtype, m * n, 2 * c as u64 + 2))?);
+        outs.push([
+            DeviceBuffer::filled(dev, dtype, m * n, 0.0)?,
+            DeviceBuffer::filled(dev, DType::F32, m, 0.0)?,
+            DeviceBuffer::filled(dev, dtype, m * n, 0.0)?,
+        ]);
+    }
+    let partial = DeviceBuffer::filled(dev, DType::F32, bwd_cfg.programs.min(m) * n, 0.0)?;
+    let dw = DeviceBuffer::filled(dev, dtype, n, 0.0)?;
+    let fwd = rmsnorm::forward_plan(&spec, &ForwardShape::contiguous(m, n), 1e-6, 0.0, &cfg)?;
+    let bwd = rmsnorm::backward_plan(&spec, false, &BackwardShape::contiguous(m, n), 0.0, &bwd_cfg)?;
+    let bind = Binding::whole;
+    let fwd_sets: Vec<_> = (0..copies)
+        .map(|c| vec![bind("x", &xs[c]), bind("w", &w), bind("y", &outs[c][0]), bind("rstd", &outs[c][1])])
+        .collect();
+    let bwd_sets: Vec<_> = (0..copies)
+        .map(|c| {
+            vec![
+                bind("x", &xs[c]),
+                bind("w", &w),
+                bind("dy", &dys[c]),
+                bind("rstd", &outs[c][1]),
+                bind("dx", &outs[c][2]),
+                bind("dw_partial", &partial),
+                bind("dw", &dw),
+            ]
+        })
+        .collect();
+    let fwd_us = time_plan(gpu, &fwd, &fwd_sets)?;
+    let bwd_us = time_plan(gpu, &bwd, &bwd_sets)?;
+    let (fwd_bytes, bwd_bytes) = bytes_moved(m, n, es);
+    let pass = |config: String, tuned: bool, us: f64, bytes: f64| {
+        let gbs = bytes / (us * 1e-6) / 1e9;
+        PassResult { config, tuned, median_us: us, gbs, ratio_to_copy: gbs / copy_gbs }
+    };
+    Ok(BenchRow {
+        m,
+        n,
+        dtype: dtype.to_string(),
+        fwd: pass(cfg.to_config().to_string(), fwd_sel.source == Source::Cache, fwd_us, fwd_bytes),
+        bwd: pass(bwd_cfg.to_config().to_string(), bwd_sel.source == Source::Cache, bwd_us, bwd_bytes),
+    })
 }
 
 /// The current time as `YYYY-MM-DD HH:MM UTC`.
@@ -417,6 +439,12 @@ pub fn markdown(report: &BenchReport, peers: Option<&PeersFile>) -> String {
             r.bwd.gbs,
             r.bwd.ratio_to_copy
         );
+    }
+    if !report.failures.is_empty() {
+        let _ = writeln!(s, "\nNot measured:");
+        for f in &report.failures {
+            let _ = writeln!(s, "- {f}");
+        }
     }
     if let Some(p) = peers {
         s.push('\n');
@@ -678,6 +706,7 @@ mod tests {
             copy_gbs: 3000.0,
             date: "2026-11-21 12:00 UTC".into(),
             rows: vec![row(2048, 8192, "f32", 2400.0, 1500.0), row(4096, 4096, "f16", 2000.0, 900.0)],
+            failures: vec![],
         }
     }
 
@@ -750,5 +779,11 @@ mod tests {
         assert_eq!(back.rows.len(), 2);
         assert_eq!(back.rows[1].dtype, "f16");
         assert_eq!(back.rows[0].bwd.gbs, 1500.0);
+        // A bench.json without failures reads; failures are listed under our table.
+        let mut json: serde_json::Value = serde_json::to_value(&r).unwrap();
+        json.as_object_mut().unwrap().remove("failures");
+        assert!(serde_json::from_value::<BenchReport>(json).unwrap().failures.is_empty());
+        let failed = BenchReport { failures: vec!["8x8 f32: no kernel".into()], ..r };
+        assert!(markdown(&failed, None).contains("\nNot measured:\n- 8x8 f32: no kernel\n"));
     }
 }
