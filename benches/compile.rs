@@ -23,6 +23,22 @@ fn compile(c: &mut Criterion) {
     c.bench_function("compile to PTX rmsnorm-fwd bf16", |b| {
         b.iter(|| lowering::compile(&built.kernel, &opts).expect("compiles"))
     });
+    // The largest variant: the backward over 2-D tiles (8 rows of 512) with weight, bias and residual.
+    let settings = [
+        ("BLOCK_SIZE".to_string(), 512),
+        ("ROWS".to_string(), 8),
+        ("BIAS".to_string(), 1),
+        ("RESIDUAL".to_string(), 1),
+    ];
+    let bwd = registry::build("rmsnorm-bwd", DType::BF16, 512, &settings).expect("registry kernel builds");
+    let bwd_opts = CompileOptions {
+        num_warps: 4,
+        divisible_by_16: registry::aligned_args(&bwd.kernel, 512),
+        ..Default::default()
+    };
+    c.bench_function("compile to PTX rmsnorm-bwd bf16 tiles", |b| {
+        b.iter(|| lowering::compile(&bwd.kernel, &bwd_opts).expect("compiles"))
+    });
 }
 
 criterion_group! {

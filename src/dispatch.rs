@@ -6,10 +6,13 @@
 use std::time::Instant;
 
 use anyhow::{bail, Result};
-use tritonite::kernels::backend::Backend;
+use tritonite::kernels::backend::{Backend, Binding};
 use tritonite::kernels::gpu::GpuExecutor;
 use tritonite::kernels::reference;
-use tritonite::kernels::rmsnorm::{rms_norm, rms_norm_backward, RmsNormBackwardOptions, RmsNormOptions};
+use tritonite::kernels::rmsnorm::tuning::{select, Pass, Problem};
+use tritonite::kernels::rmsnorm::{
+    forward_plan, rms_norm, rms_norm_backward, ForwardShape, RmsNormBackwardOptions, RmsNormOptions, RmsNormSpec,
+};
 use tritonite::kernels::tensor::Rows;
 use tritonite::kernels::tuning::TuneMode;
 use tritonite::lang::DType;
@@ -68,6 +71,32 @@ pub fn run(m: usize, n: usize, dtype: DType) -> Result<()> {
         rms_norm_backward(&gpu, &saved.spec, rows(&x), Some(&w), rows(&dy), &saved.rstd, &bopts)?;
         Ok(())
     })?;
+    // Where the forward's time goes: its steps one at a time.
+    let spec = RmsNormSpec::new(dtype, Some(dtype));
+    let problem = Problem { pass: Pass::Forward, spec, dresidual_out: false, m, n };
+    let lookup = host_us(&device, &mut || {
+        select(&gpu, &problem, &mut |_| {})?;
+        Ok(())
+    })?;
+    let cfg = select(&gpu, &problem, &mut |_| {})?.config;
+    let shape = ForwardShape::contiguous(m, n);
+    let planning = host_us(&device, &mut || {
+        forward_plan(&spec, &shape, 1e-6, 0.0, &cfg)?;
+        Ok(())
+    })?;
+    let allocs = host_us(&device, &mut || {
+        let _y = gpu.alloc_output(dtype, m * n)?;
+        let _rstd = gpu.alloc_output(DType::F32, m)?;
+        Ok(())
+    })?;
+    let plan = forward_plan(&spec, &shape, 1e-6, 0.0, &cfg)?;
+    let rstd = gpu.alloc(DType::F32, m)?;
+    let bindings =
+        [Binding::whole("x", &x), Binding::whole("w", &w), Binding::whole("y", &y), Binding::whole("rstd", &rstd)];
+    let running = host_us(&device, &mut || Ok(gpu.run(&plan, &bindings)?))?;
+    let prepared = gpu.prepare(&plan, &bindings)?;
+    let launching = host_us(&device, &mut || Ok(gpu.launch(&plan, &prepared, &bindings)?))?;
+
     println!("device {name}: host time per call through the public API, {m}x{n} {dtype}, warm caches");
     println!("(median of {BATCHES} batches of {BATCH} calls; outputs allocated and freed per call unless given)\n");
     println!("| call | host us per call |");
@@ -75,5 +104,10 @@ pub fn run(m: usize, n: usize, dtype: DType) -> Result<()> {
     println!("| rms_norm (new y, rstd) | {fwd:.2} |");
     println!("| rms_norm into a caller's y (new rstd) | {fwd_into:.2} |");
     println!("| rms_norm_backward (new dx, dw, partials) | {bwd:.2} |");
+    println!("| forward, step: config lookup (select) | {lookup:.2} |");
+    println!("| forward, step: plan from the memoized kernel | {planning:.2} |");
+    println!("| forward, step: allocate and free y and rstd | {allocs:.2} |");
+    println!("| forward, step: run a built plan (binding checks, variant lookup, launch) | {running:.2} |");
+    println!("| forward, step: launch a prepared plan | {launching:.2} |");
     Ok(())
 }

@@ -208,15 +208,27 @@ pub fn select<B: Backend>(
     let Some(tuner) = backend.autotuner() else {
         return Ok(Selected { config: heuristic, source: Source::Default });
     };
-    let key = problem.key(tuner.device());
     let mode = tuner.mode();
-    let mut cache = tuner.cache();
     if mode == tritonite_autotune::TuneMode::Off {
-        return Ok(match cache.lookup(&key).map(RmsNormConfig::from_config) {
+        // The hot path of every call: remembered per problem, so no key is built twice.
+        let id = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            problem.hash(&mut h);
+            h.finish()
+        };
+        if let Some((config, source)) = tuner.remembered(id) {
+            return Ok(Selected { config: RmsNormConfig::from_config(&config)?, source });
+        }
+        let selected = match tuner.cache().lookup(&problem.key(tuner.device())).map(RmsNormConfig::from_config) {
             Some(Ok(config)) => Selected { config, source: Source::Cache },
             _ => Selected { config: heuristic, source: Source::Default },
-        });
+        };
+        tuner.remember(id, (selected.config.to_config(), selected.source));
+        return Ok(selected);
     }
+    let key = problem.key(tuner.device());
+    let mut cache = tuner.cache();
     let candidates: Vec<Config> = problem.candidates(sms).iter().map(RmsNormConfig::to_config).collect();
     let mut bench: Option<Bench<'_, B>> = None;
     let measure = |c: &Config| {
