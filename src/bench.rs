@@ -55,7 +55,7 @@ pub enum BenchAction {
         /// The peers.json written by shared/anchors/peers.py, to merge in.
         #[arg(long, value_name = "PATH")]
         peers: Option<PathBuf>,
-        /// Write DIR/bench.md and DIR/bench.png (and DIR/bench.json when it is not --from's).
+        /// Write DIR/bench.json (the report read back), DIR/bench.md and DIR/bench.png.
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
