@@ -146,7 +146,12 @@ fn plan(case: &Case) -> Plan {
     let stride = if k.name == "column_major" { m } else { n };
     let mut args = args;
     args.extend([PlanArg::I32(m as i32), PlanArg::I32(n as i32), PlanArg::I32(stride as i32)]);
-    p.launches.push(Launch { kernel: k.clone().into(), grid: [programs as u32, 1, 1], args, num_warps: case.num_warps });
+    p.launches.push(Launch {
+        kernel: k.clone().into(),
+        grid: [programs as u32, 1, 1],
+        args,
+        num_warps: case.num_warps,
+    });
     p
 }
 
@@ -225,7 +230,7 @@ fn gpu() -> Option<GpuExecutor> {
 #[test]
 fn two_d_kernels_match_the_interpreter_on_the_gpu() {
     let Some(gpu) = gpu() else { return };
-    let cpu = Cpu::default();
+    let cpu = Cpu;
     for (i, case) in cases().into_iter().enumerate() {
         let plan = plan(&case);
         let x = reference::random_buffer(case.dtype, case.m * case.n, 100 + i as u64);
