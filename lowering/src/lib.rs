@@ -2,7 +2,8 @@
 //!
 //! Lowers the block IR of `tritonite-lang` to PTX:
 //!
-//! 1. **layout** — each 1-D block gets a [`layout::BlockedLayout`] (which thread owns which elements);
+//! 1. **layout** — each block (rank 1 or 2) gets a [`layout::BlockedLayout`] (which thread owns which
+//!    elements); 1-D blocks that meet 2-D ones are laid out as their rows or columns;
 //! 2. **axis info** — contiguity/divisibility/constancy of offsets and masks decide vector widths;
 //! 3. **emit** — a `gpu.module` in MLIR (gpu, arith, scf, vector, memref, llvm dialects), one thread's
 //!    view of every block value as an MLIR vector;
