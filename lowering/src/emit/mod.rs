@@ -257,15 +257,20 @@ impl<'a> Emitter<'a> {
         }
     }
 
+    /// True (`i1`) when this thread is no replica along dimension `d` of `l`.
+    pub fn owns_along(&mut self, l: &BlockedLayout, d: usize) -> String {
+        let t = self.thread_coord(l, d);
+        let used = self.const_i32(l.used(d) as i64);
+        self.assign(&format!("arith.cmpi ult, {t}, {used} : i32"))
+    }
+
     /// True (`i1`) when this thread owns its elements of `l` (is no replica), `None` when every
     /// thread does.
     pub fn is_owner(&mut self, l: &BlockedLayout) -> Option<String> {
         let mut pred: Option<String> = None;
         for d in 0..2 {
             if l.has_replicas(d) {
-                let t = self.thread_coord(l, d);
-                let used = self.const_i32(l.used(d) as i64);
-                let c = self.assign(&format!("arith.cmpi ult, {t}, {used} : i32"));
+                let c = self.owns_along(l, d);
                 pred = Some(match pred {
                     Some(p) => self.assign(&format!("arith.andi {p}, {c} : i1")),
                     None => c,

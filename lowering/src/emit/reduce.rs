@@ -113,9 +113,7 @@ impl Emitter<'_> {
         dim: usize,
     ) -> Vec<String> {
         let id = self.identity(op, d);
-        let used = self.const_i32(l.used(dim) as i64);
-        let t = self.thread_coord(l, dim);
-        let owner = self.assign(&format!("arith.cmpi ult, {t}, {used} : i32"));
+        let owner = self.owns_along(l, dim);
         partials
             .into_iter()
             .map(|p| self.assign(&format!("arith.select {owner}, {p}, {id} : {}", mlir_type(d))))
@@ -176,9 +174,7 @@ impl Emitter<'_> {
         let zero = self.const_i32(0);
         let first = self.assign(&format!("arith.cmpi eq, {lane}, {zero} : i32"));
         let writer = if l.has_replicas(keep) {
-            let tk = self.thread_coord(l, keep);
-            let used = self.const_i32(l.used(keep) as i64);
-            let owns = self.assign(&format!("arith.cmpi ult, {tk}, {used} : i32"));
+            let owns = self.owns_along(l, keep);
             self.assign(&format!("arith.andi {first}, {owns} : i1"))
         } else {
             first
