@@ -3,6 +3,7 @@
 # Idempotent: re-running it only checks what is already there.
 #   - LLVM/MLIR 22 from Debian (what melior 0.27 links against)
 #   - ptxas/nvcc 13.0 from PyPI into $TRITONITE_TOOLKIT_DIR (no GPU or driver needed)
+#   - link stubs of the CUDA libraries there, for the `candle` feature (scripts/cuda-env.sh)
 # The build environment (MLIR_SYS_220_PREFIX, …) lives in .cargo/config.toml.
 set -euo pipefail
 
@@ -37,5 +38,17 @@ fi
 if ! command -v cargo >/dev/null; then
   echo "setup: cargo not found; install Rust (rustup) first" >&2
   exit 1
+fi
+
+# The `candle` feature links the CUDA libraries (candle's choice): stand-ins for linking on a
+# machine without them, generated from cudarc's declarations (scripts/cuda-link-stubs.sh).
+CU13="$TOOLKIT_DIR/nvidia/cu13"
+ln -sf libcudart.so.13 "$CU13/lib/libcudart.so"
+if [ ! -e "$CU13/lib/stubs/libnccl.so" ]; then
+  echo "setup: generating CUDA link stubs in $CU13/lib/stubs"
+  cargo fetch --manifest-path "$(dirname "$0")/../Cargo.toml" -q
+  cudarc_src=$(cargo metadata --manifest-path "$(dirname "$0")/../Cargo.toml" --format-version 1 -q \
+    | python3 -c 'import json,sys; print(next(p["manifest_path"] for p in json.load(sys.stdin)["packages"] if p["name"]=="cudarc").rsplit("/",1)[0])')
+  bash "$(dirname "$0")/cuda-link-stubs.sh" "$cudarc_src" "$CU13/lib/stubs"
 fi
 echo "setup: ok (LLVM/MLIR 22 in /usr/lib/llvm-22, ptxas in $TOOLKIT_DIR/nvidia/cu13/bin)"

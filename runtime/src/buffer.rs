@@ -1,18 +1,29 @@
 //! Device buffers: typed views of device memory that move to and from the interpreter's [`Buffer`].
 
-use cudarc::driver::{CudaSlice, DevicePtr};
+use std::mem::ManuallyDrop;
+
+use cudarc::driver::{CudaSlice, DevicePtr, DeviceRepr};
 use half::{bf16, f16};
 use tritonite_lang::{Buffer, DType};
 
 use crate::device::Device;
 use crate::error::RuntimeError;
 
-/// A buffer of `len` elements of `dtype` in device memory.
+/// A buffer of `len` elements of `dtype` in device memory: its own allocation, or a view of memory
+/// someone else owns (a framework's tensor, see [`DeviceBuffer::borrowed`]).
 pub struct DeviceBuffer {
-    pub(crate) data: CudaSlice<u8>,
+    pub(crate) data: Memory,
     dtype: DType,
     len: usize,
     address: u64,
+}
+
+/// Who frees a buffer's memory.
+pub(crate) enum Memory {
+    /// This buffer: freed on drop, in stream order.
+    Owned(CudaSlice<u8>),
+    /// Someone else; the buffer is a view.
+    Borrowed,
 }
 
 impl std::fmt::Debug for DeviceBuffer {
@@ -61,7 +72,53 @@ impl DeviceBuffer {
             let (address, _sync) = data.device_ptr(&device.stream);
             address
         };
-        Ok(DeviceBuffer { data, dtype: host.dtype(), len: host.len(), address })
+        Ok(DeviceBuffer { data: Memory::Owned(data), dtype: host.dtype(), len: host.len(), address })
+    }
+
+    /// A view of `len` elements of `dtype` at device address `address`, memory this buffer does
+    /// not own and never frees (a framework tensor's storage, handed to a kernel).
+    ///
+    /// # Safety
+    /// `address` must point to at least `len` elements of `dtype` in the device's context that stay
+    /// allocated, and are not written by anyone else, until the work queued on them is done.
+    pub unsafe fn borrowed(address: u64, dtype: DType, len: usize) -> DeviceBuffer {
+        DeviceBuffer { data: Memory::Borrowed, dtype, len, address }
+    }
+
+    /// Hands this buffer's allocation over as a typed cudarc slice (a framework's tensor storage
+    /// takes it, and frees it in the end). An error for borrowed memory, or when `T` is not
+    /// this buffer's element size.
+    pub fn into_cuda_slice<T: DeviceRepr>(self) -> Result<CudaSlice<T>, RuntimeError> {
+        if std::mem::size_of::<T>() != self.dtype.size_bytes() {
+            return Err(RuntimeError::Buffer(format!(
+                "a {} buffer handed over as elements of {} bytes",
+                self.dtype,
+                std::mem::size_of::<T>()
+            )));
+        }
+        let Memory::Owned(slice) = self.data else {
+            return Err(RuntimeError::Buffer("a borrowed buffer handed over as an owned allocation".into()));
+        };
+        let stream = slice.stream().clone();
+        let ptr = slice.leak();
+        // SAFETY: `ptr` is the allocation `slice` owned (at least `len` elements of this size, in
+        // `stream`'s context), and nothing else frees it now that `slice` leaked it.
+        Ok(unsafe { stream.upgrade_device_ptr::<T>(ptr, self.len) })
+    }
+
+    /// Runs `f` on this buffer's memory as a cudarc slice of bytes (a temporary view for
+    /// borrowed memory, never freed).
+    fn with_slice<R>(&self, device: &Device, f: impl FnOnce(&CudaSlice<u8>) -> R) -> R {
+        match &self.data {
+            Memory::Owned(s) => f(s),
+            Memory::Borrowed => {
+                let bytes = (self.len * self.dtype.size_bytes()).max(1);
+                // SAFETY: `borrowed`'s contract keeps the memory allocated; ManuallyDrop keeps
+                // the view from freeing it.
+                let view = ManuallyDrop::new(unsafe { device.stream.upgrade_device_ptr::<u8>(self.address, bytes) });
+                f(&view)
+            }
+        }
     }
 
     /// A device buffer of `len` elements with unspecified contents, for outputs a launch writes
@@ -72,7 +129,7 @@ impl DeviceBuffer {
         // writes them (or `download` returns whatever is there, which is still valid bytes).
         let data = unsafe { device.stream.alloc::<u8>(bytes) }.map_err(RuntimeError::driver("allocating a buffer"))?;
         let address = data.device_ptr(&device.stream).0;
-        Ok(DeviceBuffer { data, dtype, len, address })
+        Ok(DeviceBuffer { data: Memory::Owned(data), dtype, len, address })
     }
 
     /// A device buffer of `len` elements, every one `value` (NaN poisons outputs before a run).
@@ -85,7 +142,9 @@ impl DeviceBuffer {
         if self.len == 0 {
             return Ok(Buffer::filled(self.dtype, 0, 0.0));
         }
-        let bytes = device.stream.clone_dtoh(&self.data).map_err(RuntimeError::driver("downloading a buffer"))?;
+        let bytes = self
+            .with_slice(device, |s| device.stream.clone_dtoh(s))
+            .map_err(RuntimeError::driver("downloading a buffer"))?;
         Ok(from_bytes(self.dtype, &bytes[..self.len * self.dtype.size_bytes()]))
     }
 
@@ -97,7 +156,16 @@ impl DeviceBuffer {
                 src.len, src.dtype, self.len, self.dtype
             )));
         }
-        device.stream.memcpy_dtod(&src.data, &mut self.data).map_err(RuntimeError::driver("copying on the device"))
+        let bytes = self.len * self.dtype.size_bytes();
+        if bytes == 0 {
+            return Ok(());
+        }
+        // SAFETY: both buffers hold `bytes` bytes (same dtype and length), and the copy is queued on
+        // the device's stream, in order with every launch that reads or writes them.
+        unsafe {
+            cudarc::driver::result::memcpy_dtod_async(self.address, src.address, bytes, device.stream.cu_stream())
+        }
+        .map_err(RuntimeError::driver("copying on the device"))
     }
 
     /// Element dtype.

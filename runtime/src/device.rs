@@ -23,8 +23,7 @@ impl std::fmt::Debug for Device {
 impl Device {
     /// Opens GPU `ordinal`. Without a driver or a GPU this is an error, never a panic.
     pub fn open(ordinal: usize) -> Result<Device, RuntimeError> {
-        // SAFETY: only probes the loader for libcuda's file names.
-        if !unsafe { cudarc::driver::sys::is_culib_present() } {
+        if !driver_present() {
             return Err(RuntimeError::NoDriver);
         }
         let ctx = CudaContext::new(ordinal).map_err(|e| RuntimeError::NoDevice { ordinal, reason: e.to_string() })?;
@@ -34,6 +33,20 @@ impl Device {
         unsafe { ctx.disable_event_tracking() };
         let stream = ctx.default_stream();
         Ok(Device { ctx, stream, ordinal })
+    }
+
+    /// Work on `stream`, a stream of a context someone else made (a framework's, e.g. candle's
+    /// device stream): launches and allocations queue on it, in order with the framework's own
+    /// work. The context's settings (event tracking) are left as they are.
+    pub fn from_stream(stream: Arc<CudaStream>) -> Result<Device, RuntimeError> {
+        let ctx = stream.context().clone();
+        let ordinal = ctx.ordinal();
+        Ok(Device { ctx, stream, ordinal })
+    }
+
+    /// The stream this device's work is queued on.
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
     }
 
     /// The device's name, e.g. `NVIDIA H100 80GB HBM3`.
@@ -94,4 +107,12 @@ impl Device {
         }
         Ok(times)
     }
+}
+
+/// Whether the CUDA driver library can be loaded (it may also be linked in already, when a
+/// framework such as candle links it): probed without cudarc, which panics when it is absent.
+fn driver_present() -> bool {
+    const NAMES: [&str; 2] = ["libcuda.so.1", "libcuda.so"];
+    // SAFETY: loading libcuda runs no initialisers that depend on this process's state.
+    NAMES.iter().any(|name| unsafe { libloading::Library::new(*name) }.is_ok())
 }

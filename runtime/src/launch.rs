@@ -4,7 +4,7 @@ use cudarc::driver::{CudaFunction, DevicePtr, LaunchConfig, PushKernelArg};
 use tritonite_lang::ir::{Param, ParamKind};
 use tritonite_lang::DType;
 
-use crate::buffer::DeviceBuffer;
+use crate::buffer::{DeviceBuffer, Memory};
 use crate::device::Device;
 use crate::error::RuntimeError;
 
@@ -91,9 +91,12 @@ impl GpuKernel {
                 });
             }
             if let KernelArg::Buffer(b, offset) = a {
-                let (ptr, guard) = b.data.device_ptr(&device.stream);
-                ptrs.push(ptr + (offset * b.dtype().size_bytes()) as u64);
-                guards.push(guard);
+                // Owned memory takes part in cudarc's event tracking where the context has it on;
+                // borrowed memory is ordered by the stream it is used on.
+                if let Memory::Owned(slice) = &b.data {
+                    guards.push(slice.device_ptr(&device.stream).1);
+                }
+                ptrs.push(b.address() + (offset * b.dtype().size_bytes()) as u64);
             }
         }
         let mut builder = device.stream.launch_builder(&self.func);

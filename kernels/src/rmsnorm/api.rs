@@ -220,6 +220,10 @@ pub struct RmsNormBackwardOptions<'a, S> {
     /// The gradient arriving at `residual_out` (the residual stream), added to `dx`; needs a
     /// forward that returned `residual_out`.
     pub dresidual_out: Option<Rows<'a, S>>,
+    /// Write `dx` here (`[m, n]`, `x`'s dtype, any row stride) instead of a new buffer.
+    pub dx_out: Option<Rows<'a, S>>,
+    /// Write the weight's gradient here (`[n]`, the weight's dtype) instead of a new buffer.
+    pub dweight_out: Option<&'a S>,
     /// Kernel config; default: the backend's tuned config for this problem, else
     /// [`RmsNormConfig::heuristic_backward`].
     pub config: Option<RmsNormConfig>,
@@ -227,16 +231,18 @@ pub struct RmsNormBackwardOptions<'a, S> {
 
 impl<S> Default for RmsNormBackwardOptions<'_, S> {
     fn default() -> Self {
-        RmsNormBackwardOptions { offset: 0.0, dresidual_out: None, config: None }
+        RmsNormBackwardOptions { offset: 0.0, dresidual_out: None, dx_out: None, dweight_out: None, config: None }
     }
 }
 
 /// What [`rms_norm_backward`] returns, each a new contiguous buffer.
 #[derive(Debug)]
 pub struct RmsNormGrads<B> {
-    /// Gradient of `x` (`[m, n]`, `x`'s dtype).
-    pub dx: B,
-    /// Gradient of the weight (`[n]`, its dtype), with a weight.
+    /// Gradient of `x` (`[m, n]`, `x`'s dtype), or `None` when written into
+    /// [`RmsNormBackwardOptions::dx_out`].
+    pub dx: Option<B>,
+    /// Gradient of the weight (`[n]`, its dtype), with a weight, unless written into
+    /// [`RmsNormBackwardOptions::dweight_out`].
     pub dweight: Option<B>,
     /// Gradient of the bias (`[n]`, its dtype), with a bias.
     pub dbias: Option<B>,
@@ -280,6 +286,26 @@ pub fn rms_norm_backward<B: Backend>(
         }
         d.check("dresidual_out", spec.saved(), m, n)?;
     }
+    if let Some(o) = &opts.dx_out {
+        o.check("dx_out", spec.x, m, n)?;
+    }
+    if let Some(o) = opts.dweight_out {
+        let Some(d) = spec.weight else {
+            return Err(KernelError::BadArgument {
+                arg: "dweight_out",
+                expected: "nothing (the forward had no weight)".into(),
+                got: format!("a buffer of {}", o.dtype()),
+            });
+        };
+        check_vector("dweight_out", o, d, n)?;
+    }
+    let mut inputs = vec![("saved", Operand::Rows(&saved)), ("dy", Operand::Rows(&dy)), ("rstd", Operand::Whole(rstd))];
+    inputs.extend(weight.map(|w| ("weight", Operand::Whole(w))));
+    inputs.extend(opts.dresidual_out.as_ref().map(|d| ("dresidual_out", Operand::Rows(d))));
+    let mut outputs = vec![];
+    outputs.extend(opts.dx_out.as_ref().map(|o| ("dx_out", Operand::Rows(o))));
+    outputs.extend(opts.dweight_out.map(|o| ("dweight_out", Operand::Whole(o))));
+    check_no_overlap(&inputs, &outputs)?;
     let problem = Problem { pass: Pass::Backward, spec: *spec, dresidual_out: opts.dresidual_out.is_some(), m, n };
     let cfg = config_for(backend, opts.config, &problem)?;
     let shape = BackwardShape {
@@ -288,14 +314,17 @@ pub fn rms_norm_backward<B: Backend>(
         stride_x: saved.row_stride,
         stride_dy: dy.row_stride,
         stride_dresidual_out: opts.dresidual_out.map_or(n, |d| d.row_stride),
-        stride_dx: n,
+        stride_dx: opts.dx_out.map_or(n, |o| o.row_stride),
         stride_dresidual: n,
     };
     let plan = backward_plan(spec, opts.dresidual_out.is_some(), &shape, opts.offset, &cfg)?;
 
-    let dx = backend.alloc_output(spec.x, m * n)?;
+    let dx = if opts.dx_out.is_some() { None } else { Some(backend.alloc_output(spec.x, m * n)?) };
     let dresidual = spec.residual.map(|d| backend.alloc_output(d, m * n)).transpose()?;
-    let dweight = spec.weight.map(|d| backend.alloc_output(d, n)).transpose()?;
+    let dweight = match (spec.weight, opts.dweight_out) {
+        (Some(d), None) => Some(backend.alloc_output(d, n)?),
+        _ => None,
+    };
     let dbias = spec.bias.map(|d| backend.alloc_output(d, n)).transpose()?;
     let mut scratch = vec![];
     for name in ["dw_partial", "db_partial"] {
@@ -307,14 +336,18 @@ pub fn rms_norm_backward<B: Backend>(
         Binding { name: "x", buf: saved.buf, offset: saved.offset },
         Binding { name: "dy", buf: dy.buf, offset: dy.offset },
         Binding::whole("rstd", rstd),
-        Binding::whole("dx", &dx),
     ];
+    bindings.push(match (&opts.dx_out, &dx) {
+        (Some(o), _) => Binding { name: "dx", buf: o.buf, offset: o.offset },
+        (None, Some(d)) => Binding::whole("dx", d),
+        (None, None) => unreachable!("dx is allocated when no dx_out is given"),
+    });
     bindings.extend(weight.map(|w| Binding::whole("w", w)));
     if let Some(d) = &opts.dresidual_out {
         bindings.push(Binding { name: "dresidual_out", buf: d.buf, offset: d.offset });
     }
     bindings.extend(dresidual.as_ref().map(|d| Binding::whole("dresidual", d)));
-    bindings.extend(dweight.as_ref().map(|d| Binding::whole("dw", d)));
+    bindings.extend(opts.dweight_out.or(dweight.as_ref()).map(|d| Binding::whole("dw", d)));
     bindings.extend(dbias.as_ref().map(|d| Binding::whole("dbias", d)));
     bindings.extend(scratch.iter().map(|(name, b)| Binding::whole(name, b)));
     backend.run(&plan, &bindings)?;

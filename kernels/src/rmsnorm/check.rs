@@ -349,6 +349,7 @@ pub fn run_case<B: Backend>(backend: &B, case: &Case) -> Result<CaseResult, Kern
         offset: case.offset,
         dresidual_out: dro.as_ref().map(|d| Rows::new(d, &[m, n])),
         config: Some(case.config),
+        ..RmsNormBackwardOptions::default()
     };
     let grads = rms_norm_backward(backend, spec, saved, w.as_ref(), case.view(&dy), &fwd.rstd, &bopts)?;
     let saved_rows = saved_host.as_ref().map_or(x_rows.clone(), Buffer::to_f64);
@@ -362,7 +363,7 @@ pub fn run_case<B: Backend>(backend: &B, case: &Case) -> Result<CaseResult, Kern
         let error = rel_error_scaled(&got.to_f64(), &expect.dx, expect.dx_scale);
         checks.push(Check { name, error, tolerance: tol(d) });
     };
-    let dx = backend.download(&grads.dx)?;
+    let dx = backend.download(grads.dx.as_ref().expect("dx is returned without dx_out"))?;
     scale("dx", &dx, spec.x, &mut checks);
     outputs.push(dx);
     if let (Some(g), Some(d)) = (&grads.dresidual, spec.residual) {

@@ -1,0 +1,148 @@
+//! burn adapter on a CUDA GPU (`Autodiff<Cuda<F>>`): gradients of x and the weight against burn's
+//! own `RmsNorm`, for f32/f16/bf16, contiguous and strided input, ragged shapes; gradients must
+//! flow; the example's training matches burn's RmsNorm. Skips (and says so) without a CUDA GPU.
+
+use burn::backend::Autodiff;
+use burn::module::Param;
+use burn::tensor::backend::Backend;
+use burn::tensor::{Device, Tensor, TensorData};
+use burn_cubecl::FloatElement;
+use tritonite_autograd::burn::{rms_norm, Cuda};
+
+#[path = "../../examples/burn_mlp.rs"]
+mod example;
+
+fn gpu() -> bool {
+    match tritonite_runtime::Device::open(0) {
+        Ok(_) => true,
+        Err(e) => {
+            eprintln!("skipped: no CUDA GPU ({e})");
+            false
+        }
+    }
+}
+
+/// Random values in [-1, 1) from a seed.
+fn random(seed: u64, n: usize) -> Vec<f32> {
+    let mut s = seed.wrapping_add(0x9E3779B97F4A7C15);
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect()
+}
+
+fn to_f64<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
+    t.into_data().convert::<f64>().to_vec().unwrap()
+}
+
+fn rel_error(a: &[f64], b: &[f64]) -> f64 {
+    let num: f64 = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum();
+    let den: f64 = b.iter().map(|y| y * y).sum();
+    (num / den.max(1e-300)).sqrt()
+}
+
+/// y, dx, dw of `loss = sum(rmsnorm(x) · r)` on `Autodiff<Cuda<F>>`, with ours or burn's RmsNorm
+/// (`transpose`: x is the transpose of a `[n, m]` tensor, so its rows are not strided rows).
+fn run<F: FloatElement, const D: usize>(ours: bool, shape: [usize; D], transpose: bool, seed: u64) -> [Vec<f64>; 3]
+where
+    Cuda<F>: Backend,
+{
+    type A<F> = Autodiff<Cuda<F>>;
+    let dev: Device<A<F>> = Default::default();
+    let n = shape[D - 1];
+    let numel: usize = shape.iter().product();
+    let x = if transpose {
+        let mut t = shape;
+        t.swap(D - 1, D - 2);
+        Tensor::<A<F>, D>::from_data(TensorData::new(random(seed, numel), t).convert::<F>(), &dev)
+            .swap_dims(D - 1, D - 2)
+    } else {
+        Tensor::<A<F>, D>::from_data(TensorData::new(random(seed, numel), shape).convert::<F>(), &dev)
+    }
+    .require_grad();
+    let w0: Vec<f32> = random(seed + 1, n).iter().map(|v| v + 1.5).collect();
+    let w = Tensor::<A<F>, 1>::from_data(TensorData::new(w0, [n]).convert::<F>(), &dev).require_grad();
+    let r = Tensor::<A<F>, D>::from_data(TensorData::new(random(seed + 2, numel), shape).convert::<F>(), &dev);
+    let y = if ours {
+        rms_norm(x.clone(), w.clone(), 1e-6).unwrap()
+    } else {
+        let norm = burn::nn::RmsNormConfig::new(n).with_epsilon(1e-6).init::<A<F>>(&dev);
+        let norm = burn::nn::RmsNorm { gamma: Param::from_tensor(w.clone()), ..norm };
+        norm.forward(x.clone())
+    };
+    let grads = (y.clone() * r).sum().backward();
+    let dx = x.grad(&grads).expect("a gradient for x");
+    let dw = w.grad(&grads).expect("a gradient for the weight");
+    [to_f64(y.inner()), to_f64(dx), to_f64(dw)]
+}
+
+fn check<F: FloatElement>(tol: f64)
+where
+    Cuda<F>: Backend,
+{
+    let before = tritonite_autograd::op::stats();
+    let cases: [([usize; 3], bool); 4] =
+        [([1, 37, 1000], false), ([4, 9, 768], false), ([2, 5, 4096], false), ([3, 96, 40], true)];
+    for (i, (shape, transpose)) in cases.iter().enumerate() {
+        // burn's RmsNorm in f32 is the reference for every dtype (16-bit composites round each step).
+        let got = run::<F, 3>(true, *shape, *transpose, 10 * i as u64);
+        let want = run::<f32, 3>(false, *shape, *transpose, 10 * i as u64);
+        for (name, g, w) in [("y", &got[0], &want[0]), ("dx", &got[1], &want[1]), ("dw", &got[2], &want[2])] {
+            let e = rel_error(g, w);
+            println!("{} {shape:?} transposed={transpose} {name}: rel. error {e:.2e}", format!("{:?}", F::dtype()));
+            assert!(e <= tol, "{} {shape:?} {name}: rel. error {e:.2e} > {tol:.0e}", format!("{:?}", F::dtype()));
+            assert!(g.iter().any(|v| *v != 0.0), "{name} is all zeros");
+        }
+    }
+    let after = tritonite_autograd::op::stats();
+    assert_eq!(after.forward - before.forward, cases.len());
+    assert_eq!(after.backward - before.backward, cases.len());
+}
+
+#[test]
+fn gradients_match_burns_rmsnorm() {
+    if !gpu() {
+        return;
+    }
+    check::<f32>(1e-4);
+    check::<half::f16>(1e-2);
+    check::<half::bf16>(2e-2);
+}
+
+#[test]
+fn training_matches_burns_rmsnorm() {
+    if !gpu() {
+        return;
+    }
+    let dev = Default::default();
+    let steps = 300;
+    let before = tritonite_autograd::op::stats();
+    let ours = example::train(example::Norm::Tritonite, steps, &dev);
+    let after = tritonite_autograd::op::stats();
+    let theirs = example::train(example::Norm::Burn, steps, &dev);
+    assert_eq!(after.forward - before.forward, steps);
+    assert_eq!(after.backward - before.backward, steps);
+    let (first, last) = (ours[0], ours[steps - 1]);
+    println!("loss: ours {first:.5} -> {last:.5}, burn's {:.5} -> {:.5}", theirs[0], theirs[steps - 1]);
+    assert!(last < 0.5 * first, "the loss did not fall: {first} -> {last}");
+    for s in 0..steps {
+        let d = (ours[s] - theirs[s]).abs() / theirs[s].abs();
+        assert!(d < 1e-2, "step {s}: loss {} vs burn's {} (rel. {d:.2e})", ours[s], theirs[s]);
+    }
+}
+
+#[test]
+fn bad_input_is_an_error() {
+    if !gpu() {
+        return;
+    }
+    let dev = Default::default();
+    let x = Tensor::<Autodiff<Cuda>, 2>::ones([4, 64], &dev);
+    let w = Tensor::<Autodiff<Cuda>, 1>::ones([32], &dev);
+    let e = rms_norm(x, w, 1e-6).unwrap_err().to_string();
+    assert!(e.contains("weight"), "{e}");
+}
