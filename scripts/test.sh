@@ -8,3 +8,8 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo test --workspace
 # The runtime-only build (no LLVM): runs kernels from the on-disk cache.
 cargo check --quiet -p tritonite-kernels --features gpu
+# The framework adapters (candle links the CUDA libraries, so its tests are built here, and run
+# on a GPU machine: scripts/device-autograd.sh).
+. scripts/cuda-env.sh
+cargo clippy --quiet -p tritonite-autograd --features candle,burn --all-targets -- -D warnings
+cargo test --quiet -p tritonite-autograd --features candle,burn --no-run

@@ -15,7 +15,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use tritonite_autograd::burn::{Cuda, RmsNormBackend};
 
 /// The backend: burn's CUDA backend with autodiff.
-pub type B = Autodiff<Cuda<f32>>;
+pub type Train = Autodiff<Cuda<f32>>;
 
 /// Which RMSNorm the model uses.
 #[derive(Clone, Copy, Debug)]
@@ -43,21 +43,26 @@ fn values(seed: u64, len: usize, scale: f32) -> Vec<f32> {
         .collect()
 }
 
-fn tensor<Bk: Backend, const D: usize>(seed: u64, shape: [usize; D], scale: f32, dev: &Device<Bk>) -> Tensor<Bk, D> {
+pub fn tensor<B: Backend, const D: usize>(seed: u64, shape: [usize; D], scale: f32, dev: &Device<B>) -> Tensor<B, D> {
     Tensor::from_data(TensorData::new(values(seed, shape.iter().product(), scale), shape), dev)
 }
 
 /// The model: Linear → RMSNorm → GELU → Linear (weights as plain parameters, no bias).
-#[derive(Module, Clone, Debug)]
-pub struct Mlp<Bk: Backend> {
-    w1: Param<Tensor<Bk, 2>>,
-    ours: tritonite_autograd::burn::RmsNorm<Bk>,
-    theirs: burn::nn::RmsNorm<Bk>,
-    w2: Param<Tensor<Bk, 2>>,
+#[derive(Module, Debug)]
+pub struct Mlp<B: Backend> {
+    /// First layer, `[D_IN, HIDDEN]`.
+    pub w1: Param<Tensor<B, 2>>,
+    /// Our RMSNorm.
+    pub ours: tritonite_autograd::burn::RmsNorm<B>,
+    /// burn's RmsNorm.
+    pub theirs: burn::nn::RmsNorm<B>,
+    /// Second layer, `[HIDDEN, D_OUT]`.
+    pub w2: Param<Tensor<B, 2>>,
 }
 
-impl<Bk: RmsNormBackend> Mlp<Bk> {
-    fn new(dev: &Device<Bk>) -> Mlp<Bk> {
+impl<B: RmsNormBackend> Mlp<B> {
+    /// The starting point (the same for both norms).
+    pub fn new(dev: &Device<B>) -> Mlp<B> {
         Mlp {
             w1: Param::from_tensor(tensor(1, [D_IN, HIDDEN], (1.0 / D_IN as f32).sqrt(), dev)),
             ours: tritonite_autograd::burn::RmsNormConfig::new(HIDDEN).with_epsilon(1e-6).init(dev),
@@ -66,7 +71,8 @@ impl<Bk: RmsNormBackend> Mlp<Bk> {
         }
     }
 
-    fn forward(&self, x: Tensor<Bk, 2>, norm: Norm) -> Tensor<Bk, 2> {
+    /// The model's output for `x`.
+    pub fn forward(&self, x: Tensor<B, 2>, norm: Norm) -> Tensor<B, 2> {
         let h = x.matmul(self.w1.val());
         let h = match norm {
             Norm::Tritonite => self.ours.forward(h),
@@ -77,25 +83,25 @@ impl<Bk: RmsNormBackend> Mlp<Bk> {
 }
 
 /// Trains the MLP with Adam to match a fixed random teacher; the loss of every step.
-pub fn train(norm: Norm, steps: usize, dev: &Device<B>) -> Vec<f32> {
-    let mut model = Mlp::<B>::new(dev);
-    let teacher = tensor::<B, 2>(3, [D_IN, D_OUT], 1.0, dev);
-    let mut opt = AdamConfig::new().init::<B, Mlp<B>>();
+pub fn train(norm: Norm, steps: usize, dev: &Device<Train>) -> Vec<f32> {
+    let mut model = Mlp::<Train>::new(dev);
+    let teacher = tensor::<Train, 2>(3, [D_IN, D_OUT], 1.0, dev);
+    let mut opt = AdamConfig::new().init::<Train, Mlp<Train>>();
     let mut losses = Vec::with_capacity(steps);
     for step in 0..steps {
-        let x = tensor::<B, 2>(100 + step as u64, [BATCH, D_IN], 1.0, dev);
+        let x = tensor::<Train, 2>(100 + step as u64, [BATCH, D_IN], 1.0, dev);
         let target = x.clone().matmul(teacher.clone()).tanh().detach();
         let out = model.forward(x, norm);
         let loss = (out - target).powi_scalar(2).mean();
         losses.push(loss.clone().into_scalar());
-        let grads = GradientsParams::from_grads::<B, Mlp<B>>(loss.backward(), &model);
+        let grads = GradientsParams::from_grads::<Train, Mlp<Train>>(loss.backward(), &model);
         model = opt.step(2e-3, model, grads);
     }
     losses
 }
 
-#[allow(dead_code)]
-fn main() {
+/// Trains both models and prints the loss curves and the launch counts.
+pub fn main() {
     if let Err(e) = tritonite_runtime::Device::open(0) {
         println!("burn_mlp: skipped, no CUDA GPU ({e})");
         return;

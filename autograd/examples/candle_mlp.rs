@@ -70,8 +70,8 @@ pub fn train(norm: Norm, steps: usize, dev: &Device) -> Result<Vec<f32>> {
     Ok(losses)
 }
 
-#[allow(dead_code)]
-fn main() -> anyhow::Result<()> {
+/// Trains both models and prints the loss curves and the launch counts.
+pub fn main() -> anyhow::Result<()> {
     let dev = match Device::new_cuda(0) {
         Ok(d) => d,
         Err(e) => {

@@ -150,6 +150,54 @@ fn backward_rejects_bad_tensors() {
     expect_arg(bwd(&spec, rows(&x), Some(&w), rows(&dy), &rstd, &opts), "offset");
 }
 
+#[test]
+fn backward_writes_into_caller_buffers() {
+    // dx into the right half of a [m, 2n] buffer and dw into a given vector: the same values as
+    // the buffers the API allocates, and the left half untouched.
+    let (m, n) = (5, 24);
+    let spec = RmsNormSpec::new(DType::F32, Some(DType::F32));
+    let x = host(DType::F32, m * n, 1);
+    let w = HostBuffer::new(random_weight(DType::F32, n, 2));
+    let dy = host(DType::F32, m * n, 3);
+    let rows = |b| Rows::new(b, &[m, n]);
+    let fwd = rms_norm(&Cpu, rows(&x), Some(&w), &RmsNormOptions::default()).unwrap();
+    let d = RmsNormBackwardOptions::default;
+    let want = rms_norm_backward(&Cpu, &spec, rows(&x), Some(&w), rows(&dy), &fwd.rstd, &d()).unwrap();
+    let (want_dx, want_dw) = (want.dx.unwrap().to_f64(), want.dweight.unwrap().to_f64());
+    let wide = host(DType::F32, m * 2 * n, 9);
+    let before = wide.to_f64();
+    let dw = host(DType::F32, n, 10);
+    let opts =
+        RmsNormBackwardOptions { dx_out: Some(Rows::strided(&wide, n, m, n, 2 * n)), dweight_out: Some(&dw), ..d() };
+    let got = rms_norm_backward(&Cpu, &spec, rows(&x), Some(&w), rows(&dy), &fwd.rstd, &opts).unwrap();
+    assert!(got.dx.is_none() && got.dweight.is_none(), "nothing new is allocated");
+    let after = wide.to_f64();
+    for r in 0..m {
+        assert_eq!(after[r * 2 * n..r * 2 * n + n], before[r * 2 * n..r * 2 * n + n], "left half changed");
+        assert_eq!(after[r * 2 * n + n..(r + 1) * 2 * n], want_dx[r * n..(r + 1) * n], "dx row {r}");
+    }
+    assert_eq!(dw.to_f64(), want_dw);
+
+    // Wrong shapes and dtypes, or an output over an input, are errors naming the output.
+    let short = host(DType::F32, n - 1, 11);
+    let opts = RmsNormBackwardOptions { dweight_out: Some(&short), ..d() };
+    expect_arg(
+        rms_norm_backward(&Cpu, &spec, rows(&x), Some(&w), rows(&dy), &fwd.rstd, &opts).map(|_| ()),
+        "dweight_out",
+    );
+    let dx16 = host(DType::F16, m * n, 12);
+    let opts = RmsNormBackwardOptions { dx_out: Some(rows(&dx16)), ..d() };
+    expect_arg(rms_norm_backward(&Cpu, &spec, rows(&x), Some(&w), rows(&dy), &fwd.rstd, &opts).map(|_| ()), "dx_out");
+    let opts = RmsNormBackwardOptions { dx_out: Some(rows(&dy)), ..d() };
+    expect_arg(rms_norm_backward(&Cpu, &spec, rows(&x), Some(&w), rows(&dy), &fwd.rstd, &opts).map(|_| ()), "dx_out");
+    let no_weight = RmsNormSpec::new(DType::F32, None);
+    let opts = RmsNormBackwardOptions { dweight_out: Some(&dw), ..d() };
+    expect_arg(
+        rms_norm_backward(&Cpu, &no_weight, rows(&x), None, rows(&dy), &fwd.rstd, &opts).map(|_| ()),
+        "dweight_out",
+    );
+}
+
 /// Buffers at arbitrary addresses, to reach the alignment check; running one is a test failure.
 #[derive(Debug)]
 struct Fake {

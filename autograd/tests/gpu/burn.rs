@@ -93,8 +93,9 @@ where
         let want = run::<f32, 3>(false, *shape, *transpose, 10 * i as u64);
         for (name, g, w) in [("y", &got[0], &want[0]), ("dx", &got[1], &want[1]), ("dw", &got[2], &want[2])] {
             let e = rel_error(g, w);
-            println!("{} {shape:?} transposed={transpose} {name}: rel. error {e:.2e}", format!("{:?}", F::dtype()));
-            assert!(e <= tol, "{} {shape:?} {name}: rel. error {e:.2e} > {tol:.0e}", format!("{:?}", F::dtype()));
+            let dtype = F::dtype();
+            println!("{dtype:?} {shape:?} transposed={transpose} {name}: rel. error {e:.2e}");
+            assert!(e <= tol, "{dtype:?} {shape:?} {name}: rel. error {e:.2e} > {tol:.0e}");
             assert!(g.iter().any(|v| *v != 0.0), "{name} is all zeros");
         }
     }
@@ -145,4 +146,48 @@ fn bad_input_is_an_error() {
     let w = Tensor::<Autodiff<Cuda>, 1>::ones([32], &dev);
     let e = rms_norm(x, w, 1e-6).unwrap_err().to_string();
     assert!(e.contains("weight"), "{e}");
+}
+
+/// One optimizer step moves every parameter the loss depends on (prints gradient norms and the
+/// parameters' changes: a zero here means a gradient stopped).
+#[test]
+fn one_step_moves_every_parameter() {
+    if !gpu() {
+        return;
+    }
+    use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+    type B = example::Train;
+    let dev = Default::default();
+    for norm in [example::Norm::Tritonite, example::Norm::Burn] {
+        let model = example::Mlp::<B>::new(&dev);
+        let x = example::tensor::<B, 2>(100, [example::BATCH, example::D_IN], 1.0, &dev);
+        let loss = model.forward(x, norm).powi_scalar(2).mean();
+        let grads = GradientsParams::from_grads::<B, example::Mlp<B>>(loss.backward(), &model);
+        let gamma = match norm {
+            example::Norm::Tritonite => &model.ours.gamma,
+            example::Norm::Burn => &model.theirs.gamma,
+        };
+        let g1 = grads.get::<Cuda, 2>(model.w1.id).map(|g| g.powi_scalar(2).sum().into_scalar());
+        let g2 = grads.get::<Cuda, 2>(model.w2.id).map(|g| g.powi_scalar(2).sum().into_scalar());
+        let gg = grads.get::<Cuda, 1>(gamma.id).map(|g| g.powi_scalar(2).sum().into_scalar());
+        let before = [to_f64(model.w1.val()), to_f64(model.w2.val())];
+        let mut opt = AdamConfig::new().init::<B, example::Mlp<B>>();
+        let after = opt.step(1e-3, model, grads);
+        let moved = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+        let m1 = moved(&before[0], &to_f64(after.w1.val()));
+        let m2 = moved(&before[1], &to_f64(after.w2.val()));
+        println!("{norm:?}: |grad|² w1 {g1:?} w2 {g2:?} gamma {gg:?}; max change w1 {m1:.2e} w2 {m2:.2e}");
+        assert!(g1.is_some_and(|g| g > 0.0) && g2.is_some_and(|g| g > 0.0) && gg.is_some_and(|g| g > 0.0));
+        assert!(m1 > 0.0 && m2 > 0.0);
+    }
+}
+
+/// The example itself, as `cargo run --example burn_mlp` runs it (prints both loss curves and how
+/// many times our kernels ran).
+#[test]
+fn example_runs() {
+    if !gpu() {
+        return;
+    }
+    example::main();
 }

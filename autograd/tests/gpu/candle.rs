@@ -139,3 +139,13 @@ fn bad_input_is_an_error() {
     let e = tritonite_autograd::candle::rms_norm_op(&xi, &w, 1e-6).unwrap_err().to_string();
     assert!(e.contains("dtype"), "{e}");
 }
+
+/// The example itself, as `cargo run --example candle_mlp` runs it (prints both loss curves and
+/// how many times our kernels ran).
+#[test]
+fn example_runs() {
+    if gpu().is_none() {
+        return;
+    }
+    example::main().unwrap();
+}
