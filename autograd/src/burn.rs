@@ -207,10 +207,8 @@ fn forward(x: Cube, w: Cube, eps: f32) -> Result<(Cube, Cube, Saved), AutogradEr
 
 /// Backward on burn's CUDA tensors: `(dx, dw)`, new and contiguous.
 fn backward(x: &Cube, w: &Cube, saved: &Saved, dy: Cube) -> Result<(Cube, Cube), AutogradError> {
-    let (_, xdims) = rows_of(x.meta.shape(), x.meta.strides(), 0)
-        .map(|(o, m, n, s)| (o, [m, n, s]))
-        .expect("the forward keeps x as rows");
-    let [m, n, stride] = xdims;
+    let (_, m, n, stride) = rows_of(x.meta.shape(), x.meta.strides(), 0).expect("the forward keeps x as rows");
+    let xdims = [m, n, stride];
     let (dy, dydims) = as_rows(dy);
     let dx = empty_like(x, x.meta.shape());
     let dw = empty_like(w, w.meta.shape());

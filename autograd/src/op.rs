@@ -58,7 +58,7 @@ pub fn backward(
 /// The executor that queues work on `stream` (one per stream, made on first use and kept for the
 /// life of the process, with its loaded kernels and tuned configs).
 pub fn executor_for(stream: &Arc<CudaStream>) -> Result<Arc<GpuExecutor>, AutogradError> {
-    registered(Key::Stream(stream.cu_stream() as usize), || Ok(Device::from_stream(stream.clone())?))
+    registered(Key::Stream(stream.cu_stream() as usize), || Ok(Device::from_stream(stream.clone())))
 }
 
 /// The executor with a stream of its own on GPU `ordinal` (for frameworks whose stream is not

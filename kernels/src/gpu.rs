@@ -3,7 +3,6 @@
 //! feature), then loaded once and kept for the life of the executor.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tritonite_lang::DType;
@@ -47,7 +46,6 @@ pub struct GpuExecutor {
     kernels: Mutex<HashMap<VariantKey, Arc<GpuKernel>>>,
     poison_outputs: bool,
     compiles: Mutex<usize>,
-    launches: AtomicUsize,
     sm_count: usize,
     autotuner: Autotuner,
 }
@@ -71,7 +69,6 @@ impl GpuExecutor {
             kernels: Mutex::new(HashMap::new()),
             poison_outputs: std::env::var_os("TRITONITE_POISON_OUTPUTS").is_some_and(|v| v != "0"),
             compiles: Mutex::new(0),
-            launches: AtomicUsize::new(0),
             sm_count,
             autotuner,
         })
@@ -98,12 +95,6 @@ impl GpuExecutor {
     /// How many kernel variants this executor compiled (rather than found in the disk cache).
     pub fn compile_count(&self) -> usize {
         *self.compiles.lock().expect("counter lock")
-    }
-
-    /// How many kernels this executor launched (what the framework adapters show, to prove the
-    /// kernels ran).
-    pub fn launch_count(&self) -> usize {
-        self.launches.load(Ordering::Relaxed)
     }
 
     fn kernel_for(
@@ -202,7 +193,6 @@ impl Backend for GpuExecutor {
                 })
                 .collect::<Result<Vec<_>, KernelError>>()?;
             kernel.launch(&self.device, launch.grid, &args)?;
-            self.launches.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
     }

@@ -38,15 +38,10 @@ impl Device {
     /// Work on `stream`, a stream of a context someone else made (a framework's, e.g. candle's
     /// device stream): launches and allocations queue on it, in order with the framework's own
     /// work. The context's settings (event tracking) are left as they are.
-    pub fn from_stream(stream: Arc<CudaStream>) -> Result<Device, RuntimeError> {
+    pub fn from_stream(stream: Arc<CudaStream>) -> Device {
         let ctx = stream.context().clone();
         let ordinal = ctx.ordinal();
-        Ok(Device { ctx, stream, ordinal })
-    }
-
-    /// The stream this device's work is queued on.
-    pub fn stream(&self) -> &Arc<CudaStream> {
-        &self.stream
+        Device { ctx, stream, ordinal }
     }
 
     /// The device's name, e.g. `NVIDIA H100 80GB HBM3`.

@@ -8,6 +8,9 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Device, Tensor, TensorData};
 use burn_cubecl::FloatElement;
 use tritonite_autograd::burn::{rms_norm, Cuda};
+use tritonite_kernels::reference::rel_error;
+
+use crate::random_values;
 
 #[path = "../../examples/burn_mlp.rs"]
 mod example;
@@ -22,27 +25,8 @@ fn gpu() -> bool {
     }
 }
 
-/// Random values in [-1, 1) from a seed.
-fn random(seed: u64, n: usize) -> Vec<f32> {
-    let mut s = seed.wrapping_add(0x9E3779B97F4A7C15);
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        })
-        .collect()
-}
-
 fn to_f64<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
     t.into_data().convert::<f64>().to_vec().unwrap()
-}
-
-fn rel_error(a: &[f64], b: &[f64]) -> f64 {
-    let num: f64 = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum();
-    let den: f64 = b.iter().map(|y| y * y).sum();
-    (num / den.max(1e-300)).sqrt()
 }
 
 /// y, dx, dw of `loss = sum(rmsnorm(x) · r)` on `Autodiff<Cuda<F>>`, with ours or burn's RmsNorm
@@ -58,15 +42,15 @@ where
     let x = if transpose {
         let mut t = shape;
         t.swap(D - 1, D - 2);
-        Tensor::<A<F>, D>::from_data(TensorData::new(random(seed, numel), t).convert::<F>(), &dev)
+        Tensor::<A<F>, D>::from_data(TensorData::new(random_values(seed, numel), t).convert::<F>(), &dev)
             .swap_dims(D - 1, D - 2)
     } else {
-        Tensor::<A<F>, D>::from_data(TensorData::new(random(seed, numel), shape).convert::<F>(), &dev)
+        Tensor::<A<F>, D>::from_data(TensorData::new(random_values(seed, numel), shape).convert::<F>(), &dev)
     }
     .require_grad();
-    let w0: Vec<f32> = random(seed + 1, n).iter().map(|v| v + 1.5).collect();
+    let w0: Vec<f32> = random_values(seed + 1, n).iter().map(|v| v + 1.5).collect();
     let w = Tensor::<A<F>, 1>::from_data(TensorData::new(w0, [n]).convert::<F>(), &dev).require_grad();
-    let r = Tensor::<A<F>, D>::from_data(TensorData::new(random(seed + 2, numel), shape).convert::<F>(), &dev);
+    let r = Tensor::<A<F>, D>::from_data(TensorData::new(random_values(seed + 2, numel), shape).convert::<F>(), &dev);
     let y = if ours {
         rms_norm(x.clone(), w.clone(), 1e-6).unwrap()
     } else {

@@ -19,26 +19,13 @@ fn gpu() -> Option<Device> {
 
 /// Random values in [-1, 1) from a seed.
 fn random(seed: u64, shape: &[usize], dev: &Device) -> Tensor {
-    let mut s = seed.wrapping_add(0x9E3779B97F4A7C15);
-    let n: usize = shape.iter().product();
-    let v: Vec<f32> = (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        })
-        .collect();
-    Tensor::from_vec(v, shape, dev).unwrap()
+    Tensor::from_vec(crate::random_values(seed, shape.iter().product()), shape, dev).unwrap()
 }
 
 /// ‖a − b‖ / ‖b‖ over all elements, in f64.
 fn rel_error(a: &Tensor, b: &Tensor) -> f64 {
-    let a: Vec<f64> = a.flatten_all().unwrap().to_dtype(DType::F64).unwrap().to_vec1().unwrap();
-    let b: Vec<f64> = b.flatten_all().unwrap().to_dtype(DType::F64).unwrap().to_vec1().unwrap();
-    let num: f64 = a.iter().zip(&b).map(|(x, y)| (x - y) * (x - y)).sum();
-    let den: f64 = b.iter().map(|y| y * y).sum();
-    (num / den.max(1e-300)).sqrt()
+    let f64s = |t: &Tensor| -> Vec<f64> { t.flatten_all().unwrap().to_dtype(DType::F64).unwrap().to_vec1().unwrap() };
+    tritonite_kernels::reference::rel_error(&f64s(a), &f64s(b))
 }
 
 /// y, dx and dw of `loss = sum(rmsnorm(x) · r)` for ours and for candle's composite (in f32 from
