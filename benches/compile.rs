@@ -11,7 +11,7 @@ fn compile(c: &mut Criterion) {
     let built = registry::build("rmsnorm-fwd", DType::BF16, 4096, &settings).expect("registry kernel builds");
     let opts = CompileOptions {
         num_warps: built.num_warps,
-        divisible_by_16: registry::aligned_args(&built.kernel, 4096),
+        divisibility: registry::arg_divisibility(&built.kernel, 4096),
         ..Default::default()
     };
     c.bench_function("trace rmsnorm-fwd bf16", |b| {
@@ -33,7 +33,7 @@ fn compile(c: &mut Criterion) {
     let bwd = registry::build("rmsnorm-bwd", DType::BF16, 512, &settings).expect("registry kernel builds");
     let bwd_opts = CompileOptions {
         num_warps: 4,
-        divisible_by_16: registry::aligned_args(&bwd.kernel, 512),
+        divisibility: registry::arg_divisibility(&bwd.kernel, 512),
         ..Default::default()
     };
     c.bench_function("compile to PTX rmsnorm-bwd bf16 tiles", |b| {

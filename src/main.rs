@@ -190,7 +190,7 @@ fn compile(args: &CompileArgs) -> Result<()> {
     let opts = CompileOptions {
         num_warps: built.num_warps,
         target: lowering::Target { chip: args.chip.clone(), ..Default::default() },
-        divisible_by_16: registry::aligned_args(&built.kernel, args.n),
+        divisibility: registry::arg_divisibility(&built.kernel, args.n),
     };
     match args.emit {
         Stage::Ir => print!("{}", built.kernel),
@@ -231,7 +231,7 @@ fn demo(args: &DemoArgs) -> Result<()> {
         Err(e) => println!("No GPU here ({e}): showing the PTX and checking on the CPU interpreter instead.\n"),
     }
     let opts =
-        CompileOptions { num_warps: 4, divisible_by_16: registry::aligned_args(&kernel, args.n), ..Default::default() };
+        CompileOptions { num_warps: 4, divisibility: registry::arg_divisibility(&kernel, args.n), ..Default::default() };
     let ptx = lowering::compile(&kernel, &opts)?.ptx;
     let lines: Vec<&str> = ptx.lines().collect();
     println!("PTX for sm_90 ({} lines; `tritonite compile rmsnorm-fwd --emit ptx` prints it all):", lines.len());

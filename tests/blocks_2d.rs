@@ -210,8 +210,8 @@ fn two_d_kernels_lower_to_ptx() {
 fn row_major_tiles_use_vector_loads() {
     // [4, 256] f32 with 16-aligned x and stride: 16-byte loads along the rows.
     let kernel = tile_kernel(DType::F32, 4, 256);
-    let all: Vec<usize> = (0..kernel.params.len()).collect();
-    let opts = CompileOptions { num_warps: 4, divisible_by_16: all, ..CompileOptions::default() };
+    let all: Vec<(usize, u64)> = (0..kernel.params.len()).map(|i| (i, 16)).collect();
+    let opts = CompileOptions { num_warps: 4, divisibility: all, ..CompileOptions::default() };
     let ptx = compile(&kernel, &opts).expect("compiles").ptx;
     assert!(ptx.contains("ld.global.v4.f32") || ptx.contains("ld.global.v4.b32"), "no 16-byte loads:\n{ptx}");
 }

@@ -13,8 +13,9 @@ const DTYPES: [DType; 3] = [DType::F32, DType::F16, DType::BF16];
 fn aligned(kernel: &Kernel, num_warps: u32) -> CompileOptions {
     let all = (0..kernel.params.len())
         .filter(|&i| kernel.params[i].kind.dtype() != DType::F32 || kernel.params[i].kind.is_ptr())
+        .map(|i| (i, 16))
         .collect();
-    CompileOptions { num_warps, divisible_by_16: all, ..CompileOptions::default() }
+    CompileOptions { num_warps, divisibility: all, ..CompileOptions::default() }
 }
 
 fn check(kernel: &Kernel, opts: &CompileOptions) -> String {
@@ -94,5 +95,18 @@ fn aligned_forward_uses_16_byte_loads() {
         // Unaligned (nothing known about N or the strides): no vector loads of x.
         let plain = compile(&kernel, &CompileOptions { num_warps: 8, ..CompileOptions::default() }).unwrap();
         assert!(!plain.ptx.contains("ld.global.v4"), "{d}: vector loads without alignment facts");
+    }
+}
+
+#[test]
+fn rows_of_1000_use_16_byte_loads() {
+    // N = 1000 = 8 · 125: the mask `col < n` is constant over aligned groups of 8 columns and every
+    // row starts 16-byte aligned, so 8 bf16 (or 4 f32) move per access; N = 1001 gets no vectors.
+    use tritonite::kernels::registry::arg_divisibility;
+    for d in DTYPES {
+        let kernel = rmsnorm::forward(&RmsNormSpec::new(d, Some(d)), 1024, 2, true).unwrap();
+        let opts = |n| CompileOptions { num_warps: 4, divisibility: arg_divisibility(&kernel, n), ..Default::default() };
+        assert!(check(&kernel, &opts(1000)).contains("ld.global.v4.b32"), "{d}: no 16-byte loads at N = 1000");
+        assert!(!check(&kernel, &opts(1001)).contains("ld.global.v4"), "{d}: vector loads at N = 1001");
     }
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use tritonite_lang::DType;
 use tritonite_lowering::cache::{compile_cached, Source};
-use tritonite_lowering::{CompileOptions, Target};
+use tritonite_lowering::{divisibility_of, CompileOptions, Target};
 use tritonite_runtime::{Device, DeviceBuffer, GpuKernel, KernelArg};
 
 use crate::backend::{Backend, Binding};
@@ -37,7 +37,7 @@ pub struct Prepared {
 
 /// A compiled kernel variant: the kernel's fingerprint, its warps, and which arguments are
 /// 16-byte aligned.
-type VariantKey = (u64, u32, Vec<usize>);
+type VariantKey = (u64, u32, Vec<(usize, u64)>);
 
 /// Runs plans on one GPU, compiling each kernel variant on first use.
 pub struct GpuExecutor {
@@ -102,28 +102,28 @@ impl GpuExecutor {
         launch: &Launch,
         bindings: &[Binding<'_, DeviceBuffer>],
     ) -> Result<Arc<GpuKernel>, KernelError> {
-        // Alignment facts from the actual arguments pick the variant (Triton's specialization).
-        let mut divisible_by_16 = vec![];
+        // Divisibility facts from the actual arguments pick the variant (Triton's specialization).
+        let mut divisibility = vec![];
         for (i, a) in launch.args.iter().enumerate() {
-            let aligned = match a {
+            let d = match a {
                 PlanArg::Buffer(name) => {
                     let b = Binding::find(bindings, name)?;
-                    (b.buf.address() + (b.offset * b.buf.dtype().size_bytes()) as u64).is_multiple_of(16)
+                    divisibility_of(b.buf.address() + (b.offset * b.buf.dtype().size_bytes()) as u64)
                 }
-                PlanArg::I32(v) => v % 16 == 0,
-                PlanArg::I64(v) => v % 16 == 0,
-                PlanArg::F32(_) => false,
+                PlanArg::I32(v) => divisibility_of(*v as u64),
+                PlanArg::I64(v) => divisibility_of(*v as u64),
+                PlanArg::F32(_) => 1,
             };
-            if aligned {
-                divisible_by_16.push(i);
+            if d > 1 {
+                divisibility.push((i, d));
             }
         }
-        let key = (launch.kernel.fingerprint(), launch.num_warps, divisible_by_16);
+        let key = (launch.kernel.fingerprint(), launch.num_warps, divisibility);
         if let Some(k) = self.kernels.lock().expect("kernel cache lock").get(&key) {
             return Ok(k.clone());
         }
         let opts =
-            CompileOptions { num_warps: launch.num_warps, target: self.target.clone(), divisible_by_16: key.2.clone() };
+            CompileOptions { num_warps: launch.num_warps, target: self.target.clone(), divisibility: key.2.clone() };
         let (compiled, source) = compile_cached(&launch.kernel, &opts)?;
         let k = Arc::new(GpuKernel::load(
             &self.device,

@@ -142,20 +142,22 @@ pub fn build(name: &str, dtype: DType, n: usize, settings: &[(String, i64)]) -> 
     Ok(Built { kernel, num_warps: num_warps as u32 })
 }
 
-/// The arguments a launch on contiguous rows of `n` elements has 16-aligned: every pointer (device
-/// allocations are aligned) and, when `n` is a multiple of 16, the integer `n` and strides.
-pub fn aligned_args(kernel: &Kernel, n: usize) -> Vec<usize> {
+/// What a launch on contiguous rows of `n` elements knows of its arguments' divisibility (see
+/// `tritonite_lowering::CompileOptions::divisibility`): every pointer is 16-byte aligned (device
+/// allocations are), and the integer `n` and the strides are multiples of the largest power of two
+/// ≤ 16 dividing `n`.
+pub fn arg_divisibility(kernel: &Kernel, n: usize) -> Vec<(usize, u64)> {
+    let of_n = if n == 0 { 16 } else { (1u64 << n.trailing_zeros().min(4)).min(16) };
     kernel
         .params
         .iter()
         .enumerate()
-        .filter(|(_, p)| match p.kind {
-            ParamKind::Ptr(_) | ParamKind::MutPtr(_) => true,
-            ParamKind::Scalar(d) if d.is_int() => {
-                n.is_multiple_of(16) && (p.name == "n" || p.name.starts_with("stride"))
+        .filter_map(|(i, p)| match p.kind {
+            ParamKind::Ptr(_) | ParamKind::MutPtr(_) => Some((i, 16)),
+            ParamKind::Scalar(d) if d.is_int() && (p.name == "n" || p.name.starts_with("stride")) && of_n > 1 => {
+                Some((i, of_n))
             }
-            ParamKind::Scalar(_) => false,
+            ParamKind::Scalar(_) => None,
         })
-        .map(|(i, _)| i)
         .collect()
 }

@@ -53,15 +53,15 @@ fn pow2_dividing(v: i64) -> u64 {
     }
 }
 
-/// Computes [`AxisInfo`] for every value. `divisible_by_16[i]` says argument `i` is 16-byte aligned
-/// (pointers) or a multiple of 16 (integers).
-pub fn analyze(kernel: &Kernel, divisible_by_16: &[bool]) -> HashMap<ValueId, AxisInfo> {
+/// Computes [`AxisInfo`] for every value. `divisibility[i]` is what argument `i` is known to be a
+/// multiple of: a pointer's byte address, an integer's value (1: nothing known).
+pub fn analyze(kernel: &Kernel, divisibility: &[u64]) -> HashMap<ValueId, AxisInfo> {
     let mut info = HashMap::new();
-    region(kernel, &kernel.body, divisible_by_16, &mut info);
+    region(kernel, &kernel.body, divisibility, &mut info);
     info
 }
 
-fn region(kernel: &Kernel, r: &Region, spec: &[bool], info: &mut HashMap<ValueId, AxisInfo>) {
+fn region(kernel: &Kernel, r: &Region, spec: &[u64], info: &mut HashMap<ValueId, AxisInfo>) {
     for op in &r.ops {
         let get = |info: &HashMap<ValueId, AxisInfo>, v: &ValueId| info.get(v).copied().unwrap_or(AxisInfo::UNKNOWN);
         // Runs never cross rows: they are bounded by the last dimension.
@@ -69,22 +69,10 @@ fn region(kernel: &Kernel, r: &Region, spec: &[bool], info: &mut HashMap<ValueId
         let result = match &op.kind {
             OpKind::Param(i) => {
                 let p = &kernel.params[*i];
-                let aligned = spec.get(*i).copied().unwrap_or(false);
+                let known = spec.get(*i).copied().unwrap_or(1).max(1);
                 let div = match p.kind {
-                    ParamKind::Ptr(d) | ParamKind::MutPtr(d) => {
-                        if aligned {
-                            16
-                        } else {
-                            d.size_bytes() as u64
-                        }
-                    }
-                    ParamKind::Scalar(_) => {
-                        if aligned {
-                            16
-                        } else {
-                            1
-                        }
-                    }
+                    ParamKind::Ptr(d) | ParamKind::MutPtr(d) => known.max(d.size_bytes() as u64),
+                    ParamKind::Scalar(_) => known,
                 };
                 Some(AxisInfo { contiguity: 1, constancy: 1, divisibility: div })
             }
@@ -205,7 +193,7 @@ mod tests {
     use tritonite_lang::{build_kernel, DType};
 
     /// The info of the value the kernel stores (its last store's value).
-    fn stored(k: &Kernel, spec: &[bool]) -> AxisInfo {
+    fn stored(k: &Kernel, spec: &[u64]) -> AxisInfo {
         let info = analyze(k, spec);
         let v = k
             .body
@@ -230,7 +218,7 @@ mod tests {
             k.store(out + k.arange(0, 4), rows * stride);
         })
         .unwrap();
-        let i = stored(&k, &[true, true]);
+        let i = stored(&k, &[16, 16]);
         assert_eq!((i.contiguity, i.divisibility), (1, 16));
     }
 
@@ -243,7 +231,7 @@ mod tests {
             k.store(out + r, r + r);
         })
         .unwrap();
-        let i = stored(&k, &[true]);
+        let i = stored(&k, &[16]);
         assert_eq!(i.contiguity, 1);
         assert!(i.divisibility <= 2, "{i:?}");
     }
@@ -257,7 +245,26 @@ mod tests {
             k.store(out + r, k.program_id(0) * n + r);
         })
         .unwrap();
-        let i = stored(&k, &[true, true]);
+        let i = stored(&k, &[16, 16]);
         assert_eq!((i.contiguity, i.divisibility), (64, 16));
+    }
+
+    #[test]
+    fn a_bound_divisible_by_8_masks_runs_of_8() {
+        // [0, 64) < n with 8 | n: every aligned group of 8 lies wholly on one side of n.
+        let k = build_kernel("masked_by_n", |k| {
+            let out = k.mut_ptr_arg("out", DType::I32);
+            let n = k.scalar_arg("n", DType::I32);
+            let r = k.arange(0, 64);
+            k.store(out + r, r.lt(n).cast(DType::I32));
+        })
+        .unwrap();
+        let mask_of = |div_n| {
+            let info = analyze(&k, &[16, div_n]);
+            let mask = k.body.ops.iter().find(|op| matches!(op.kind, OpKind::Cmp(..))).expect("a compare").results[0];
+            info[&mask].constancy
+        };
+        assert_eq!(mask_of(8), 8);
+        assert_eq!(mask_of(1), 1);
     }
 }

@@ -46,14 +46,29 @@ pub struct CompileOptions {
     pub num_warps: u32,
     /// The GPU.
     pub target: Target,
-    /// Indices of arguments known 16-byte aligned (pointers) or multiples of 16 (integers): the
-    /// launcher checks this when it picks the variant, and the lowering uses it to vectorize.
-    pub divisible_by_16: Vec<usize>,
+    /// What the launcher knows of its arguments (Triton's specialization): `(i, d)` says argument
+    /// `i` is a multiple of `d`, a power of two ≤ 16 — a pointer's byte address, an integer's
+    /// value. Arguments not listed are only as aligned as their dtype. The launcher checks this
+    /// when it picks the variant ([`divisibility_of`]); the lowering uses it to vectorize.
+    pub divisibility: Vec<(usize, u64)>,
+}
+
+/// The largest divisibility the lowering uses (16 bytes: the widest vector access).
+pub const MAX_ARG_DIVISIBILITY: u64 = 16;
+
+/// The divisibility a launcher records for an integer argument or a byte address: the largest
+/// power of two ≤ [`MAX_ARG_DIVISIBILITY`] dividing `v` (0 is divisible by anything).
+pub fn divisibility_of(v: u64) -> u64 {
+    if v == 0 {
+        MAX_ARG_DIVISIBILITY
+    } else {
+        (1u64 << v.trailing_zeros().min(63)).min(MAX_ARG_DIVISIBILITY)
+    }
 }
 
 impl Default for CompileOptions {
     fn default() -> Self {
-        CompileOptions { num_warps: 4, target: Target::default(), divisible_by_16: vec![] }
+        CompileOptions { num_warps: 4, target: Target::default(), divisibility: vec![] }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Device buffers: typed views of device memory that move to and from the interpreter's [`Buffer`].
 
 use std::mem::ManuallyDrop;
+use std::sync::Arc;
 
 use cudarc::driver::{CudaSlice, DevicePtr, DeviceRepr};
 use half::{bf16, f16};
@@ -8,6 +9,7 @@ use tritonite_lang::{Buffer, DType};
 
 use crate::device::Device;
 use crate::error::RuntimeError;
+use crate::pool::Pool;
 
 /// A buffer of `len` elements of `dtype` in device memory: its own allocation, or a view of memory
 /// someone else owns (a framework's tensor, see [`DeviceBuffer::borrowed`]).
@@ -22,8 +24,35 @@ pub struct DeviceBuffer {
 pub(crate) enum Memory {
     /// This buffer: freed on drop, in stream order.
     Owned(CudaSlice<u8>),
+    /// This buffer, from the device's pool: given back to it on drop.
+    Pooled(Pooled),
     /// Someone else; the buffer is a view.
     Borrowed,
+}
+
+impl Memory {
+    /// The allocation, when this buffer has one.
+    pub(crate) fn slice(&self) -> Option<&CudaSlice<u8>> {
+        match self {
+            Memory::Owned(s) => Some(s),
+            Memory::Pooled(p) => p.slice.as_ref(),
+            Memory::Borrowed => None,
+        }
+    }
+}
+
+/// An allocation of a device's [`Pool`], given back when dropped.
+pub(crate) struct Pooled {
+    slice: Option<CudaSlice<u8>>,
+    pool: Arc<Pool>,
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        if let Some(s) = self.slice.take() {
+            self.pool.give(s);
+        }
+    }
 }
 
 impl std::fmt::Debug for DeviceBuffer {
@@ -96,8 +125,13 @@ impl DeviceBuffer {
                 std::mem::size_of::<T>()
             )));
         }
-        let Memory::Owned(slice) = self.data else {
-            return Err(RuntimeError::Buffer("a borrowed buffer handed over as an owned allocation".into()));
+        let slice = match self.data {
+            Memory::Owned(s) => s,
+            // Out of the pool for good: the framework frees it.
+            Memory::Pooled(mut p) => p.slice.take().expect("a pooled buffer holds its allocation until dropped"),
+            Memory::Borrowed => {
+                return Err(RuntimeError::Buffer("a borrowed buffer handed over as an owned allocation".into()))
+            }
         };
         let stream = slice.stream().clone();
         let ptr = slice.leak();
@@ -109,9 +143,9 @@ impl DeviceBuffer {
     /// Runs `f` on this buffer's memory as a cudarc slice of bytes (a temporary view for
     /// borrowed memory, never freed).
     fn with_slice<R>(&self, device: &Device, f: impl FnOnce(&CudaSlice<u8>) -> R) -> R {
-        match &self.data {
-            Memory::Owned(s) => f(s),
-            Memory::Borrowed => {
+        match self.data.slice() {
+            Some(s) => f(s),
+            None => {
                 let bytes = (self.len * self.dtype.size_bytes()).max(1);
                 // SAFETY: `borrowed`'s contract keeps the memory allocated; ManuallyDrop keeps
                 // the view from freeing it.
@@ -122,14 +156,14 @@ impl DeviceBuffer {
     }
 
     /// A device buffer of `len` elements with unspecified contents, for outputs a launch writes
-    /// whole (a stream-ordered allocation: no copy, no fill).
+    /// whole: from the device's pool of freed allocations (no driver call) or a new stream-ordered
+    /// allocation; no copy, no fill. Dropping it gives the memory back to the pool.
     pub fn uninit(device: &Device, dtype: DType, len: usize) -> Result<DeviceBuffer, RuntimeError> {
         let bytes = (len * dtype.size_bytes()).max(1);
-        // SAFETY: `u8` has no invalid bit patterns; the contents are never read before a launch
-        // writes them (or `download` returns whatever is there, which is still valid bytes).
-        let data = unsafe { device.stream.alloc::<u8>(bytes) }.map_err(RuntimeError::driver("allocating a buffer"))?;
+        let data = device.pool.take(&device.stream, bytes)?;
         let address = data.device_ptr(&device.stream).0;
-        Ok(DeviceBuffer { data: Memory::Owned(data), dtype, len, address })
+        let pooled = Pooled { slice: Some(data), pool: device.pool.clone() };
+        Ok(DeviceBuffer { data: Memory::Pooled(pooled), dtype, len, address })
     }
 
     /// A device buffer of `len` elements, every one `value` (NaN poisons outputs before a run).

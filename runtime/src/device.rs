@@ -5,12 +5,15 @@ use std::sync::Arc;
 use cudarc::driver::{CudaContext, CudaStream};
 
 use crate::error::RuntimeError;
+use crate::pool::Pool;
 
 /// One GPU and the stream work is queued on.
 #[derive(Clone)]
 pub struct Device {
     pub(crate) ctx: Arc<CudaContext>,
     pub(crate) stream: Arc<CudaStream>,
+    /// Freed output allocations of this stream, for reuse (shared by clones).
+    pub(crate) pool: Arc<Pool>,
     ordinal: usize,
 }
 
@@ -31,8 +34,9 @@ impl Device {
         // every use of a buffer after its allocation and before its free. Without per-buffer
         // events, an allocation is one driver call and a launch records nothing.
         unsafe { ctx.disable_event_tracking() };
-        let stream = ctx.default_stream();
-        Ok(Device { ctx, stream, ordinal })
+        // A non-blocking stream of our own: launches do not order with the legacy default stream.
+        let stream = ctx.new_stream().map_err(RuntimeError::driver("creating a stream"))?;
+        Ok(Device { ctx, stream, pool: Arc::default(), ordinal })
     }
 
     /// Work on `stream`, a stream of a context someone else made (a framework's, e.g. candle's
@@ -41,7 +45,14 @@ impl Device {
     pub fn from_stream(stream: Arc<CudaStream>) -> Device {
         let ctx = stream.context().clone();
         let ordinal = ctx.ordinal();
-        Device { ctx, stream, ordinal }
+        Device { ctx, stream, pool: Arc::default(), ordinal }
+    }
+
+    /// Frees the output allocations this device keeps for reuse (at most 256 MiB; see
+    /// [`DeviceBuffer::uninit`](crate::DeviceBuffer::uninit)), e.g. before a framework needs the
+    /// memory. Returns how many bytes were kept.
+    pub fn trim_pool(&self) -> usize {
+        self.pool.trim()
     }
 
     /// The device's name, e.g. `NVIDIA H100 80GB HBM3`.

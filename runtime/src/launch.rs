@@ -1,10 +1,10 @@
 //! Loading PTX and launching kernels with checked arguments.
 
-use cudarc::driver::{CudaFunction, DevicePtr, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaFunction, DevicePtr};
 use tritonite_lang::ir::{Param, ParamKind};
 use tritonite_lang::DType;
 
-use crate::buffer::{DeviceBuffer, Memory};
+use crate::buffer::DeviceBuffer;
 use crate::device::Device;
 use crate::error::RuntimeError;
 
@@ -20,6 +20,9 @@ pub enum KernelArg<'a> {
     /// An `f32` scalar.
     F32(f32),
 }
+
+/// The most parameters a kernel may have.
+const MAX_ARGS: usize = 64;
 
 /// A kernel loaded on a device, with its parameter list for argument checks.
 pub struct GpuKernel {
@@ -68,20 +71,38 @@ impl GpuKernel {
         if grid.contains(&0) {
             return Ok(());
         }
-        // Every value the launch points at must outlive the launch call.
-        let mut ptrs: Vec<u64> = Vec::with_capacity(args.len());
+        // One 8-byte slot per argument (addresses, i64; i32 and f32 in the low bytes): the driver
+        // reads each parameter's size from the kernel, from the slot's start, little-endian.
+        let mut slots = [0u64; MAX_ARGS];
+        if args.len() > MAX_ARGS {
+            return Err(RuntimeError::Argument {
+                kernel: self.name.clone(),
+                index: MAX_ARGS,
+                name: "-".into(),
+                expected: format!("at most {MAX_ARGS} arguments"),
+                got: format!("{} arguments", args.len()),
+            });
+        }
+        // Where the context tracks buffers across streams (a framework's context), owned buffers
+        // take part: the launch waits for their last writers and records itself on them.
+        let tracking = device.ctx.is_managing_stream_synchronization();
         let mut guards = Vec::new();
         for (i, (p, a)) in self.params.iter().zip(args).enumerate() {
-            let ok = match (p.kind, a) {
-                (ParamKind::Ptr(d) | ParamKind::MutPtr(d), KernelArg::Buffer(b, offset)) => {
-                    b.dtype() == d && *offset <= b.len()
+            let slot = match (p.kind, a) {
+                (ParamKind::Ptr(d) | ParamKind::MutPtr(d), KernelArg::Buffer(b, offset))
+                    if b.dtype() == d && *offset <= b.len() =>
+                {
+                    if let (true, Some(slice)) = (tracking, b.data.slice()) {
+                        guards.push(slice.device_ptr(&device.stream).1);
+                    }
+                    Some(b.address() + (offset * b.dtype().size_bytes()) as u64)
                 }
-                (ParamKind::Scalar(DType::I32), KernelArg::I32(_)) => true,
-                (ParamKind::Scalar(DType::I64), KernelArg::I64(_)) => true,
-                (ParamKind::Scalar(DType::F32), KernelArg::F32(_)) => true,
-                _ => false,
+                (ParamKind::Scalar(DType::I32), KernelArg::I32(v)) => Some(*v as u32 as u64),
+                (ParamKind::Scalar(DType::I64), KernelArg::I64(v)) => Some(*v as u64),
+                (ParamKind::Scalar(DType::F32), KernelArg::F32(v)) => Some(v.to_bits() as u64),
+                _ => None,
             };
-            if !ok {
+            let Some(slot) = slot else {
                 return Err(RuntimeError::Argument {
                     kernel: self.name.clone(),
                     index: i,
@@ -89,34 +110,28 @@ impl GpuKernel {
                     expected: p.kind.to_string(),
                     got: format!("{a:?}"),
                 });
-            }
-            if let KernelArg::Buffer(b, offset) = a {
-                // Owned memory takes part in cudarc's event tracking where the context has it on;
-                // borrowed memory is ordered by the stream it is used on.
-                if let Memory::Owned(slice) = &b.data {
-                    guards.push(slice.device_ptr(&device.stream).1);
-                }
-                ptrs.push(b.address() + (offset * b.dtype().size_bytes()) as u64);
-            }
-        }
-        let mut builder = device.stream.launch_builder(&self.func);
-        let mut next_ptr = ptrs.iter();
-        for a in args {
-            match a {
-                KernelArg::Buffer(..) => builder.arg(next_ptr.next().expect("one address per buffer")),
-                KernelArg::I32(v) => builder.arg(v),
-                KernelArg::I64(v) => builder.arg(v),
-                KernelArg::F32(v) => builder.arg(v),
             };
+            slots[i] = slot;
         }
-        let cfg = LaunchConfig {
-            grid_dim: (grid[0], grid[1], grid[2]),
-            block_dim: (self.threads, 1, 1),
-            shared_mem_bytes: 0,
-        };
-        // SAFETY: the argument count and types were checked against the kernel's parameters, and
-        // every pointer is a live device allocation of the declared dtype.
-        unsafe { builder.launch(cfg) }.map_err(RuntimeError::driver("launching"))?;
+        let mut params = [std::ptr::null_mut::<std::ffi::c_void>(); MAX_ARGS];
+        for (param, slot) in params.iter_mut().zip(slots.iter_mut()).take(args.len()) {
+            *param = (slot as *mut u64).cast();
+        }
+        device.ctx.bind_to_thread().map_err(RuntimeError::driver("making the context current"))?;
+        // SAFETY: the argument count and types were checked against the kernel's parameters, every
+        // address is a live device allocation of the declared dtype, and `slots` outlives the call
+        // (the driver copies the values before it returns).
+        unsafe {
+            cudarc::driver::result::launch_kernel(
+                self.func.cu_function(),
+                (grid[0], grid[1], grid[2]),
+                (self.threads, 1, 1),
+                0,
+                device.stream.cu_stream(),
+                &mut params[..args.len()],
+            )
+        }
+        .map_err(RuntimeError::driver("launching"))?;
         drop(guards);
         Ok(())
     }

@@ -13,6 +13,7 @@ mod buffer;
 mod device;
 mod error;
 mod launch;
+mod pool;
 
 pub use buffer::DeviceBuffer;
 pub use device::Device;

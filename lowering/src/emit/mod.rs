@@ -409,7 +409,12 @@ pub(crate) fn emit_module(k: &Kernel, opts: &CompileOptions) -> Result<String, L
         });
         n
     };
-    let spec: Vec<bool> = (0..k.params.len()).map(|i| opts.divisible_by_16.contains(&i)).collect();
+    let mut spec = vec![1; k.params.len()];
+    for &(i, d) in &opts.divisibility {
+        if let Some(s) = spec.get_mut(i) {
+            *s = d;
+        }
+    }
     let mut e = Emitter {
         k,
         layouts: layout::assign(k, opts.num_warps as usize, 16 / narrowest)?,
