@@ -35,9 +35,28 @@ pub struct Prepared {
     kernels: Vec<Arc<GpuKernel>>,
 }
 
-/// A compiled kernel variant: the kernel's fingerprint, its warps, and which arguments are
-/// 16-byte aligned.
-type VariantKey = (u64, u32, Vec<(usize, u64)>);
+/// A compiled kernel variant: the kernel's fingerprint, its warps, and what its arguments are
+/// divisible by (`log2`, 3 bits per argument; arguments past the 42nd count as unknown, which only
+/// costs vector width). Fixed-size, so finding the variant of a launch allocates nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct VariantKey {
+    fingerprint: u64,
+    num_warps: u32,
+    divisibility: u128,
+}
+
+impl VariantKey {
+    /// Arguments whose divisibility the key records.
+    const ARGS: usize = 128 / 3;
+
+    /// The divisibility facts as [`CompileOptions::divisibility`] lists them.
+    fn divisibility(&self) -> Vec<(usize, u64)> {
+        (0..Self::ARGS)
+            .map(|i| (i, 1u64 << ((self.divisibility >> (3 * i)) & 7)))
+            .filter(|&(_, d)| d > 1)
+            .collect()
+    }
+}
 
 /// Runs plans on one GPU, compiling each kernel variant on first use.
 pub struct GpuExecutor {
@@ -103,8 +122,8 @@ impl GpuExecutor {
         bindings: &[Binding<'_, DeviceBuffer>],
     ) -> Result<Arc<GpuKernel>, KernelError> {
         // Divisibility facts from the actual arguments pick the variant (Triton's specialization).
-        let mut divisibility = vec![];
-        for (i, a) in launch.args.iter().enumerate() {
+        let mut divisibility = 0u128;
+        for (i, a) in launch.args.iter().enumerate().take(VariantKey::ARGS) {
             let d = match a {
                 PlanArg::Buffer(name) => {
                     let b = Binding::find(bindings, name)?;
@@ -114,16 +133,14 @@ impl GpuExecutor {
                 PlanArg::I64(v) => divisibility_of(*v as u64),
                 PlanArg::F32(_) => 1,
             };
-            if d > 1 {
-                divisibility.push((i, d));
-            }
+            divisibility |= u128::from(d.trailing_zeros()) << (3 * i);
         }
-        let key = (launch.kernel.fingerprint(), launch.num_warps, divisibility);
+        let key = VariantKey { fingerprint: launch.kernel.fingerprint(), num_warps: launch.num_warps, divisibility };
         if let Some(k) = self.kernels.lock().expect("kernel cache lock").get(&key) {
             return Ok(k.clone());
         }
         let opts =
-            CompileOptions { num_warps: launch.num_warps, target: self.target.clone(), divisibility: key.2.clone() };
+            CompileOptions { num_warps: launch.num_warps, target: self.target.clone(), divisibility: key.divisibility() };
         let (compiled, source) = compile_cached(&launch.kernel, &opts)?;
         let k = Arc::new(GpuKernel::load(
             &self.device,

@@ -6,7 +6,8 @@
 //! of `G` programs striding over tiles: with `g = dy · (w + offset)`,
 //! `dx = rstd · (g − h · rstd² · mean(g·h)) (+ dresidual_out)`; each program sums `dy · h · rstd`
 //! (and `dy` for the bias) over its rows into its own row of an f32 partials buffer `[G, N]`, and
-//! [`sum_partials`] adds the `G` rows up. No atomics: results are the same run to run.
+//! [`crate::partials::sum_partials`] adds the `G` rows up. No atomics: results are the same run to
+//! run.
 
 use tritonite_lang::{build_kernel, DType, Kernel, KernelBuilder, LangError, Value};
 
@@ -295,26 +296,4 @@ fn backward_body<'k>(
             vec![]
         });
     }
-}
-
-/// Builds the second backward stage: `out[j] = Σ_p partial[p, j]`, summed in f32 in a fixed order,
-/// stored as `out_dtype`.
-///
-/// Arguments: `partial, out, programs: i32, n: i32`; grid `[ceil(N / block_size), 1, 1]`.
-pub fn sum_partials(out_dtype: DType, block_size: usize) -> Result<Kernel, LangError> {
-    build_kernel(&format!("rms_norm_sum_partials_{}", out_dtype.name()), |k| {
-        let block = k.meta("BLOCK_SIZE", block_size as i64);
-        let partial = k.ptr_arg("partial", DType::F32);
-        let out = k.mut_ptr_arg("out", out_dtype);
-        let programs = k.scalar_arg("programs", DType::I32);
-        let n = k.scalar_arg("n", DType::I32);
-        let cols = k.program_id(0) * block + k.arange(0, block);
-        let mask = cols.lt(n);
-        let acc = k.zeros(&[block_size], DType::F32);
-        let acc = k.for_range(0, programs, 1, &[acc], |p, c| {
-            let row = row_ptr(partial, p, n.cast(DType::I64));
-            vec![c[0] + k.load_masked(row + cols, mask, 0.0)]
-        });
-        k.store_masked(out + cols, acc[0], mask);
-    })
 }

@@ -15,7 +15,8 @@ pub mod plan;
 pub mod tuning;
 
 pub use api::{rms_norm, rms_norm_backward, RmsNormBackwardOptions, RmsNormGrads, RmsNormOptions, RmsNormOutput};
-pub use kernels::{backward, forward, sum_partials};
+pub use crate::partials::sum_partials;
+pub use kernels::{backward, forward};
 pub use plan::{backward_plan, forward_plan, BackwardShape, ForwardShape};
 
 use tritonite_lang::DType;

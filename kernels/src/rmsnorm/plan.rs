@@ -6,7 +6,8 @@ use std::sync::OnceLock;
 
 use tritonite_lang::DType;
 
-use super::kernels::{backward, forward, sum_partials};
+use super::kernels::{backward, forward};
+use crate::partials::sum_partials;
 use super::{RmsNormConfig, RmsNormSpec};
 use crate::error::KernelError;
 use crate::plan::{check_shape, span, KernelMemo, Launch, Plan, PlanArg, Role, SharedKernel};
@@ -31,8 +32,7 @@ fn shared(v: Variant) -> Result<SharedKernel, KernelError> {
     })
 }
 
-/// Columns per program of the partials reduction.
-pub const SUM_PARTIALS_BLOCK: usize = 256;
+pub use crate::partials::SUM_PARTIALS_BLOCK;
 
 /// The forward's problem: `m` rows of `n` columns, and the row stride (in elements) of each
 /// row-major operand. A stride of an operand the spec does not have is ignored.
