@@ -51,10 +51,7 @@ impl VariantKey {
 
     /// The divisibility facts as [`CompileOptions::divisibility`] lists them.
     fn divisibility(&self) -> Vec<(usize, u64)> {
-        (0..Self::ARGS)
-            .map(|i| (i, 1u64 << ((self.divisibility >> (3 * i)) & 7)))
-            .filter(|&(_, d)| d > 1)
-            .collect()
+        (0..Self::ARGS).map(|i| (i, 1u64 << ((self.divisibility >> (3 * i)) & 7))).filter(|&(_, d)| d > 1).collect()
     }
 }
 
@@ -139,8 +136,11 @@ impl GpuExecutor {
         if let Some(k) = self.kernels.lock().expect("kernel cache lock").get(&key) {
             return Ok(k.clone());
         }
-        let opts =
-            CompileOptions { num_warps: launch.num_warps, target: self.target.clone(), divisibility: key.divisibility() };
+        let opts = CompileOptions {
+            num_warps: launch.num_warps,
+            target: self.target.clone(),
+            divisibility: key.divisibility(),
+        };
         let (compiled, source) = compile_cached(&launch.kernel, &opts)?;
         let k = Arc::new(GpuKernel::load(
             &self.device,

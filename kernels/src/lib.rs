@@ -1,6 +1,7 @@
 //! # tritonite-kernels
 //!
 //! Kernels written in the tritonite block language, with their fp64 references:
+//! - [`partials`]: the column sums of per-program partials that backward passes reduce with.
 //! - [`rmsnorm`]: RMSNorm forward and backward with weight, offset, bias, fused residual, output
 //!   dtype and strided rows; typed entry points [`rmsnorm::rms_norm`] and
 //!   [`rmsnorm::rms_norm_backward`].
@@ -15,6 +16,7 @@ pub mod cpu;
 pub mod error;
 #[cfg(feature = "gpu")]
 pub mod gpu;
+pub mod partials;
 pub mod plan;
 pub mod reference;
 pub mod registry;
