@@ -16,6 +16,10 @@
 # without .device-site2 only torch and torch.compile run. Only call 2 with carry [".device"] and
 # PEERS=torch,torch.compile is the cheap everyday run.
 #
+# `bash scripts/device-bench.sh ops` (carry [".device", ".device-site2"], after call 1 for quack):
+# LayerNorm, softmax and cross-entropy instead: benches/peers_ops.py, then `tritonite bench --ops
+# --peers $OUT/peers_ops.json --out $OUT/ops`.
+#
 # Environment: PEERS (comma-separated subset of torch,torch.compile,liger,quack; `none` skips peers;
 # default all that import), SHAPES (MxN:dtype,... for our bench; peers.py always runs its table),
 # PEERS_QUICK=1 (peers.py's first 6 shapes only), PEERS_TIMEOUT (seconds, default 420: peers.py is
@@ -49,6 +53,19 @@ fi
 
 xz -d -k -f .device/tritonite.xz && chmod +x .device/tritonite
 T=.device/tritonite
+
+if [ "${1:-}" = ops ]; then
+  pypath="${PYTHONPATH:-}"
+  [ -d "$SITE" ] && pypath="$SITE:$SITE/nvidia_cutlass_dsl/dsl_packages${pypath:+:$pypath}"
+  rm -f "$OUT/peers_ops.json"
+  OUT="$OUT" PYTHONPATH="$pypath" PYTHONUNBUFFERED=1 timeout "${PEERS_TIMEOUT:-420}" \
+    python3 benches/peers_ops.py > "$OUT/peers_ops.log" 2>&1
+  echo "peers_ops exit $?"; grep -E "unavailable|^device" "$OUT/peers_ops.log"
+  peers_arg=(); [ -s "$OUT/peers_ops.json" ] && peers_arg=(--peers "$OUT/peers_ops.json")
+  $T bench --ops ${SHAPES:+--shapes "$SHAPES"} ${peers_arg[@]+"${peers_arg[@]}"} --out "$OUT/ops" 2>&1 | tee "$OUT/bench_ops.log"
+  echo "bench exit ${PIPESTATUS[0]}"
+  exit 0
+fi
 $T > "$OUT/main_job.log" 2>&1; echo "main job exit $?"; tail -6 "$OUT/main_job.log"
 
 # The peers, first: their rows go to $OUT/peers.json.

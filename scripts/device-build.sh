@@ -28,14 +28,14 @@ fi
 rm -rf .device && mkdir -p .device
 case "$what" in
   suite)
-    exe=$(cargo test --release --test gpu_rmsnorm --no-run --message-format=json 2>/dev/null \
+    exe=$(cargo test --release --test gpu --no-run --message-format=json 2>/dev/null \
           | python3 -c 'import json,sys
 for l in sys.stdin:
     m=json.loads(l)
-    if m.get("executable") and m.get("target",{}).get("name")=="gpu_rmsnorm": print(m["executable"])')
+    if m.get("executable") and m.get("target",{}).get("name")=="gpu": print(m["executable"])')
     [ -n "$exe" ] || { echo "device-build: test binary not found" >&2; exit 1; }
-    strip -o .device/gpu_rmsnorm "$exe"
-    xz -6 -f -T2 .device/gpu_rmsnorm ;;
+    strip -o .device/gpu "$exe"
+    xz -6 -f -T2 .device/gpu ;;
   cli)
     cargo build --release --bin tritonite
     strip -o .device/tritonite "${CARGO_TARGET_DIR:-target}/release/tritonite"

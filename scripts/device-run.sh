@@ -4,12 +4,12 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-/tmp/tritonite-out}"; mkdir -p "$OUT"
-xz -d -k -f .device/gpu_rmsnorm.xz && chmod +x .device/gpu_rmsnorm
+xz -d -k -f .device/gpu.xz && chmod +x .device/gpu
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$OUT/device.txt"
-.device/gpu_rmsnorm --test-threads=1 --nocapture > "$OUT/gpu_suite.log" 2>&1; suite=$?
+.device/gpu --test-threads=1 --nocapture > "$OUT/gpu_suite.log" 2>&1; suite=$?
 export TRITONITE_GPU_QUICK=1
-compute-sanitizer --tool memcheck --error-exitcode 9 .device/gpu_rmsnorm --test-threads=1 > "$OUT/memcheck.log" 2>&1; mem=$?
-compute-sanitizer --tool racecheck --racecheck-report all --error-exitcode 9 .device/gpu_rmsnorm --test-threads=1 > "$OUT/racecheck.log" 2>&1; race=$?
+compute-sanitizer --tool memcheck --error-exitcode 9 .device/gpu --test-threads=1 > "$OUT/memcheck.log" 2>&1; mem=$?
+compute-sanitizer --tool racecheck --racecheck-report all --error-exitcode 9 .device/gpu --test-threads=1 > "$OUT/racecheck.log" 2>&1; race=$?
 grep -E "^(ok|FAIL) " "$OUT/gpu_suite.log" | head -80
 grep -E "test result|compiled" "$OUT/gpu_suite.log"
 echo "memcheck: $(grep -E 'ERROR SUMMARY' "$OUT/memcheck.log" | tail -1) (exit $mem)"

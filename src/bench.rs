@@ -33,13 +33,19 @@ pub struct BenchArgs {
     /// `report`: regenerate the tables and plot from a saved bench.json (no GPU needed).
     #[command(subcommand)]
     action: Option<BenchAction>,
-    /// Shapes as MxN:dtype, comma-separated (default: the shapes of the peer table).
-    #[arg(long, default_value = PEER_SHAPES)]
-    shapes: String,
+    /// Shapes as MxN:dtype, comma-separated (default: the shapes of the peer table); with `--ops`,
+    /// op:MxN:dtype (op: layernorm, softmax, cross_entropy; default: benches/peers_ops.py's shapes).
+    #[arg(long)]
+    shapes: Option<String>,
+    /// Time LayerNorm, softmax and cross-entropy instead of RMSNorm (their peers' file is written by
+    /// benches/peers_ops.py).
+    #[arg(long)]
+    ops: bool,
     /// Also write DIR/bench.json, DIR/bench.md and DIR/bench.png (default: print only).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// The peers.json written by shared/anchors/peers.py: merge the peers into the table and plot.
+    /// The peers.json written by shared/anchors/peers.py (or, with `--ops`, the peers_ops.json of
+    /// benches/peers_ops.py): merge the peers into the table and plot.
     #[arg(long, value_name = "PATH")]
     peers: Option<PathBuf>,
 }
@@ -72,7 +78,8 @@ pub fn main(args: &BenchArgs) -> Result<()> {
             emit(&report, peers.as_ref(), out.as_deref())
         }
         None => {
-            let report = measure(&args.shapes)?;
+            let default = if args.ops { crate::bench_ops::OPS_SHAPES } else { PEER_SHAPES };
+            let report = measure(args.shapes.as_deref().unwrap_or(default), args.ops)?;
             // Our own results are written even when the peers' file turns out unreadable.
             match args.peers.as_deref().map(PeersFile::load).transpose() {
                 Ok(peers) => emit(&report, peers.as_ref(), args.out.as_deref())?,
@@ -130,6 +137,10 @@ pub struct BenchReport {
 /// One shape's results.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BenchRow {
+    /// The kernel: `rmsnorm` (the default of older reports), `layernorm`, `softmax`,
+    /// `cross_entropy`.
+    #[serde(default = "rmsnorm_op")]
+    pub op: String,
     /// Rows.
     pub m: usize,
     /// Columns.
@@ -199,9 +210,14 @@ fn time_plan(gpu: &GpuExecutor, plan: &Plan, sets: &[Vec<Binding<'_, DeviceBuffe
     Ok(median_us(times))
 }
 
-/// Times every shape on GPU 0, printing each row as it completes.
-fn measure(shapes: &str) -> Result<BenchReport> {
-    let shapes = parse_shapes(shapes, None)?;
+/// Times every shape (of RMSNorm, or with `ops` of the ops named in them) on GPU 0, printing each
+/// row as it completes.
+fn measure(shapes: &str, ops: bool) -> Result<BenchReport> {
+    let shapes = if ops {
+        crate::bench_ops::parse_op_shapes(shapes)?
+    } else {
+        parse_shapes(shapes, None)?.into_iter().map(|(m, n, d)| (rmsnorm_op(), m, n, d)).collect()
+    };
     let device = match Device::open(0) {
         Ok(d) => d,
         Err(e) => bail!("bench needs a GPU: {e}"),
@@ -223,19 +239,24 @@ fn measure(shapes: &str) -> Result<BenchReport> {
 
     let mut report =
         BenchReport { device: name, sm_count: sms, copy_gbs, date: utc_now(), rows: vec![], failures: vec![] };
-    for (m, n, dtype) in shapes {
+    for (op, m, n, dtype) in shapes {
         // One shape failing (a plan refused, a launch error) leaves the others' rows standing.
-        match measure_shape(&gpu, m, n, dtype, copy_gbs) {
+        let row = match op.as_str() {
+            "rmsnorm" => measure_shape(&gpu, m, n, dtype, copy_gbs),
+            op => crate::bench_ops::measure_op(&gpu, op, m, n, dtype, copy_gbs),
+        };
+        let shape = shape_cell(&op, m, n);
+        match row {
             Ok(row) => {
                 eprintln!(
-                    "{m}x{n} {dtype}: fwd {:.1} us {:.0} GB/s, bwd {:.1} us {:.0} GB/s",
+                    "{shape} {dtype}: fwd {:.1} us {:.0} GB/s, bwd {:.1} us {:.0} GB/s",
                     row.fwd.median_us, row.fwd.gbs, row.bwd.median_us, row.bwd.gbs
                 );
                 report.rows.push(row);
             }
             Err(e) => {
-                eprintln!("{m}x{n} {dtype}: FAILED: {e:#}");
-                report.failures.push(format!("{m}x{n} {dtype}: {e:#}"));
+                eprintln!("{shape} {dtype}: FAILED: {e:#}");
+                report.failures.push(format!("{shape} {dtype}: {e:#}"));
             }
         }
     }
@@ -298,6 +319,7 @@ fn measure_shape(gpu: &GpuExecutor, m: usize, n: usize, dtype: DType, copy_gbs: 
         PassResult { config, tuned, median_us: us, gbs, ratio_to_copy: gbs / copy_gbs }
     };
     Ok(BenchRow {
+        op: rmsnorm_op(),
         m,
         n,
         dtype: dtype.to_string(),
@@ -341,9 +363,26 @@ pub struct PeersFile {
     pub rows: Vec<PeerRow>,
 }
 
+/// What rows without an `op` measured: RMSNorm (peers.py and the first reports).
+pub fn rmsnorm_op() -> String {
+    "rmsnorm".into()
+}
+
+/// `rmsnorm 4096x8192` for other ops, `4096x8192` for RMSNorm (the tables' shape cell).
+fn shape_cell(op: &str, m: usize, n: usize) -> String {
+    if op == "rmsnorm" {
+        format!("{m}x{n}")
+    } else {
+        format!("{op} {m}x{n}")
+    }
+}
+
 /// One peer on one shape.
 #[derive(Clone, Debug, Deserialize)]
 pub struct PeerRow {
+    /// The kernel (`rmsnorm` when absent: peers.py measures only RMSNorm).
+    #[serde(default = "rmsnorm_op")]
+    pub op: String,
     /// `torch`, `torch.compile`, `liger`, `quack`.
     pub peer: String,
     /// Rows.
@@ -383,18 +422,25 @@ impl PeersFile {
         names
     }
 
-    /// The row of `peer` on a shape, if measured.
-    pub fn find(&self, peer: &str, m: usize, n: usize, dtype: &str) -> Option<&PeerRow> {
-        self.rows.iter().find(|r| r.peer == peer && r.m == m && r.n == n && canonical_dtype(&r.dtype) == dtype)
+    /// The row of `peer` on our row's op and shape, if measured.
+    pub fn find(&self, peer: &str, row: &BenchRow) -> Option<&PeerRow> {
+        self.rows.iter().find(|r| r.peer == peer && r.matches(row))
     }
 
-    /// The fastest peer on a shape for one pass: its name and GB/s.
-    pub fn best(&self, m: usize, n: usize, dtype: &str, bwd: bool) -> Option<(&str, f64)> {
+    /// The fastest peer on our row's op and shape for one pass: its name and GB/s.
+    pub fn best(&self, row: &BenchRow, bwd: bool) -> Option<(&str, f64)> {
         self.rows
             .iter()
-            .filter(|r| r.m == m && r.n == n && canonical_dtype(&r.dtype) == dtype && r.error.is_none())
+            .filter(|r| r.matches(row) && r.error.is_none())
             .filter_map(|r| Some((r.peer.as_str(), if bwd { r.bwd_gbs? } else { r.fwd_gbs? })))
             .max_by(|a, b| a.1.total_cmp(&b.1))
+    }
+}
+
+impl PeerRow {
+    /// Whether this peer row measured the same op, shape and dtype as our `row`.
+    pub fn matches(&self, row: &BenchRow) -> bool {
+        self.op == row.op && self.m == row.m && self.n == row.n && canonical_dtype(&self.dtype) == row.dtype
     }
 }
 
@@ -411,7 +457,7 @@ fn canonical_dtype(d: &str) -> &str {
 /// The Markdown report: our table, then (with peers) the merged table against the peers.
 pub fn markdown(report: &BenchReport, peers: Option<&PeersFile>) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "# RMSNorm benchmark: {} ({} SMs), {}\n", report.device, report.sm_count, report.date);
+    let _ = writeln!(s, "# Benchmark: {} ({} SMs), {}\n", report.device, report.sm_count, report.date);
     let _ = writeln!(
         s,
         "Device-to-device copy in the same process: {:.0} GB/s (read + write), the ceiling. \
@@ -424,9 +470,8 @@ pub fn markdown(report: &BenchReport, peers: Option<&PeersFile>) -> String {
     for r in &report.rows {
         let _ = writeln!(
             s,
-            "| {}x{} | {} | fwd {} {}; bwd {} {} | {:.1} | {:.0} | {:.2} | {:.1} | {:.0} | {:.2} |",
-            r.m,
-            r.n,
+            "| {} | {} | fwd {} {}; bwd {} {} | {:.1} | {:.0} | {:.2} | {:.1} | {:.0} | {:.2} |",
+            shape_cell(&r.op, r.m, r.n),
             r.dtype,
             source(&r.fwd),
             r.fwd.config,
@@ -478,22 +523,21 @@ pub fn merged_markdown(report: &BenchReport, peers: &PeersFile) -> String {
     let _ = writeln!(s, "{header}\n{rule}");
     let (mut wins_fwd, mut wins_bwd, mut compared) = (0, 0, 0);
     for r in &report.rows {
-        let best_fwd = peers.best(r.m, r.n, &r.dtype, false);
-        let best_bwd = peers.best(r.m, r.n, &r.dtype, true);
+        let best_fwd = peers.best(r, false);
+        let best_bwd = peers.best(r, true);
         let beats = |ours: f64, best: Option<(&str, f64)>| best.is_some_and(|(_, b)| ours >= b);
         let (fwd_wins, bwd_wins) = (beats(r.fwd.gbs, best_fwd), beats(r.bwd.gbs, best_bwd));
         let bold = |v: f64, win: bool| if win { format!("**{v:.0}**") } else { format!("{v:.0}") };
         let _ = write!(
             s,
-            "| {}x{} | {} | {} / {} |",
-            r.m,
-            r.n,
+            "| {} | {} | {} / {} |",
+            shape_cell(&r.op, r.m, r.n),
             r.dtype,
             bold(r.fwd.gbs, fwd_wins),
             bold(r.bwd.gbs, bwd_wins)
         );
         for name in &names {
-            let cell = match peers.find(name, r.m, r.n, &r.dtype) {
+            let cell = match peers.find(name, r) {
                 None => "—".to_string(),
                 Some(p) if p.error.is_some() => "error".to_string(),
                 Some(p) => format!("{} / {}", gbs_cell(p.fwd_gbs), gbs_cell(p.bwd_gbs)),
@@ -529,11 +573,7 @@ pub fn merged_markdown(report: &BenchReport, peers: &PeersFile) -> String {
         s,
         "\nOurs ≥ the best peer: forward on {wins_fwd} of {compared} shapes, backward on {wins_bwd} of {compared}."
     );
-    let unmatched = peers
-        .rows
-        .iter()
-        .filter(|p| !report.rows.iter().any(|r| r.m == p.m && r.n == p.n && r.dtype == canonical_dtype(&p.dtype)))
-        .count();
+    let unmatched = peers.rows.iter().filter(|p| !report.rows.iter().any(|r| p.matches(r))).count();
     if unmatched > 0 {
         let _ = writeln!(s, "({unmatched} peer rows are on shapes we did not run and are left out.)");
     }
@@ -563,8 +603,13 @@ pub fn plot(report: &BenchReport, peers: Option<&PeersFile>, path: &Path) -> Res
 
     plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
         .map_err(|_| anyhow!("the embedded plot font does not parse"))?;
-    let dtypes: Vec<&str> =
-        ["f32", "bf16", "f16"].into_iter().filter(|d| report.rows.iter().any(|r| r.dtype == *d)).collect();
+    // One panel per op and dtype, in the order the rows first show them.
+    let mut dtypes: Vec<(&str, &str)> = vec![];
+    for r in &report.rows {
+        if !dtypes.contains(&(r.op.as_str(), r.dtype.as_str())) {
+            dtypes.push((&r.op, &r.dtype));
+        }
+    }
     if dtypes.is_empty() {
         bail!("plot: no rows to plot");
     }
@@ -581,22 +626,16 @@ pub fn plot(report: &BenchReport, peers: Option<&PeersFile>, path: &Path) -> Res
     let (title, body) = root.split_vertically(40);
     title
         .titled(
-            &format!("RMSNorm GB/s vs N on {}: ours (lines), peers (points), copy (dashed)", report.device),
+            &format!("GB/s vs N on {}: ours (lines), peers (points), copy (dashed)", report.device),
             ("sans-serif", 20),
         )
         .map_err(|e| fail(&e))?;
     let panels = body.split_evenly((1, dtypes.len()));
-    for (i, (panel, dtype)) in panels.iter().zip(&dtypes).enumerate() {
-        let mut rows: Vec<&BenchRow> = report.rows.iter().filter(|r| r.dtype == *dtype).collect();
+    for (i, (panel, &(op, dtype))) in panels.iter().zip(&dtypes).enumerate() {
+        let mut rows: Vec<&BenchRow> = report.rows.iter().filter(|r| r.op == op && r.dtype == dtype).collect();
         rows.sort_by_key(|r| (r.n, r.m));
         let peer_rows: Vec<&PeerRow> = peers
-            .map(|p| {
-                p.rows
-                    .iter()
-                    .filter(|pr| canonical_dtype(&pr.dtype) == *dtype && pr.error.is_none())
-                    .filter(|pr| rows.iter().any(|r| r.n == pr.n && r.m == pr.m))
-                    .collect()
-            })
+            .map(|p| p.rows.iter().filter(|pr| pr.error.is_none() && rows.iter().any(|r| pr.matches(r))).collect())
             .unwrap_or_default();
         // x is log2(N), labelled with N at the powers of two.
         let lg = |n: usize| (n as f64).log2();
@@ -610,7 +649,7 @@ pub fn plot(report: &BenchReport, peers: Option<&PeersFile>, path: &Path) -> Res
             y_max = y_max.max(p.fwd_gbs.unwrap_or(0.0)).max(p.bwd_gbs.unwrap_or(0.0));
         }
         let mut chart = ChartBuilder::on(panel)
-            .caption(*dtype, ("sans-serif", 18))
+            .caption(if op == "rmsnorm" { dtype.to_string() } else { format!("{op} {dtype}") }, ("sans-serif", 18))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(56)
@@ -699,7 +738,14 @@ mod tests {
     }
 
     fn report() -> BenchReport {
-        let row = |m, n, dtype: &str, f, b| BenchRow { m, n, dtype: dtype.into(), fwd: pass(f), bwd: pass(b) };
+        let row = |m, n, dtype: &str, f, b| BenchRow {
+            op: rmsnorm_op(),
+            m,
+            n,
+            dtype: dtype.into(),
+            fwd: pass(f),
+            bwd: pass(b),
+        };
         BenchReport {
             device: "GPU".into(),
             sm_count: 132,
@@ -712,6 +758,7 @@ mod tests {
 
     fn peers() -> PeersFile {
         let row = |peer: &str, m, n, dtype: &str, f, b| PeerRow {
+            op: rmsnorm_op(),
             peer: peer.into(),
             m,
             n,
@@ -736,13 +783,20 @@ mod tests {
     }
 
     #[test]
-    fn best_peer_skips_failures_and_matches_dtype_names() {
+    fn best_peer_skips_failures_and_matches_ops_and_dtype_names() {
         let p = peers();
+        let r = report();
         assert_eq!(p.names(), ["torch", "quack", "liger"]);
-        assert_eq!(p.best(2048, 8192, "f32", false), Some(("quack", 2600.0)));
-        assert_eq!(p.best(2048, 8192, "f32", true), Some(("torch", 1200.0)));
-        assert_eq!(p.best(4096, 4096, "f16", false), Some(("torch", 2000.0)));
-        assert_eq!(p.best(4096, 4096, "bf16", false), None);
+        assert_eq!(p.best(&r.rows[0], false), Some(("quack", 2600.0)));
+        assert_eq!(p.best(&r.rows[0], true), Some(("torch", 1200.0)));
+        assert_eq!(p.best(&r.rows[1], false), Some(("torch", 2000.0)));
+        let mut bf16 = r.rows[1].clone();
+        bf16.dtype = "bf16".into();
+        assert_eq!(p.best(&bf16, false), None);
+        // The same shape of another op is not a peer of this row.
+        let mut softmax = r.rows[0].clone();
+        softmax.op = "softmax".into();
+        assert_eq!(p.best(&softmax, false), None);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The `tritonite` command line.
 
 mod bench;
+mod bench_ops;
 mod dispatch;
 mod tune;
 
@@ -230,8 +231,11 @@ fn demo(args: &DemoArgs) -> Result<()> {
         Ok(device) => return demo_gpu(device, args, dtype),
         Err(e) => println!("No GPU here ({e}): showing the PTX and checking on the CPU interpreter instead.\n"),
     }
-    let opts =
-        CompileOptions { num_warps: 4, divisibility: registry::arg_divisibility(&kernel, args.n), ..Default::default() };
+    let opts = CompileOptions {
+        num_warps: 4,
+        divisibility: registry::arg_divisibility(&kernel, args.n),
+        ..Default::default()
+    };
     let ptx = lowering::compile(&kernel, &opts)?.ptx;
     let lines: Vec<&str> = ptx.lines().collect();
     println!("PTX for sm_90 ({} lines; `tritonite compile rmsnorm-fwd --emit ptx` prints it all):", lines.len());

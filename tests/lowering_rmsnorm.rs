@@ -74,7 +74,7 @@ fn backward_variants_lower_without_spills() {
                 }
             }
         }
-        let kernel = rmsnorm::sum_partials(d, 256).unwrap();
+        let kernel = tritonite::kernels::partials::sum_partials(d, 256).unwrap();
         check(&kernel, &aligned(&kernel, 4));
     }
 }
@@ -105,7 +105,8 @@ fn rows_of_1000_use_16_byte_loads() {
     use tritonite::kernels::registry::arg_divisibility;
     for d in DTYPES {
         let kernel = rmsnorm::forward(&RmsNormSpec::new(d, Some(d)), 1024, 2, true).unwrap();
-        let opts = |n| CompileOptions { num_warps: 4, divisibility: arg_divisibility(&kernel, n), ..Default::default() };
+        let opts =
+            |n| CompileOptions { num_warps: 4, divisibility: arg_divisibility(&kernel, n), ..Default::default() };
         assert!(check(&kernel, &opts(1000)).contains("ld.global.v4.b32"), "{d}: no 16-byte loads at N = 1000");
         assert!(!check(&kernel, &opts(1001)).contains("ld.global.v4"), "{d}: vector loads at N = 1001");
     }

@@ -90,7 +90,7 @@ pub fn build(name: &str, dtype: DType, n: usize, settings: &[(String, i64)]) -> 
     let get = |key: &str| settings.iter().rev().find(|(k, _)| k == key).map(|(_, v)| *v);
     let default_block = n.next_power_of_two().clamp(16, 4096) as i64;
     let block = get("BLOCK_SIZE").unwrap_or(if name == "rmsnorm-sum-partials" {
-        rmsnorm::plan::SUM_PARTIALS_BLOCK as i64
+        crate::partials::SUM_PARTIALS_BLOCK as i64
     } else {
         default_block
     });
@@ -137,7 +137,7 @@ pub fn build(name: &str, dtype: DType, n: usize, settings: &[(String, i64)]) -> 
     let kernel = match name {
         "rmsnorm-fwd" => rmsnorm::forward(&spec, block, rows, n <= block)?,
         "rmsnorm-bwd" => rmsnorm::backward(&spec, false, block, rows, n <= block)?,
-        _ => rmsnorm::sum_partials(dtype, block)?,
+        _ => crate::partials::sum_partials(dtype, block)?,
     };
     Ok(Built { kernel, num_warps: num_warps as u32 })
 }

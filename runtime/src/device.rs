@@ -36,6 +36,7 @@ impl Device {
         unsafe { ctx.disable_event_tracking() };
         // A non-blocking stream of our own: launches do not order with the legacy default stream.
         let stream = ctx.new_stream().map_err(RuntimeError::driver("creating a stream"))?;
+        keep_freed_memory(&ctx)?;
         Ok(Device { ctx, stream, pool: Arc::default(), ordinal })
     }
 
@@ -112,6 +113,31 @@ impl Device {
             times.push(start.elapsed_ms(&end).map_err(RuntimeError::driver("reading an event"))?);
         }
         Ok(times)
+    }
+}
+
+/// Lets the device's default memory pool (which stream-ordered allocations come from) keep what
+/// is freed instead of unmapping it at every synchronization: without this, each allocation too
+/// large for our own pool maps fresh memory, which costs as much as the kernel at large shapes.
+/// Memory freed into it stays available to every stream-ordered allocation of the process, as in
+/// PyTorch's caching allocator.
+fn keep_freed_memory(ctx: &CudaContext) -> Result<(), RuntimeError> {
+    use cudarc::driver::sys;
+    let mut pool: sys::CUmemoryPool = std::ptr::null_mut();
+    let mut threshold = u64::MAX;
+    // SAFETY: the context is current (it was just created on this thread) and `pool`/`threshold`
+    // outlive the calls, which only read `threshold` and write `pool`.
+    unsafe {
+        sys::cuDeviceGetDefaultMemPool(&mut pool, ctx.cu_device())
+            .result()
+            .map_err(RuntimeError::driver("finding the default memory pool"))?;
+        sys::cuMemPoolSetAttribute(
+            pool,
+            sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+            (&mut threshold as *mut u64).cast(),
+        )
+        .result()
+        .map_err(RuntimeError::driver("setting the memory pool's release threshold"))
     }
 }
 

@@ -15,7 +15,6 @@ pub mod plan;
 pub mod tuning;
 
 pub use api::{rms_norm, rms_norm_backward, RmsNormBackwardOptions, RmsNormGrads, RmsNormOptions, RmsNormOutput};
-pub use crate::partials::sum_partials;
 pub use kernels::{backward, forward};
 pub use plan::{backward_plan, forward_plan, BackwardShape, ForwardShape};
 

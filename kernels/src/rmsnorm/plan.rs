@@ -7,9 +7,9 @@ use std::sync::OnceLock;
 use tritonite_lang::DType;
 
 use super::kernels::{backward, forward};
-use crate::partials::sum_partials;
 use super::{RmsNormConfig, RmsNormSpec};
 use crate::error::KernelError;
+use crate::partials::{sum_partials, SUM_PARTIALS_BLOCK};
 use crate::plan::{check_shape, span, KernelMemo, Launch, Plan, PlanArg, Role, SharedKernel};
 
 /// Which RMSNorm kernel, with every argument its builder takes.
@@ -31,8 +31,6 @@ fn shared(v: Variant) -> Result<SharedKernel, KernelError> {
         Variant::SumPartials { dtype, block } => sum_partials(*dtype, *block),
     })
 }
-
-pub use crate::partials::SUM_PARTIALS_BLOCK;
 
 /// The forward's problem: `m` rows of `n` columns, and the row stride (in elements) of each
 /// row-major operand. A stride of an operand the spec does not have is ignored.

@@ -86,7 +86,21 @@ impl Emitter<'_> {
                 let one = self.constant(DType::Bool, 1.0, &t);
                 self.assign(&format!("arith.xori {a}, {one} : {t}"))
             }
-            UnOp::Abs if d.is_float() => self.assign(&format!("llvm.intr.fabs({a}) : ({t}) -> {t}")),
+            UnOp::Abs if d.is_float() => {
+                // Clear the sign bit (what fabs does); NVVM's conversion rejects llvm.intr.fabs.
+                let bits = d.size_bytes() * 8;
+                let n = self.elems(x);
+                let it = if n == 0 { format!("i{bits}") } else { format!("vector<{n}xi{bits}>") };
+                let mask = (1u64 << (bits - 1)) - 1;
+                let m = if n == 0 {
+                    self.assign(&format!("arith.constant {mask} : {it}"))
+                } else {
+                    self.assign(&format!("arith.constant dense<{mask}> : {it}"))
+                };
+                let i = self.assign(&format!("arith.bitcast {a} : {t} to {it}"));
+                let cleared = self.assign(&format!("arith.andi {i}, {m} : {it}"));
+                self.assign(&format!("arith.bitcast {cleared} : {it} to {t}"))
+            }
             UnOp::Abs => {
                 let zero = self.constant(d, 0.0, &t);
                 let neg = self.assign(&format!("arith.subi {zero}, {a} : {t}"));

@@ -3,34 +3,12 @@
 //! its own dtypes, output dtype, strided and offset views, caller `out`, the residual stream's
 //! gradient) × configs, plus fixed cases at the limits (N = 262144, M = 65536). Inputs are random,
 //! new outputs start as NaN. Skips, saying so, where there is no GPU.
-//!
-//! `TRITONITE_GPU_QUICK=1` runs a small subset (for compute-sanitizer, which is slow).
 
+use super::{executor, quick, run_all, MAX_ELEMENTS};
 use tritonite::kernels::backend::Backend;
-use tritonite::kernels::gpu::GpuExecutor;
 use tritonite::kernels::rmsnorm::check::{run_case, Case};
 use tritonite::kernels::rmsnorm::{RmsNormConfig, RmsNormSpec};
 use tritonite::lang::DType;
-use tritonite::runtime::Device;
-
-fn executor() -> Option<GpuExecutor> {
-    match Device::open(0) {
-        Ok(d) => Some(GpuExecutor::new(d).expect("a GPU that opens can be queried").poison_outputs(true)),
-        Err(e) => {
-            // Straight to the stderr handle, past the test harness's capture, so CI logs show it.
-            use std::io::Write;
-            let _ = writeln!(std::io::stderr(), "skipped: GPU tests need a GPU ({e})");
-            None
-        }
-    }
-}
-
-fn quick() -> bool {
-    std::env::var_os("TRITONITE_GPU_QUICK").is_some_and(|v| v != "0")
-}
-
-/// Most elements a random case may have (the fp64 reference runs on the host).
-const MAX_ELEMENTS: usize = 1 << 22;
 
 fn random_cases(count: u64, sms: usize) -> Vec<Case> {
     (0..count)
@@ -67,27 +45,11 @@ fn fixed_cases(sms: usize) -> Vec<Case> {
     cases
 }
 
-fn run_all(gpu: &GpuExecutor, cases: &[Case]) -> Vec<String> {
-    let mut failures = vec![];
-    for case in cases {
-        let line = match run_case(gpu, case) {
-            Ok(r) if r.failures().is_empty() => format!("ok   {case}: {}", r.summary()),
-            Ok(r) => format!("FAIL {case}: {}", r.summary()),
-            Err(e) => format!("FAIL {case}: error {e}"),
-        };
-        println!("{line}");
-        if line.starts_with("FAIL") {
-            failures.push(line);
-        }
-    }
-    failures
-}
-
 #[test]
 fn rmsnorm_options_match_fp64_on_random_cases() {
     let Some(gpu) = executor() else { return };
     let count = if quick() { 12 } else { 120 };
-    let failures = run_all(&gpu, &random_cases(count, gpu.sm_count()));
+    let failures = run_all(&gpu, run_case, &random_cases(count, gpu.sm_count()));
     println!("compiled {} kernel variants", gpu.compile_count());
     assert!(failures.is_empty(), "{} cases failed:\n{}", failures.len(), failures.join("\n"));
 }
@@ -99,7 +61,7 @@ fn rmsnorm_matches_fp64_at_the_limits() {
     if quick() {
         cases.retain(|c| c.m * c.n <= 1 << 20);
     }
-    let failures = run_all(&gpu, &cases);
+    let failures = run_all(&gpu, run_case, &cases);
     assert!(failures.is_empty(), "{} cases failed:\n{}", failures.len(), failures.join("\n"));
 }
 

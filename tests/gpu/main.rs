@@ -1,0 +1,61 @@
+//! The kernels' GPU suites in one test binary (one payload for the GPU machine): RMSNorm,
+//! LayerNorm, softmax and cross-entropy against their fp64 references through the typed APIs, with
+//! random inputs, ragged shapes and outputs poisoned with NaN. Every test skips, saying so, where
+//! there is no GPU.
+//!
+//! `TRITONITE_GPU_QUICK=1` runs a small subset of each (for compute-sanitizer, which is slow).
+
+mod cross_entropy;
+mod layernorm;
+mod rmsnorm;
+mod softmax;
+
+use std::fmt::Display;
+
+use tritonite::kernels::gpu::GpuExecutor;
+use tritonite::kernels::rmsnorm::check::CaseResult;
+use tritonite::kernels::KernelError;
+use tritonite::runtime::Device;
+
+/// The GPU, with new outputs poisoned (NaN) so an element a kernel fails to write is caught; `None`
+/// (and a line on stderr) without one.
+fn executor() -> Option<GpuExecutor> {
+    match Device::open(0) {
+        Ok(d) => Some(GpuExecutor::new(d).expect("a GPU that opens can be queried").poison_outputs(true)),
+        Err(e) => {
+            // Straight to the stderr handle, past the test harness's capture, so CI logs show it.
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "skipped: GPU tests need a GPU ({e})");
+            None
+        }
+    }
+}
+
+/// Whether to run the quick subset.
+fn quick() -> bool {
+    std::env::var_os("TRITONITE_GPU_QUICK").is_some_and(|v| v != "0")
+}
+
+/// Most elements a random case may have (the fp64 reference runs on the host).
+const MAX_ELEMENTS: usize = 1 << 22;
+
+/// Runs every case, printing one line each; returns the failing lines.
+fn run_all<C: Display>(
+    gpu: &GpuExecutor,
+    run: fn(&GpuExecutor, &C) -> Result<CaseResult, KernelError>,
+    cases: &[C],
+) -> Vec<String> {
+    let mut failures = vec![];
+    for case in cases {
+        let line = match run(gpu, case) {
+            Ok(r) if r.failures().is_empty() => format!("ok   {case}: {}", r.summary()),
+            Ok(r) => format!("FAIL {case}: {}", r.summary()),
+            Err(e) => format!("FAIL {case}: error {e}"),
+        };
+        println!("{line}");
+        if line.starts_with("FAIL") {
+            failures.push(line);
+        }
+    }
+    failures
+}
