@@ -200,7 +200,15 @@ fn median_us(mut t: Vec<f32>) -> f64 {
     t[t.len() / 2] as f64 * 1e3
 }
 
-fn time_plan(gpu: &GpuExecutor, plan: &Plan, sets: &[Vec<Binding<'_, DeviceBuffer>>]) -> Result<f64> {
+/// How many copies of `bytes` of inputs to rotate among so that together they exceed twice the
+/// L2 (50 MB) and no run finds its inputs in cache (1 to 8).
+pub(crate) fn copies_past_l2(bytes: usize) -> usize {
+    100_000_000usize.div_ceil(bytes.max(1)).clamp(1, 8)
+}
+
+/// Median microseconds of `plan`'s launches (5 warm-up, 40 timed), rotating among the binding
+/// `sets` so that no run finds its inputs in the L2.
+pub(crate) fn time_plan(gpu: &GpuExecutor, plan: &Plan, sets: &[Vec<Binding<'_, DeviceBuffer>>]) -> Result<f64> {
     let prepared = gpu.prepare(plan, &sets[0])?;
     let mut i = 0;
     let times = gpu.device().time_ms(5, 40, || {
@@ -275,8 +283,7 @@ fn measure_shape(gpu: &GpuExecutor, m: usize, n: usize, dtype: DType, copy_gbs: 
     };
     let (fwd_sel, bwd_sel) = (pick(Pass::Forward)?, pick(Pass::Backward)?);
     let (cfg, bwd_cfg) = (fwd_sel.config, bwd_sel.config);
-    // Rotate among enough input copies to exceed twice the L2 (50 MB), so no run hits in cache.
-    let copies = (100_000_000usize.div_ceil(m * n * es)).clamp(1, 8);
+    let copies = copies_past_l2(m * n * es);
     let w = DeviceBuffer::upload(dev, &reference::random_weight(dtype, n, 99))?;
     let mut xs = vec![];
     let mut dys = vec![];

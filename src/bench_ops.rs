@@ -117,10 +117,10 @@ fn buffer_for(
 }
 
 /// Median microseconds of `plan`'s launches over copies of its buffers rotated past the L2.
-fn time_plan(gpu: &GpuExecutor, plan: &Plan, classes: usize) -> Result<f64> {
+fn time_fresh_plan(gpu: &GpuExecutor, plan: &Plan, classes: usize) -> Result<f64> {
     let dev = gpu.device();
     let bytes: usize = plan.buffers.iter().map(|d| d.len * d.dtype.size_bytes()).sum();
-    let copies = 100_000_000usize.div_ceil(bytes.max(1)).clamp(1, 8);
+    let copies = crate::bench::copies_past_l2(bytes);
     let mut sets = vec![];
     for c in 0..copies {
         let mut set = vec![];
@@ -131,21 +131,14 @@ fn time_plan(gpu: &GpuExecutor, plan: &Plan, classes: usize) -> Result<f64> {
     }
     let bindings: Vec<Vec<Binding<'_, DeviceBuffer>>> =
         sets.iter().map(|set| plan.buffers.iter().zip(set).map(|(d, b)| Binding::whole(d.name, b)).collect()).collect();
-    let prepared = gpu.prepare(plan, &bindings[0])?;
-    let mut i = 0;
-    let mut times = dev.time_ms(5, 40, || {
-        i += 1;
-        gpu.launch(plan, &prepared, &bindings[i % bindings.len()])
-    })?;
-    times.sort_by(f32::total_cmp);
-    Ok(times[times.len() / 2] as f64 * 1e3)
+    crate::bench::time_plan(gpu, plan, &bindings)
 }
 
 /// Times one op on one shape: forward and backward with the default (heuristic) configs.
 pub fn measure_op(gpu: &GpuExecutor, op: &str, m: usize, n: usize, dtype: DType, copy_gbs: f64) -> Result<BenchRow> {
     let [(fwd, fwd_cfg), (bwd, bwd_cfg)] = plans(op, m, n, dtype, gpu.sm_count())?;
-    let fwd_us = time_plan(gpu, &fwd, n)?;
-    let bwd_us = time_plan(gpu, &bwd, n)?;
+    let fwd_us = time_fresh_plan(gpu, &fwd, n)?;
+    let bwd_us = time_fresh_plan(gpu, &bwd, n)?;
     let (fwd_bytes, bwd_bytes) = op_bytes(op, m, n, dtype.size_bytes());
     let pass = |config: String, us: f64, bytes: f64| {
         let gbs = bytes / (us * 1e-6) / 1e9;

@@ -3,7 +3,12 @@
 //! stage writes its own row of an f32 `[G, N]` buffer; [`sum_partials`] adds the `G` rows up in a
 //! fixed order, so results are the same run to run (no atomics).
 
+use std::sync::OnceLock;
+
 use tritonite_lang::{build_kernel, DType, Kernel, LangError};
+
+use crate::error::KernelError;
+use crate::plan::{KernelMemo, Launch, Plan, PlanArg, Role};
 
 /// Columns per program of [`sum_partials`].
 pub const SUM_PARTIALS_BLOCK: usize = 32;
@@ -39,4 +44,58 @@ pub fn sum_partials(out_dtype: DType, block_size: usize) -> Result<Kernel, LangE
         });
         k.store_masked(out + cols, acc[0].sum(0), cols.lt(n));
     })
+}
+
+/// A parameter gradient reduced over rows: the f32 partials `[G, N]` the first stage writes (one row
+/// per program) and the `[N]` output of `dtype` the sum goes to.
+#[derive(Clone, Copy, Debug)]
+pub struct ParamGrad {
+    /// The partials buffer's name in the plan.
+    pub partial: &'static str,
+    /// The output's name in the plan.
+    pub out: &'static str,
+    /// The output's dtype (the parameter's).
+    pub dtype: DType,
+}
+
+/// The gradients of a weight (`dw`, from `dw_partial`) and a bias (`dbias`, from `db_partial`),
+/// those of the two that exist, in that order (the order the backward kernels take the partials).
+pub fn weight_and_bias(weight: Option<DType>, bias: Option<DType>) -> Vec<ParamGrad> {
+    let w = weight.map(|dtype| ParamGrad { partial: "dw_partial", out: "dw", dtype });
+    let b = bias.map(|dtype| ParamGrad { partial: "db_partial", out: "dbias", dtype });
+    w.into_iter().chain(b).collect()
+}
+
+/// Declares each gradient's buffers in `plan` (its partials as scratch for `programs` rows of `n`,
+/// its output) and returns the first stage's arguments for the partials, in order.
+pub fn declare(plan: &mut Plan, grads: &[ParamGrad], programs: usize, n: usize) -> Vec<PlanArg> {
+    grads
+        .iter()
+        .map(|g| {
+            plan.buffer(g.partial, DType::F32, programs * n, Role::Scratch);
+            plan.buffer(g.out, g.dtype, n, Role::Output);
+            PlanArg::Buffer(g.partial)
+        })
+        .collect()
+}
+
+/// Appends the second stage: one [`sum_partials`] launch per gradient, adding its `programs` rows
+/// of `n` partials into its output.
+pub fn push_sums(plan: &mut Plan, grads: &[ParamGrad], programs: usize, n: usize) -> Result<(), KernelError> {
+    static MEMO: OnceLock<KernelMemo<DType>> = OnceLock::new();
+    for g in grads {
+        let kernel = MEMO.get_or_init(KernelMemo::new).get(&g.dtype, || sum_partials(g.dtype, SUM_PARTIALS_BLOCK))?;
+        plan.launches.push(Launch {
+            kernel,
+            grid: [n.div_ceil(SUM_PARTIALS_BLOCK) as u32, 1, 1],
+            args: vec![
+                PlanArg::Buffer(g.partial),
+                PlanArg::Buffer(g.out),
+                PlanArg::I32(programs as i32),
+                PlanArg::I32(n as i32),
+            ],
+            num_warps: 4,
+        });
+    }
+    Ok(())
 }

@@ -1,9 +1,10 @@
-//! What the row-wise kernels beyond RMSNorm ([`crate::layernorm`], [`crate::softmax`],
-//! [`crate::cross_entropy`]) share: their config ([`RowConfig`]), the tile helpers their kernels are
-//! traced with, and the argument checks of their entry points.
+//! What the row-wise kernels ([`crate::rmsnorm`], [`crate::layernorm`], [`crate::softmax`],
+//! [`crate::cross_entropy`]) share: the tile helpers their kernels are traced with and the argument
+//! checks of their entry points; and, for all but RMSNorm (which has its own tuning space), their
+//! config ([`RowConfig`]).
 //!
-//! Every one of them works on tiles of `ROWS` rows × `BLOCK_SIZE` columns, like RMSNorm: when a
-//! row fits the block the tile is held in registers, otherwise rows are walked in column chunks.
+//! Every one of them works on tiles of `ROWS` rows × `BLOCK_SIZE` columns: when a row fits the
+//! block the tile is held in registers, otherwise rows are walked in column chunks.
 
 use tritonite_lang::{DType, KernelBuilder, Value};
 

@@ -9,7 +9,7 @@ use tritonite_lang::DType;
 use super::kernels::{backward, forward};
 use super::{LayerNormConfig, LayerNormSpec};
 use crate::error::KernelError;
-use crate::partials::{sum_partials, SUM_PARTIALS_BLOCK};
+use crate::partials;
 use crate::plan::{check_shape, span, KernelMemo, Launch, Plan, PlanArg, Role, SharedKernel};
 
 /// Which LayerNorm kernel, with every argument its builder takes.
@@ -17,7 +17,6 @@ use crate::plan::{check_shape, span, KernelMemo, Launch, Plan, PlanArg, Role, Sh
 enum Variant {
     Forward { spec: LayerNormSpec, block: usize, rows: usize, row_in_block: bool },
     Backward { spec: LayerNormSpec, block: usize, rows: usize, row_in_block: bool },
-    SumPartials { dtype: DType, block: usize },
 }
 
 /// The kernel of `v`, built once per process.
@@ -26,7 +25,6 @@ fn shared(v: Variant) -> Result<SharedKernel, KernelError> {
     MEMO.get_or_init(KernelMemo::new).get(&v, || match &v {
         Variant::Forward { spec, block, rows, row_in_block } => forward(spec, *block, *rows, *row_in_block),
         Variant::Backward { spec, block, rows, row_in_block } => backward(spec, *block, *rows, *row_in_block),
-        Variant::SumPartials { dtype, block } => sum_partials(*dtype, *block),
     })
 }
 
@@ -146,19 +144,8 @@ pub fn backward_plan(spec: &LayerNormSpec, shape: &BackwardShape, cfg: &LayerNor
     plan.buffer("rstd", DType::F32, m, Role::Input);
     plan.buffer("dx", spec.x, span(m, n, shape.stride_dx), Role::Output);
     args.extend([PlanArg::Buffer("dy"), PlanArg::Buffer("mean"), PlanArg::Buffer("rstd"), PlanArg::Buffer("dx")]);
-    // (partials buffer, output, output dtype) of each parameter gradient.
-    let mut reductions = vec![];
-    if let Some(d) = spec.weight {
-        reductions.push(("dw_partial", "dw", d));
-    }
-    if let Some(d) = spec.bias {
-        reductions.push(("db_partial", "dbias", d));
-    }
-    for (partial, out, d) in &reductions {
-        plan.buffer(partial, DType::F32, programs * n, Role::Scratch);
-        plan.buffer(out, *d, n, Role::Output);
-        args.push(PlanArg::Buffer(partial));
-    }
+    let grads = partials::weight_and_bias(spec.weight, spec.bias);
+    args.extend(partials::declare(&mut plan, &grads, programs, n));
     args.extend([
         PlanArg::I32(m as i32),
         PlanArg::I32(n as i32),
@@ -173,18 +160,6 @@ pub fn backward_plan(spec: &LayerNormSpec, shape: &BackwardShape, cfg: &LayerNor
         row_in_block: cfg.row_in_block(n),
     })?;
     plan.launches.push(Launch { kernel, grid: [programs as u32, 1, 1], args, num_warps: cfg.num_warps });
-    for (partial, out, d) in reductions {
-        plan.launches.push(Launch {
-            kernel: shared(Variant::SumPartials { dtype: d, block: SUM_PARTIALS_BLOCK })?,
-            grid: [n.div_ceil(SUM_PARTIALS_BLOCK) as u32, 1, 1],
-            args: vec![
-                PlanArg::Buffer(partial),
-                PlanArg::Buffer(out),
-                PlanArg::I32(programs as i32),
-                PlanArg::I32(n as i32),
-            ],
-            num_warps: 4,
-        });
-    }
+    partials::push_sums(&mut plan, &grads, programs, n)?;
     Ok(plan)
 }

@@ -9,6 +9,7 @@ use super::{RmsNormConfig, RmsNormSpec};
 use crate::backend::{Backend, Binding};
 use crate::error::KernelError;
 use crate::plan::check_shape;
+use crate::rowwise::{check_presence, check_scalar};
 use crate::tensor::{check_no_overlap, check_vector, Operand, Rows, Storage};
 use crate::tuning::Progress;
 
@@ -64,29 +65,6 @@ pub struct RmsNormOutput<B> {
     pub spec: RmsNormSpec,
     /// The kernel config that ran (given, tuned or heuristic).
     pub config: RmsNormConfig,
-}
-
-fn check_scalar(arg: &'static str, v: f32, positive: bool) -> Result<(), KernelError> {
-    let ok = v.is_finite() && (!positive || v > 0.0);
-    if ok {
-        return Ok(());
-    }
-    let expected = if positive { "a finite value > 0" } else { "a finite value" };
-    Err(KernelError::BadArgument { arg, expected: expected.into(), got: v.to_string() })
-}
-
-fn check_presence(arg: &'static str, expected: Option<DType>, got: Option<DType>) -> Result<(), KernelError> {
-    match (expected, got) {
-        (Some(e), None) => {
-            Err(KernelError::BadArgument { arg, expected: format!("a buffer of {e}"), got: "nothing".into() })
-        }
-        (None, Some(g)) => Err(KernelError::BadArgument {
-            arg,
-            expected: "nothing (the forward had none)".into(),
-            got: format!("a buffer of {g}"),
-        }),
-        _ => Ok(()),
-    }
 }
 
 /// The caller's config, else the backend's cached or tuned one, else the heuristic. Tuning (only

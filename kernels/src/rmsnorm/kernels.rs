@@ -12,6 +12,7 @@
 use tritonite_lang::{build_kernel, DType, Kernel, KernelBuilder, LangError, Value};
 
 use super::RmsNormSpec;
+use crate::rowwise::{load_f32, per_row, RowArg, Tile};
 
 fn record_meta(
     k: &KernelBuilder,
@@ -26,50 +27,6 @@ fn record_meta(
     k.meta("HAS_RESIDUAL", spec.residual.is_some() as i64);
     k.meta("ROW_IN_BLOCK", row_in_block as i64);
     (k.meta("BLOCK_SIZE", block_size as i64), k.meta("ROWS", rows as i64))
-}
-
-/// The pointer to the first element of row `row`: `base + row * stride`, in 64-bit offsets.
-fn row_ptr<'k>(base: Value<'k>, row: Value<'k>, stride: Value<'k>) -> Value<'k> {
-    base + row.cast(DType::I64) * stride
-}
-
-/// `p` where `mask`, else 0, in f32.
-fn load_f32<'k>(k: &'k KernelBuilder, p: Value<'k>, mask: Value<'k>) -> Value<'k> {
-    k.load_masked(p, mask, 0.0).cast(DType::F32)
-}
-
-/// A per-row value (`[ROWS]`) against a tile's elements (`[ROWS, 1]`).
-fn per_row(v: Value<'_>) -> Value<'_> {
-    v.expand_dims(1)
-}
-
-/// A row-major operand: its base pointer and row stride.
-#[derive(Clone, Copy)]
-struct RowArg<'k> {
-    ptr: Value<'k>,
-    stride: Value<'k>,
-}
-
-/// The elements of one step: rows `rows` (`[ROWS]`) × columns `cols` (`[BLOCK_SIZE]`), and which
-/// of them exist.
-#[derive(Clone, Copy)]
-struct Tile<'k> {
-    rows: Value<'k>,
-    cols: Value<'k>,
-    col_ok: Value<'k>,
-    mask: Value<'k>,
-}
-
-impl<'k> Tile<'k> {
-    fn new(rows: Value<'k>, row_ok: Value<'k>, cols: Value<'k>, n: Value<'k>) -> Tile<'k> {
-        let col_ok = cols.lt(n);
-        Tile { rows, cols, col_ok, mask: row_ok.expand_dims(1) & col_ok.expand_dims(0) }
-    }
-
-    /// The pointers to this tile's elements of `a`.
-    fn at(self, a: RowArg<'k>) -> Value<'k> {
-        a.ptr + ((self.rows.cast(DType::I64) * a.stride).expand_dims(1) + self.cols.expand_dims(0))
-    }
 }
 
 /// Builds the forward kernel over tiles of `rows` rows × `block_size` columns; `row_in_block`
@@ -95,10 +52,10 @@ fn forward_body<'k>(k: &'k KernelBuilder, spec: &RmsNormSpec, block_size: usize,
     let rstd_out = k.mut_ptr_arg("rstd", DType::F32);
     let m = k.scalar_arg("m", DType::I32);
     let n = k.scalar_arg("n", DType::I32);
-    let x = RowArg { ptr: x, stride: k.scalar_arg("stride_x", DType::I64) };
-    let residual = residual.map(|ptr| RowArg { ptr, stride: k.scalar_arg("stride_residual", DType::I64) });
-    let y = RowArg { ptr: y, stride: k.scalar_arg("stride_y", DType::I64) };
-    let residual_out = residual_out.map(|ptr| RowArg { ptr, stride: k.scalar_arg("stride_residual_out", DType::I64) });
+    let x = RowArg::stride_arg(k, x, "stride_x");
+    let residual = residual.map(|ptr| RowArg::stride_arg(k, ptr, "stride_residual"));
+    let y = RowArg::stride_arg(k, y, "stride_y");
+    let residual_out = residual_out.map(|ptr| RowArg::stride_arg(k, ptr, "stride_residual_out"));
     let eps = k.scalar_arg("eps", DType::F32);
     let offset = w.map(|_| k.scalar_arg("offset", DType::F32));
 
@@ -107,19 +64,19 @@ fn forward_body<'k>(k: &'k KernelBuilder, spec: &RmsNormSpec, block_size: usize,
     let row_ok = rows.lt(m);
     // h = x (+ residual), in f32.
     let load_h = |t: Tile<'k>| {
-        let h = load_f32(k, t.at(x), t.mask);
+        let h = load_f32(k, t.at(x), t.mask, 0.0);
         match residual {
-            Some(r) => h + load_f32(k, t.at(r), t.mask),
+            Some(r) => h + load_f32(k, t.at(r), t.mask, 0.0),
             None => h,
         }
     };
     let store_y = |t: Tile<'k>, h: Value<'k>, rstd| {
         let mut v = h * per_row(rstd);
         if let (Some(w), Some(offset)) = (w, offset) {
-            v = v * (load_f32(k, w + t.cols, t.col_ok) + offset);
+            v = v * (load_f32(k, w + t.cols, t.col_ok, 0.0) + offset);
         }
         if let Some(b) = bias {
-            v = v + load_f32(k, b + t.cols, t.col_ok);
+            v = v + load_f32(k, b + t.cols, t.col_ok, 0.0);
         }
         k.store_masked(t.at(y), v, t.mask);
     };
@@ -200,11 +157,11 @@ fn backward_body<'k>(
     let db_partial = spec.bias.map(|_| k.mut_ptr_arg("db_partial", DType::F32));
     let m = k.scalar_arg("m", DType::I32);
     let n = k.scalar_arg("n", DType::I32);
-    let x = RowArg { ptr: x, stride: k.scalar_arg("stride_x", DType::I64) };
-    let dy = RowArg { ptr: dy, stride: k.scalar_arg("stride_dy", DType::I64) };
-    let dro = dro.map(|ptr| RowArg { ptr, stride: k.scalar_arg("stride_dresidual_out", DType::I64) });
-    let dx = RowArg { ptr: dx, stride: k.scalar_arg("stride_dx", DType::I64) };
-    let dres = dres.map(|ptr| RowArg { ptr, stride: k.scalar_arg("stride_dresidual", DType::I64) });
+    let x = RowArg::stride_arg(k, x, "stride_x");
+    let dy = RowArg::stride_arg(k, dy, "stride_dy");
+    let dro = dro.map(|ptr| RowArg::stride_arg(k, ptr, "stride_dresidual_out"));
+    let dx = RowArg::stride_arg(k, dx, "stride_dx");
+    let dres = dres.map(|ptr| RowArg::stride_arg(k, ptr, "stride_dresidual"));
     let offset = w.map(|_| k.scalar_arg("offset", DType::F32));
 
     let pid = k.program_id(0);
@@ -214,10 +171,13 @@ fn backward_body<'k>(
     let tiles = (m + (tile_len - 1)) / tile_len;
     let n_f = n.cast(DType::F32);
     // This program's rows of the partials.
-    let partials: Vec<Value> =
-        [dw_partial, db_partial].into_iter().flatten().map(|p| row_ptr(p, pid, n.cast(DType::I64))).collect();
+    let partials: Vec<Value> = [dw_partial, db_partial]
+        .into_iter()
+        .flatten()
+        .map(|ptr| RowArg { ptr, stride: n.cast(DType::I64) }.row_start(pid))
+        .collect();
     let g_of = |t: Tile<'k>, dyv| match (w, offset) {
-        (Some(w), Some(offset)) => dyv * (load_f32(k, w + t.cols, t.col_ok) + offset),
+        (Some(w), Some(offset)) => dyv * (load_f32(k, w + t.cols, t.col_ok, 0.0) + offset),
         _ => dyv,
     };
     // What each element adds to the partials: dy·h·rstd for dw, dy for db.
@@ -234,7 +194,7 @@ fn backward_body<'k>(
     let store_dx = |t: Tile<'k>, g: Value<'k>, xv, c_row, rstd| {
         let mut dxv = (g - xv * per_row(c_row)) * per_row(rstd);
         if let Some(dro) = dro {
-            dxv = dxv + load_f32(k, t.at(dro), t.mask);
+            dxv = dxv + load_f32(k, t.at(dro), t.mask, 0.0);
         }
         k.store_masked(t.at(dx), dxv, t.mask);
         if let Some(dres) = dres {
@@ -254,8 +214,8 @@ fn backward_body<'k>(
             let rows = i * tile_len + tile_rows;
             let row_ok = rows.lt(m);
             let t = Tile::new(rows, row_ok, cols, n);
-            let xv = load_f32(k, t.at(x), t.mask);
-            let dyv = load_f32(k, t.at(dy), t.mask);
+            let xv = load_f32(k, t.at(x), t.mask, 0.0);
+            let dyv = load_f32(k, t.at(dy), t.mask, 0.0);
             let g = g_of(t, dyv);
             let (rstd, c_row) = row_terms(rows, row_ok, (g * xv).sum(1));
             store_dx(t, g, xv, c_row, rstd);
@@ -278,13 +238,13 @@ fn backward_body<'k>(
             let acc = k.zeros(&[tile_len as usize, block_size], DType::F32);
             let acc = k.for_range(0, n, block, &[acc], |start, c| {
                 let t = Tile::new(rows, row_ok, start + cols, n);
-                vec![c[0] + g_of(t, load_f32(k, t.at(dy), t.mask)) * load_f32(k, t.at(x), t.mask)]
+                vec![c[0] + g_of(t, load_f32(k, t.at(dy), t.mask, 0.0)) * load_f32(k, t.at(x), t.mask, 0.0)]
             });
             let (rstd, c_row) = row_terms(rows, row_ok, acc[0].sum(1));
             k.for_range(0, n, block, &[], |start, _| {
                 let t = Tile::new(rows, row_ok, start + cols, n);
-                let xv = load_f32(k, t.at(x), t.mask);
-                let dyv = load_f32(k, t.at(dy), t.mask);
+                let xv = load_f32(k, t.at(x), t.mask, 0.0);
+                let dyv = load_f32(k, t.at(dy), t.mask, 0.0);
                 store_dx(t, g_of(t, dyv), xv, c_row, rstd);
                 // The tile's column sums, added to the program's partials once per chunk.
                 for (p, c) in partials.iter().zip(contributions(dyv, xv, rstd)) {

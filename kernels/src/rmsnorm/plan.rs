@@ -9,7 +9,7 @@ use tritonite_lang::DType;
 use super::kernels::{backward, forward};
 use super::{RmsNormConfig, RmsNormSpec};
 use crate::error::KernelError;
-use crate::partials::{sum_partials, SUM_PARTIALS_BLOCK};
+use crate::partials;
 use crate::plan::{check_shape, span, KernelMemo, Launch, Plan, PlanArg, Role, SharedKernel};
 
 /// Which RMSNorm kernel, with every argument its builder takes.
@@ -17,7 +17,6 @@ use crate::plan::{check_shape, span, KernelMemo, Launch, Plan, PlanArg, Role, Sh
 enum Variant {
     Forward { spec: RmsNormSpec, block: usize, rows: usize, row_in_block: bool },
     Backward { spec: RmsNormSpec, dro: bool, block: usize, rows: usize, row_in_block: bool },
-    SumPartials { dtype: DType, block: usize },
 }
 
 /// The kernel of `v`, built once per process.
@@ -28,7 +27,6 @@ fn shared(v: Variant) -> Result<SharedKernel, KernelError> {
         Variant::Backward { spec, dro, block, rows, row_in_block } => {
             backward(spec, *dro, *block, *rows, *row_in_block)
         }
-        Variant::SumPartials { dtype, block } => sum_partials(*dtype, *block),
     })
 }
 
@@ -180,19 +178,8 @@ pub fn backward_plan(
         plan.buffer("dresidual", d, span(m, n, shape.stride_dresidual), Role::Output);
         args.push(PlanArg::Buffer("dresidual"));
     }
-    // (partials buffer, output, output dtype) of each parameter gradient.
-    let mut reductions = vec![];
-    if let Some(d) = spec.weight {
-        reductions.push(("dw_partial", "dw", d));
-    }
-    if let Some(d) = spec.bias {
-        reductions.push(("db_partial", "dbias", d));
-    }
-    for (partial, out, d) in &reductions {
-        plan.buffer(partial, DType::F32, programs * n, Role::Scratch);
-        plan.buffer(out, *d, n, Role::Output);
-        args.push(PlanArg::Buffer(partial));
-    }
+    let grads = partials::weight_and_bias(spec.weight, spec.bias);
+    args.extend(partials::declare(&mut plan, &grads, programs, n));
     args.extend([PlanArg::I32(m as i32), PlanArg::I32(n as i32), stride(shape.stride_x), stride(shape.stride_dy)]);
     if has_dresidual_out {
         args.push(stride(shape.stride_dresidual_out));
@@ -212,18 +199,6 @@ pub fn backward_plan(
         row_in_block,
     })?;
     plan.launches.push(Launch { kernel, grid: [programs as u32, 1, 1], args, num_warps: cfg.num_warps });
-    for (partial, out, d) in reductions {
-        plan.launches.push(Launch {
-            kernel: shared(Variant::SumPartials { dtype: d, block: SUM_PARTIALS_BLOCK })?,
-            grid: [n.div_ceil(SUM_PARTIALS_BLOCK) as u32, 1, 1],
-            args: vec![
-                PlanArg::Buffer(partial),
-                PlanArg::Buffer(out),
-                PlanArg::I32(programs as i32),
-                PlanArg::I32(n as i32),
-            ],
-            num_warps: 4,
-        });
-    }
+    partials::push_sums(&mut plan, &grads, programs, n)?;
     Ok(plan)
 }
