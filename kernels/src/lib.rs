@@ -1,6 +1,8 @@
 //! # tritonite-kernels
 //!
 //! Kernels written in the tritonite block language, with their fp64 references:
+//! - [`matmul`]: `a · b` and `a · bᵀ` on the tensor cores (the language's `dot`), f16/bf16 inputs,
+//!   f32 accumulation; [`matmul::matmul`].
 //! - [`partials`]: the column sums of per-program partials that backward passes reduce with.
 //! - [`rmsnorm`]: RMSNorm forward and backward with weight, offset, bias, fused residual, output
 //!   dtype and strided rows; typed entry points [`rmsnorm::rms_norm`] and
@@ -25,6 +27,7 @@ pub mod error;
 #[cfg(feature = "gpu")]
 pub mod gpu;
 pub mod layernorm;
+pub mod matmul;
 pub mod partials;
 pub mod plan;
 pub mod reference;

@@ -249,6 +249,13 @@ impl KernelBuilder {
         self.with(|st| semantic::store(st, ptr.id, value, Some(Operand::Value(mask.id))));
     }
 
+    /// `acc + a · b`: the matrix product of `a: [M, K]` and `b: [K, N]` (both f16 or both bf16)
+    /// added to the `f32` accumulator `acc: [M, N]` — Triton's `tl.dot(a, b, acc)`. On the GPU it
+    /// runs on the tensor cores; each product is exact and the sums are `f32`.
+    pub fn dot<'k>(&'k self, a: Value<'k>, b: Value<'k>, acc: Value<'k>) -> Value<'k> {
+        self.wrap(self.with(|st| semantic::dot(st, a.id, b.id, acc.id)))
+    }
+
     /// Elementwise `if cond { a } else { b }`, with promotion and broadcasting.
     pub fn where_<'k>(&'k self, cond: Value<'k>, a: impl IntoOperand<'k>, b: impl IntoOperand<'k>) -> Value<'k> {
         let (a, b) = (a.into_operand().op, b.into_operand().op);
@@ -485,6 +492,11 @@ impl<'k> Value<'k> {
     /// Minimum along `axis`.
     pub fn min(self, axis: usize) -> Value<'k> {
         self.lift(|st| semantic::reduce(st, ReduceOp::Min, self.id, axis))
+    }
+    /// The transpose of a 2-D block (`[R, C]` → `[C, R]`). The GPU lowering takes it as an operand
+    /// of [`KernelBuilder::dot`], e.g. `dot(x, w.trans(), acc)` for `x · wᵀ`.
+    pub fn trans(self) -> Value<'k> {
+        self.lift(|st| semantic::trans(st, self.id))
     }
     /// Inserts a size-1 dimension at `axis`.
     pub fn expand_dims(self, axis: usize) -> Value<'k> {

@@ -483,6 +483,13 @@ impl Launch<'_, '_> {
                     None
                 }
                 OpKind::Reduce(r, v, axis) => Some(self.reduce(*r, *v, *axis, &get(env, *v))),
+                OpKind::Trans(v) => {
+                    let s = &self.kernel.ty(*v).shape;
+                    let (rows, cols) = (s[0], s[1]);
+                    let idx: Vec<usize> = (0..rows * cols).map(|i| (i % rows) * cols + i / rows).collect();
+                    Some(get(env, *v).gather(&idx))
+                }
+                OpKind::Dot { a, b, acc } => Some(self.dot(*a, *b, &get(env, *a), &get(env, *b), &get(env, *acc))),
                 OpKind::For { lo, hi, step, init, body } => {
                     let (lo, hi, step) = (get(env, *lo).as_i64(0), get(env, *hi).as_i64(0), get(env, *step).as_i64(0));
                     if step <= 0 {
@@ -728,6 +735,24 @@ impl Launch<'_, '_> {
             self.writer[*param][at] = me;
         }
         Ok(())
+    }
+
+    /// `acc + a · b`: each product of two 16-bit floats is exact in `f32`; the sum is rounded to
+    /// `f32` after every term, in order of `k`.
+    fn dot(&self, a: ValueId, b: ValueId, av: &Val, bv: &Val, cv: &Val) -> Val {
+        let (m, k) = (self.kernel.ty(a).shape[0], self.kernel.ty(a).shape[1]);
+        let n = self.kernel.ty(b).shape[1];
+        let mut out = Vec::with_capacity(m * n);
+        for i in 0..m {
+            for j in 0..n {
+                let mut s = cv.as_f64(i * n + j);
+                for kk in 0..k {
+                    s = round_to(DType::F32, s + av.as_f64(i * k + kk) * bv.as_f64(kk * n + j));
+                }
+                out.push(s);
+            }
+        }
+        Val::Float(out)
     }
 
     fn reduce(&self, op: ReduceOp, v: ValueId, axis: usize, a: &Val) -> Val {

@@ -301,6 +301,19 @@ pub enum OpKind {
     },
     /// Reduces `axis` of a block away.
     Reduce(ReduceOp, ValueId, usize),
+    /// The transpose of a 2-D block.
+    Trans(ValueId),
+    /// `acc + a · b` for blocks `a: [M, K]` and `b: [K, N]` of one 16-bit float dtype and an `f32`
+    /// accumulator `acc: [M, N]`: every product is exact in `f32` and the sums are `f32`, added in
+    /// order of `k` (tensor cores add in an order of their own).
+    Dot {
+        /// Left operand `[M, K]`.
+        a: ValueId,
+        /// Right operand `[K, N]`.
+        b: ValueId,
+        /// Accumulator `[M, N]`, `f32`.
+        acc: ValueId,
+    },
     /// `for iv in (lo..hi).step_by(step)` with loop-carried values. Results are the final values.
     For {
         /// Lower bound (`i32` scalar).
@@ -316,6 +329,35 @@ pub enum OpKind {
     },
     /// Terminates a loop body with the next loop-carried values.
     Yield(Vec<ValueId>),
+}
+
+impl OpKind {
+    /// The values this op reads (a loop's bounds and initial values; not what its body reads).
+    pub fn operands(&self) -> Vec<ValueId> {
+        match self {
+            OpKind::Param(_)
+            | OpKind::Const(_)
+            | OpKind::ProgramId(_)
+            | OpKind::NumPrograms(_)
+            | OpKind::Arange { .. } => vec![],
+            OpKind::Splat(v)
+            | OpKind::Broadcast(v)
+            | OpKind::ExpandDims(v, _)
+            | OpKind::Unary(_, v)
+            | OpKind::Cast(v)
+            | OpKind::Reduce(_, v, _)
+            | OpKind::Trans(v) => vec![*v],
+            OpKind::Binary(_, a, b) | OpKind::Cmp(_, a, b) | OpKind::AddPtr(a, b) => vec![*a, *b],
+            OpKind::Select(c, a, b) => vec![*c, *a, *b],
+            OpKind::Dot { a, b, acc } => vec![*a, *b, *acc],
+            OpKind::Load { ptr, mask, other } => [Some(*ptr), *mask, *other].into_iter().flatten().collect(),
+            OpKind::Store { ptr, value, mask } => [Some(*ptr), Some(*value), *mask].into_iter().flatten().collect(),
+            OpKind::For { lo, hi, step, init, .. } => {
+                [*lo, *hi, *step].into_iter().chain(init.iter().copied()).collect()
+            }
+            OpKind::Yield(vs) => vs.clone(),
+        }
+    }
 }
 
 /// One operation of a region.
@@ -445,6 +487,12 @@ impl Kernel {
                 }
                 OpKind::Reduce(r, v, a) => {
                     let _ = write!(out, "reduce {} {v}, axis={a}", r.name());
+                }
+                OpKind::Trans(v) => {
+                    let _ = write!(out, "trans {v}");
+                }
+                OpKind::Dot { a, b, acc } => {
+                    let _ = write!(out, "dot {a}, {b}, acc={acc}");
                 }
                 OpKind::For { lo, hi, step, init, body } => {
                     let args = &body.args;

@@ -581,6 +581,53 @@ pub(crate) fn reduce(st: &mut State, op: ReduceOp, v: ValueId, axis: usize) -> V
     st.emit(OpKind::Reduce(op, v, axis), Type { elem: ty.elem, shape })
 }
 
+/// The transpose of a 2-D block.
+pub(crate) fn trans(st: &mut State, v: ValueId) -> ValueId {
+    let ty = st.ty(v).clone();
+    if ty.shape.len() != 2 {
+        return st.fail("trans", format!("cannot transpose {v}: {ty}"), Some("trans takes 2-D blocks"), ty);
+    }
+    st.emit(OpKind::Trans(v), Type { elem: ty.elem, shape: vec![ty.shape[1], ty.shape[0]] })
+}
+
+/// `acc + a · b` (see [`OpKind::Dot`]).
+pub(crate) fn dot(st: &mut State, a: ValueId, b: ValueId, acc: ValueId) -> ValueId {
+    let (at, bt, ct) = (st.ty(a).clone(), st.ty(b).clone(), st.ty(acc).clone());
+    let out = |at: &Type, bt: &Type| {
+        let m = at.shape.first().copied().unwrap_or(1);
+        let n = bt.shape.get(1).copied().unwrap_or(1);
+        Type::block(DType::F32, &[m, n])
+    };
+    let sixteen = |t: &Type| matches!(t.dtype(), Some(DType::F16 | DType::BF16));
+    if at.shape.len() != 2 || bt.shape.len() != 2 || at.shape[1] != bt.shape[0] {
+        let want = out(&at, &bt);
+        return st.fail(
+            "dot",
+            format!("cannot multiply {a}: {at} by {b}: {bt}"),
+            Some("dot takes 2-D blocks [M, K] and [K, N]"),
+            want,
+        );
+    }
+    let want = out(&at, &bt);
+    if !sixteen(&at) || at.elem != bt.elem {
+        return st.fail(
+            "dot",
+            format!("operands {a}: {at} and {b}: {bt} must share a 16-bit float dtype"),
+            Some("cast both to f16 or bf16 (the tensor cores multiply 16-bit floats)"),
+            want,
+        );
+    }
+    if ct != want {
+        return st.fail(
+            "dot",
+            format!("the accumulator {acc}: {ct} must be {want}"),
+            Some("start from k.zeros(&[M, N], DType::F32)"),
+            want,
+        );
+    }
+    st.emit(OpKind::Dot { a, b, acc }, want)
+}
+
 /// An `i32` scalar for a loop bound.
 pub(crate) fn loop_bound(st: &mut State, what: &str, a: Operand) -> ValueId {
     match a {

@@ -335,6 +335,40 @@ impl Verifier<'_> {
                 shape.remove(*axis);
                 self.expect_ty(op.name(), r, &Type { elem: vt.elem, shape })?;
             }
+            OpKind::Trans(v) => {
+                let r = one("trans")?;
+                self.use_("trans", *v)?;
+                let vt = self.ty(*v).clone();
+                if vt.shape.len() != 2 || vt.dtype().is_none() {
+                    return Err(self.err("trans", format!("cannot transpose {}", self.desc(*v))));
+                }
+                self.expect_ty("trans", r, &Type { elem: vt.elem, shape: vec![vt.shape[1], vt.shape[0]] })?;
+            }
+            OpKind::Dot { a, b, acc } => {
+                let r = one("dot")?;
+                for v in [a, b, acc] {
+                    self.use_("dot", *v)?;
+                }
+                let (at, bt, ct) = (self.ty(*a).clone(), self.ty(*b).clone(), self.ty(*acc).clone());
+                let ok = at.shape.len() == 2
+                    && bt.shape.len() == 2
+                    && at.shape[1] == bt.shape[0]
+                    && matches!(at.dtype(), Some(DType::F16 | DType::BF16))
+                    && at.elem == bt.elem
+                    && ct == Type::block(DType::F32, &[at.shape[0], bt.shape[1]]);
+                if !ok {
+                    return Err(self.err(
+                        "dot",
+                        format!(
+                            "{} · {} + {}: needs [M, K] · [K, N] of one 16-bit float dtype and an f32 [M, N] accumulator",
+                            self.desc(*a),
+                            self.desc(*b),
+                            self.desc(*acc)
+                        ),
+                    ));
+                }
+                self.expect_ty("dot", r, &ct)?;
+            }
             OpKind::For { lo, hi, step, init, body } => {
                 for b in [lo, hi, step] {
                     self.use_("for_range", *b)?;

@@ -145,7 +145,9 @@ fn region(kernel: &Kernel, r: &Region, spec: &[u64], info: &mut HashMap<ValueId,
                     Elem::Ptr(d) => d.size_bytes() as u64,
                     Elem::Scalar(_) => 1,
                 };
-                let l = gcd(a.constancy, c.contiguity).max(1);
+                // A constant pointer plus consecutive offsets, or consecutive pointers plus a
+                // constant offset.
+                let l = gcd(a.constancy, c.contiguity).max(gcd(a.contiguity, c.constancy)).max(1);
                 Some(AxisInfo {
                     contiguity: l,
                     constancy: gcd(a.constancy, c.constancy),

@@ -74,6 +74,38 @@ impl BlockedLayout {
         }
     }
 
+    /// The layout of a kernel whose 2-D blocks meet `dot`, from the shape `[m, n]` of the dot's
+    /// result: 8 × 4 lanes per warp and rows one per thread, so that every thread's elements pair
+    /// up into the accumulator fragments of `mma.sync.m16n8k16` (rows `g` and `g + 8` of a tile,
+    /// columns `2q` and `2q + 1`, for lane `4g + q`); vectors of up to `vec` along the columns for
+    /// the loads around it. Which rows and columns a fragment stands for is free: the dot places
+    /// its operands in shared memory to match. Warps split `m` and `n` (in steps of 16 and 8) so
+    /// that each warp's tile stays near square (Triton's choice). `None` when `m` is no multiple
+    /// of 16 or `n` of 8 for the warps.
+    pub fn for_dot(shape: [usize; 2], num_warps: usize, vec: usize) -> Option<BlockedLayout> {
+        let [m, n] = shape;
+        let mut w = [1usize, 1];
+        while w[0] * w[1] < num_warps {
+            let rows_split = m % (32 * w[0]) == 0;
+            let cols_split = n % (16 * w[1]) == 0;
+            match (rows_split, cols_split) {
+                (true, true) if m / (16 * w[0]) >= n / (8 * w[1]) => w[0] *= 2,
+                (_, true) => w[1] *= 2,
+                (true, false) => w[0] *= 2,
+                (false, false) => return None,
+            }
+        }
+        if m % (16 * w[0]) != 0 || n % (8 * w[1]) != 0 {
+            return None;
+        }
+        Some(BlockedLayout {
+            shape,
+            size_per_thread: [1, vec.min(n / (4 * w[1])).max(1)],
+            threads_per_warp: [8, 4],
+            warps_per_cta: w,
+        })
+    }
+
     /// The same distribution applied to a block of another shape (vectors shrink to fit).
     pub fn with_shape(self, shape: [usize; 2]) -> BlockedLayout {
         let mut l = self;
@@ -263,7 +295,24 @@ pub fn assign(k: &Kernel, num_warps: usize, vec: usize) -> Result<Layouts, Lower
             ),
         });
     }
-    let params = largest.map(|s| BlockedLayout::new_2d(s, num_warps, vec));
+    // A dot's accumulator decides the distribution of every 2-D block.
+    let mut dot_shape = None;
+    walk_ops(&k.body, &mut |op| {
+        if let (OpKind::Dot { .. }, Some(r)) = (&op.kind, op.results.first()) {
+            let s = &k.ty(*r).shape;
+            dot_shape.get_or_insert([s[0], s[1]]);
+        }
+    });
+    let params = match dot_shape {
+        Some(s) => Some(BlockedLayout::for_dot(s, num_warps, vec).ok_or_else(|| LowerError::Unsupported {
+            kernel: k.name.clone(),
+            what: format!(
+                "a dot result of {s:?} over {num_warps} warps (rows must be a multiple of 16 and columns of 8 \
+                 per warp; use bigger blocks or fewer warps)"
+            ),
+        })?),
+        None => largest.map(|s| BlockedLayout::new_2d(s, num_warps, vec)),
+    };
     let mut of = HashMap::new();
     let mut place = |v: ValueId, cls: &mut Classes| {
         let s = &k.ty(v).shape;
@@ -337,6 +386,22 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn dot_layouts_pair_into_mma_fragments() {
+        for (shape, warps) in
+            [([16, 8], 1), ([16, 32], 4), ([64, 64], 4), ([128, 128], 8), ([128, 256], 8), ([16, 128], 4)]
+        {
+            let l = BlockedLayout::for_dot(shape, warps, 8).expect("a valid dot layout");
+            check_owners(&l);
+            assert_eq!(l.warps_per_cta[0] * l.warps_per_cta[1], warps);
+            assert!(!l.has_replicas(0) && !l.has_replicas(1), "{l:?}");
+            assert!(l.elems(0) % 2 == 0 && l.elems(1) % 2 == 0, "{l:?}");
+        }
+        assert_eq!(BlockedLayout::for_dot([128, 128], 4, 8).unwrap().warps_per_cta, [2, 2]);
+        assert!(BlockedLayout::for_dot([8, 64], 1, 8).is_none());
+        assert!(BlockedLayout::for_dot([16, 8], 4, 8).is_none());
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The kernels' GPU suites in one test binary (one payload for the GPU machine): RMSNorm,
-//! LayerNorm, softmax and cross-entropy against their fp64 references through the typed APIs, with
+//! LayerNorm, softmax, cross-entropy and matmul against their fp64 references through the typed APIs, with
 //! random inputs, ragged shapes and outputs poisoned with NaN. Every test skips, saying so, where
 //! there is no GPU.
 //!
@@ -7,6 +7,7 @@
 
 mod cross_entropy;
 mod layernorm;
+mod matmul;
 mod rmsnorm;
 mod softmax;
 

@@ -54,7 +54,7 @@ impl Emitter<'_> {
     }
 
     /// Element `e` (w = 1) or the `w` elements from `e` of a thread vector of `n` elements.
-    fn slice(&mut self, v: &str, e: usize, w: usize, n: usize, elem: &str) -> String {
+    pub(crate) fn slice(&mut self, v: &str, e: usize, w: usize, n: usize, elem: &str) -> String {
         if w == n && w > 1 {
             v.to_string()
         } else if w == 1 {

@@ -4,6 +4,7 @@
 //! [`crate::layout`]); scalars stay scalars; pointer blocks are a scalar base pointer plus a vector
 //! of element offsets. Op families live in their own files: [`elementwise`], [`memory`], [`reduce`].
 
+mod dot;
 mod elementwise;
 mod memory;
 mod reduce;
@@ -67,6 +68,8 @@ pub(crate) struct Emitter<'a> {
     pub smem: Vec<(String, &'static str, usize)>,
     /// The thread index as `i32`.
     pub tid: String,
+    /// `trans` results (which only feed dots) and the blocks they transpose.
+    pub trans_of: HashMap<ValueId, ValueId>,
 }
 
 impl<'a> Emitter<'a> {
@@ -195,6 +198,11 @@ impl<'a> Emitter<'a> {
                 None
             }
             OpKind::Reduce(op, v, axis) => Some(Lowered::Block(self.reduce(*op, *v, *axis)?)),
+            OpKind::Trans(v) => {
+                self.trans_of.insert(r.expect("trans has a result"), *v);
+                None
+            }
+            OpKind::Dot { a, b, acc } => Some(Lowered::Block(self.dot(*a, *b, *acc, r.expect("dot has a result"))?)),
             OpKind::For { lo, hi, step, init, body } => {
                 self.for_loop(*lo, *hi, *step, init, body, results)?;
                 None
@@ -396,6 +404,34 @@ impl<'a> Emitter<'a> {
     }
 }
 
+/// Static shared memory a kernel may use (48 KiB).
+const MAX_STATIC_SHARED: usize = 48 * 1024;
+
+/// `trans` is lowered only as a dot operand (where it decides how the operand is placed).
+fn check_trans_uses(k: &Kernel) -> Result<(), LowerError> {
+    let mut trans = std::collections::HashSet::new();
+    tritonite_lang::ir::walk_ops(&k.body, &mut |op| {
+        if matches!(op.kind, OpKind::Trans(_)) {
+            trans.extend(op.results.iter().copied());
+        }
+    });
+    let mut bad = None;
+    tritonite_lang::ir::walk_ops(&k.body, &mut |op| {
+        let uses = match &op.kind {
+            OpKind::Dot { acc, .. } => vec![*acc],
+            other => other.operands(),
+        };
+        bad = bad.or(uses.into_iter().find(|v| trans.contains(v)));
+    });
+    match bad {
+        Some(v) => Err(LowerError::Unsupported {
+            kernel: k.name.clone(),
+            what: format!("{v}: a trans result used other than as an operand of dot"),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Emits the whole `gpu.module` for `kernel`.
 pub(crate) fn emit_module(k: &Kernel, opts: &CompileOptions) -> Result<String, LowerError> {
     let narrowest = {
@@ -425,7 +461,9 @@ pub(crate) fn emit_module(k: &Kernel, opts: &CompileOptions) -> Result<String, L
         next: 0,
         smem: vec![],
         tid: String::new(),
+        trans_of: HashMap::new(),
     };
+    check_trans_uses(k)?;
     let tid = e.assign("gpu.thread_id x");
     e.tid = e.assign(&format!("arith.index_cast {tid} : index to i32"));
     e.region(&k.body)?;
@@ -446,10 +484,31 @@ pub(crate) fn emit_module(k: &Kernel, opts: &CompileOptions) -> Result<String, L
         let bufs: Vec<String> = e
             .smem
             .iter()
-            .map(|(n, t, len)| format!("{n} : memref<{len}x{t}, #gpu.address_space<workgroup>>"))
+            .map(|(n, t, len)| {
+                format!("{n} : memref<{len}x{t}, #gpu.address_space<workgroup>> {{llvm.align = 16 : i64}}")
+            })
             .collect();
         format!(" workgroup({})", bufs.join(", "))
     };
+    let smem_bytes: usize = e
+        .smem
+        .iter()
+        .map(|(_, t, len)| {
+            len * if t.ends_with("64") {
+                8
+            } else if t.ends_with("32") {
+                4
+            } else {
+                2
+            }
+        })
+        .sum();
+    if smem_bytes > MAX_STATIC_SHARED {
+        return Err(LowerError::Unsupported {
+            kernel: k.name.clone(),
+            what: format!("{smem_bytes} bytes of shared memory (at most {MAX_STATIC_SHARED}; use smaller dot blocks)"),
+        });
+    }
     let threads = opts.num_warps * 32;
     let mut out = String::new();
     let _ = writeln!(out, "module attributes {{gpu.container_module}} {{");

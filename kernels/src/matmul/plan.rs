@@ -1,0 +1,76 @@
+//! The launch of one matmul, as a [`Plan`] any executor runs. Shapes and strides here are already
+//! validated by [`super::api`]; this checks the spec and the config.
+
+use std::sync::OnceLock;
+
+use super::kernels::matmul;
+use super::{MatmulConfig, MatmulSpec};
+use crate::error::KernelError;
+use crate::plan::{span, KernelMemo, Launch, Plan, PlanArg, Role, SharedKernel};
+
+fn shared(spec: MatmulSpec, cfg: MatmulConfig) -> Result<SharedKernel, KernelError> {
+    static MEMO: OnceLock<KernelMemo<(MatmulSpec, MatmulConfig)>> = OnceLock::new();
+    MEMO.get_or_init(KernelMemo::new).get(&(spec, cfg), || matmul(&spec, &cfg))
+}
+
+/// One matmul problem: `c[m, n] = a[m, k] · b` with row strides (elements) of each operand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatmulShape {
+    /// Rows of `a` and `c`.
+    pub m: usize,
+    /// Columns of `c`.
+    pub n: usize,
+    /// The summed dimension.
+    pub k: usize,
+    /// Row stride of `a`.
+    pub stride_a: usize,
+    /// Row stride of `b` (`[k, n]`, or `[n, k]` when transposed).
+    pub stride_b: usize,
+    /// Row stride of `c`.
+    pub stride_c: usize,
+}
+
+impl MatmulShape {
+    /// Every operand contiguous.
+    pub fn contiguous(m: usize, n: usize, k: usize, b_transposed: bool) -> MatmulShape {
+        MatmulShape { m, n, k, stride_a: k, stride_b: if b_transposed { k } else { n }, stride_c: n }
+    }
+}
+
+/// The matmul of `spec` over `shape`: inputs `a, b`, output `c`. No launch when `c` is empty;
+/// `c = 0` when `k = 0`.
+pub fn matmul_plan(spec: &MatmulSpec, shape: &MatmulShape, cfg: &MatmulConfig) -> Result<Plan, KernelError> {
+    spec.check()?;
+    cfg.check()?;
+    let MatmulShape { m, n, k, .. } = *shape;
+    for (arg, v) in [("m", m), ("n", n), ("k", k)] {
+        if v > i32::MAX as usize {
+            return Err(KernelError::BadArgument { arg, expected: "at most i32::MAX".into(), got: v.to_string() });
+        }
+    }
+    let (b_rows, b_cols) = if spec.b_transposed { (n, k) } else { (k, n) };
+    let mut plan = Plan::default();
+    plan.buffer("a", spec.dtype, span(m, k, shape.stride_a), Role::Input);
+    plan.buffer("b", spec.dtype, span(b_rows, b_cols, shape.stride_b), Role::Input);
+    plan.buffer("c", spec.out, span(m, n, shape.stride_c), Role::Output);
+    if m > 0 && n > 0 {
+        let tiles = m.div_ceil(cfg.block_m) * n.div_ceil(cfg.block_n);
+        plan.launches.push(Launch {
+            kernel: shared(*spec, *cfg)?,
+            grid: [tiles as u32, 1, 1],
+            args: vec![
+                PlanArg::Buffer("a"),
+                PlanArg::Buffer("b"),
+                PlanArg::Buffer("c"),
+                PlanArg::I32(m as i32),
+                PlanArg::I32(n as i32),
+                PlanArg::I32(k as i32),
+                PlanArg::I64(shape.stride_a as i64),
+                PlanArg::I64(shape.stride_b as i64),
+                PlanArg::I64(shape.stride_c as i64),
+            ],
+            num_warps: cfg.num_warps,
+        });
+    }
+    Ok(plan)
+}

@@ -1,0 +1,36 @@
+//! Matmul (the language's `dot` on the tensor cores) on a GPU against the fp64 reference, through
+//! the typed API: random ragged shapes × dtypes × `b` storages × padded rows × tilings, plus large
+//! fixed cases with the default tiling. Skips, saying so, where there is no GPU.
+
+use super::{executor, quick, run_all};
+use tritonite::kernels::matmul::check::{run_case, Case};
+use tritonite::kernels::matmul::{MatmulConfig, MatmulSpec};
+use tritonite::lang::DType;
+
+#[test]
+fn matmul_matches_fp64_on_random_cases() {
+    let Some(gpu) = executor() else { return };
+    let count = if quick() { 12 } else { 120 };
+    let cases: Vec<Case> = (0..count).map(|s| Case::random(7000 + s, 300, 600)).collect();
+    let failures = run_all(&gpu, run_case, &cases);
+    assert!(failures.is_empty(), "{} cases failed:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn matmul_matches_fp64_on_large_shapes() {
+    let Some(gpu) = executor() else { return };
+    let mut cases = vec![];
+    for dtype in [DType::BF16, DType::F16] {
+        for b_transposed in [false, true] {
+            let spec = MatmulSpec { dtype, out: dtype, b_transposed };
+            for (m, n, k) in [(512, 512, 512), (1000, 777, 1031), (16, 4096, 4096), (1, 4096, 512)] {
+                cases.push(Case::new(m, n, k, spec, MatmulConfig::heuristic(m, n, k)));
+            }
+        }
+    }
+    if quick() {
+        cases.truncate(4);
+    }
+    let failures = run_all(&gpu, run_case, &cases);
+    assert!(failures.is_empty(), "{} cases failed:\n{}", failures.len(), failures.join("\n"));
+}
