@@ -6,7 +6,7 @@
 //! random, integer inputs valid class indices), so a new kernel needs only its plans here.
 
 use anyhow::{bail, Context, Result};
-use tritonite::kernels::backend::{Backend, Binding};
+use tritonite::kernels::backend::Binding;
 use tritonite::kernels::cross_entropy::{self, CrossEntropySpec, GradMode, Reduction};
 use tritonite::kernels::gpu::GpuExecutor;
 use tritonite::kernels::layernorm::{self, LayerNormSpec};
@@ -14,6 +14,7 @@ use tritonite::kernels::plan::{Plan, Role};
 use tritonite::kernels::reference;
 use tritonite::kernels::rowwise::RowConfig;
 use tritonite::kernels::softmax::{self, SoftmaxSpec};
+use tritonite::kernels::tuning::{select, Source, Tunable};
 use tritonite::lang::{Buffer, DType};
 use tritonite::runtime::DeviceBuffer;
 
@@ -61,35 +62,59 @@ fn describe(c: &RowConfig) -> String {
     format!("BLOCK_SIZE={} PROGRAMS={} ROWS={} num_warps={}", c.block_size, c.programs, c.rows, c.num_warps)
 }
 
-/// The forward and backward plans of one op and shape with the default configs, each with a
-/// name for its config.
-fn plans(op: &str, m: usize, n: usize, dtype: DType, sms: usize) -> Result<[(Plan, String); 2]> {
+/// One pass's plan, its config as the tables show it, and whether that config was tuned.
+type PassPlan = (Plan, String, bool);
+
+/// The config of `problem`: the cached tuned one (`tritonite autotune`), else the heuristic; never
+/// tunes here (the bench sets the mode off). Returns it and whether it came from the cache.
+fn pick<P: Tunable<Knobs = RowConfig>>(gpu: &GpuExecutor, problem: &P) -> Result<(RowConfig, bool)> {
+    let s = select(gpu, problem, &mut |_| {})?;
+    Ok((s.config, s.source == Source::Cache))
+}
+
+/// The forward and backward plans of one op and shape with the cached tuned configs, else the
+/// heuristics, each with a name for its config.
+fn plans(gpu: &GpuExecutor, op: &str, m: usize, n: usize, dtype: DType) -> Result<[PassPlan; 2]> {
     Ok(match op {
         "layernorm" => {
+            use layernorm::tuning::{Pass, Problem};
             let spec = LayerNormSpec::new(dtype, Some(dtype), Some(dtype));
-            let (f, b) = (layernorm::heuristic(n, dtype, sms), layernorm::heuristic_backward(n, dtype, sms));
+            let (f, ft) = pick(gpu, &Problem { pass: Pass::Forward, spec, m, n })?;
+            let (b, bt) = pick(gpu, &Problem { pass: Pass::Backward, spec, m, n })?;
             [
-                (layernorm::forward_plan(&spec, &layernorm::ForwardShape::contiguous(m, n), 1e-5, &f)?, describe(&f)),
-                (layernorm::backward_plan(&spec, &layernorm::BackwardShape::contiguous(m, n), &b)?, describe(&b)),
+                (
+                    layernorm::forward_plan(&spec, &layernorm::ForwardShape::contiguous(m, n), 1e-5, &f)?,
+                    describe(&f),
+                    ft,
+                ),
+                (layernorm::backward_plan(&spec, &layernorm::BackwardShape::contiguous(m, n), &b)?, describe(&b), bt),
             ]
         }
         "softmax" => {
+            use softmax::tuning::{Pass, Problem};
             let spec = SoftmaxSpec::new(dtype);
-            let (f, b) = (softmax::heuristic(n, dtype, sms), softmax::heuristic_backward(n, dtype, sms));
+            let (f, ft) = pick(gpu, &Problem { pass: Pass::Forward, spec, m, n })?;
+            let (b, bt) = pick(gpu, &Problem { pass: Pass::Backward, spec, m, n })?;
             [
-                (softmax::forward_plan(&spec, &softmax::ForwardShape::contiguous(m, n), &f)?, describe(&f)),
-                (softmax::backward_plan(&spec, &softmax::BackwardShape::contiguous(m, n), &b)?, describe(&b)),
+                (softmax::forward_plan(&spec, &softmax::ForwardShape::contiguous(m, n), &f)?, describe(&f), ft),
+                (softmax::backward_plan(&spec, &softmax::BackwardShape::contiguous(m, n), &b)?, describe(&b), bt),
             ]
         }
         _ => {
+            use cross_entropy::tuning::Problem;
             let spec = CrossEntropySpec { logits: dtype, target: DType::I64 };
-            let (f, b) = (cross_entropy::heuristic(n, dtype, sms), cross_entropy::heuristic_backward(n, dtype, sms));
+            // The backward of a mean loss, written in place into the logits (what training does).
+            let (f, ft) = pick(gpu, &Problem::forward(spec, m, n))?;
+            let (b, bt) = pick(gpu, &Problem::backward(spec, GradMode::Mean, true, m, n))?;
             let fwd_shape = cross_entropy::ForwardShape { m, v: n, stride: n };
             let bwd_shape = cross_entropy::BackwardShape { m, v: n, stride: n, stride_dlogits: n };
-            // The backward of a mean loss, written in place into the logits (what training does).
             [
-                (cross_entropy::forward_plan(&spec, &fwd_shape, -100, Reduction::Mean, &f)?, describe(&f)),
-                (cross_entropy::backward_plan(&spec, &bwd_shape, GradMode::Mean, true, -100, 1.0, &b)?, describe(&b)),
+                (cross_entropy::forward_plan(&spec, &fwd_shape, -100, Reduction::Mean, &f)?, describe(&f), ft),
+                (
+                    cross_entropy::backward_plan(&spec, &bwd_shape, GradMode::Mean, true, -100, 1.0, &b)?,
+                    describe(&b),
+                    bt,
+                ),
             ]
         }
     })
@@ -134,23 +159,24 @@ fn time_fresh_plan(gpu: &GpuExecutor, plan: &Plan, classes: usize) -> Result<f64
     crate::bench::time_plan(gpu, plan, &bindings)
 }
 
-/// Times one op on one shape: forward and backward with the default (heuristic) configs.
+/// Times one op on one shape: forward and backward with the cached tuned configs, else the
+/// heuristics.
 pub fn measure_op(gpu: &GpuExecutor, op: &str, m: usize, n: usize, dtype: DType, copy_gbs: f64) -> Result<BenchRow> {
-    let [(fwd, fwd_cfg), (bwd, bwd_cfg)] = plans(op, m, n, dtype, gpu.sm_count())?;
+    let [(fwd, fwd_cfg, fwd_tuned), (bwd, bwd_cfg, bwd_tuned)] = plans(gpu, op, m, n, dtype)?;
     let fwd_us = time_fresh_plan(gpu, &fwd, n)?;
     let bwd_us = time_fresh_plan(gpu, &bwd, n)?;
     let (fwd_bytes, bwd_bytes) = op_bytes(op, m, n, dtype.size_bytes());
-    let pass = |config: String, us: f64, bytes: f64| {
+    let pass = |config: String, tuned: bool, us: f64, bytes: f64| {
         let gbs = bytes / (us * 1e-6) / 1e9;
-        PassResult { config, tuned: false, median_us: us, gbs, ratio_to_copy: gbs / copy_gbs }
+        PassResult { config, tuned, median_us: us, gbs, ratio_to_copy: gbs / copy_gbs }
     };
     Ok(BenchRow {
         op: op.to_string(),
         m,
         n,
         dtype: dtype.to_string(),
-        fwd: pass(fwd_cfg, fwd_us, fwd_bytes),
-        bwd: pass(bwd_cfg, bwd_us, bwd_bytes),
+        fwd: pass(fwd_cfg, fwd_tuned, fwd_us, fwd_bytes),
+        bwd: pass(bwd_cfg, bwd_tuned, bwd_us, bwd_bytes),
     })
 }
 

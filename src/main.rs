@@ -1,6 +1,7 @@
 //! The `tritonite` command line.
 
 mod bench;
+mod bench_dot;
 mod bench_ops;
 mod dispatch;
 mod tune;
@@ -31,6 +32,9 @@ enum Command {
     /// Time RMSNorm forward and backward on the GPU next to a device-to-device copy; merge the
     /// peers' numbers (peers.py) and write JSON, Markdown and a plot (`bench report` needs no GPU).
     Bench(bench::BenchArgs),
+    /// Time the tensor-core kernels on the GPU: matmul (a sweep of tilings) and the fused RMSNorm →
+    /// Linear against our RMSNorm + matmul in two launches.
+    BenchDot(bench_dot::BenchDotArgs),
     /// Measure the host time of one small RMSNorm call through the public API (warm caches).
     Dispatch {
         /// Rows.
@@ -43,18 +47,25 @@ enum Command {
         #[arg(long, default_value = "bf16")]
         dtype: String,
     },
-    /// Tune RMSNorm kernel configs per shape on the GPU; results are cached and reused.
+    /// Tune kernel configs (RMSNorm, LayerNorm, softmax, cross-entropy) per shape on the GPU;
+    /// results are cached and reused.
     Autotune {
-        /// rmsnorm-fwd, rmsnorm-bwd or all.
+        /// Kernels, comma-separated: rmsnorm-fwd, rmsnorm-bwd, layernorm-fwd, layernorm-bwd, softmax-fwd,
+        /// softmax-bwd, cross-entropy-fwd, cross-entropy-bwd; a family name (rmsnorm, layernorm, softmax,
+        /// cross-entropy) for both passes; all for RMSNorm's two.
         #[arg(long, default_value = "all")]
         kernel: String,
-        /// Shapes as MxN or MxN:dtype, comma-separated, or `peers` for the peer table's shapes.
+        /// Shapes as MxN or MxN:dtype, comma-separated, or `peers` for the peer tables' shapes (RMSNorm's,
+        /// or `bench --ops`'s of the op).
         #[arg(long, default_value = "peers")]
         shapes: String,
         /// dtype of shapes given without one: f32, f16 or bf16.
         #[arg(long)]
         dtype: Option<String>,
-        /// Options, comma-separated: no-weight, f32-weight, bias, residual, f32-residual, dresidual-out.
+        /// Options, comma-separated. RMSNorm: no-weight, f32-weight, bias, residual, f32-residual,
+        /// dresidual-out. LayerNorm (weight and bias in x's dtype by default): no-weight, no-bias,
+        /// f32-weight, f32-bias. Softmax: f32-out. Cross-entropy (i64 targets; backward: gradient of
+        /// a mean, in place, by default): i32-target, per-row, scalar, out-of-place.
         #[arg(long, value_delimiter = ',')]
         features: Vec<String>,
         /// Measure again even when cached.
@@ -170,6 +181,7 @@ fn main() -> Result<()> {
         Command::Demo(args) => demo(&args),
         Command::Compile(args) => compile(&args),
         Command::Bench(args) => bench::main(&args),
+        Command::BenchDot(args) => bench_dot::main(&args),
         Command::Dispatch { m, n, dtype } => dispatch::run(m, n, parse_dtype(&dtype)?),
         Command::Autotune { kernel, shapes, dtype, features, force } => {
             let dtype = dtype.as_deref().map(parse_dtype).transpose()?;

@@ -129,8 +129,27 @@ fn cache_lists_shows_exports_clears_and_imports() {
 
 #[test]
 fn autotune_rejects_bad_input_and_needs_a_gpu() {
-    let (ok, _, err) = tritonite(&["autotune", "--kernel", "layernorm"]);
+    let (ok, _, err) = tritonite(&["autotune", "--kernel", "sparkle"]);
     assert!(!ok && err.contains("--kernel"), "{err}");
+    let (ok, _, err) = tritonite(&["autotune", "--kernel", "softmax-fwd,layernorm-sideways"]);
+    assert!(!ok && err.contains("layernorm-sideways"), "{err}");
+    // A feature of another kernel is named, not ignored.
+    let (ok, _, err) = tritonite(&["autotune", "--kernel", "softmax", "--features", "residual"]);
+    assert!(!ok && err.contains("residual"), "{err}");
+    let (ok, _, err) = tritonite(&["autotune", "--kernel", "cross-entropy-bwd", "--features", "sparkle"]);
+    assert!(!ok && err.contains("sparkle"), "{err}");
+    // Every kernel and its features are accepted: what stops these is the shape, parsed next.
+    let accepted = [
+        ("layernorm-fwd", "no-bias"),
+        ("layernorm-bwd", "f32-weight"),
+        ("softmax", "f32-out"),
+        ("cross-entropy-fwd,cross-entropy-bwd", "i32-target,per-row"),
+        ("all", "residual"),
+    ];
+    for (kernel, features) in accepted {
+        let (ok, _, err) = tritonite(&["autotune", "--kernel", kernel, "--features", features, "--shapes", "64xq"]);
+        assert!(!ok && err.contains("64xq") && !err.contains("--kernel"), "{kernel}: {err}");
+    }
     let (ok, _, err) = tritonite(&["autotune", "--shapes", "4096x8192", "--dtype", "bf16", "--features", "sparkle"]);
     assert!(!ok && err.contains("sparkle"), "{err}");
     let (ok, _, err) = tritonite(&["autotune", "--shapes", "4096"]);

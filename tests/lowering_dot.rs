@@ -37,3 +37,23 @@ fn matmul_lowers_to_mma() {
         }
     }
 }
+
+#[test]
+fn rms_norm_linear_lowers_to_mma() {
+    use tritonite::kernels::rmsnorm_linear::kernels::rms_norm_linear;
+    use tritonite::kernels::rmsnorm_linear::{heuristic, RmsNormLinearSpec};
+    for m in [1, 16, 64, 256, 4096] {
+        let cfg = heuristic(m, 4096, 4096);
+        let spec = RmsNormLinearSpec { dtype: DType::BF16, out: DType::BF16 };
+        let k = rms_norm_linear(&spec, &cfg).unwrap();
+        let divisibility = (0..11).map(|i| (i, 16)).collect();
+        let opts = CompileOptions { num_warps: cfg.num_warps, divisibility, ..CompileOptions::default() };
+        let c = compile(&k, &opts).unwrap_or_else(|e| panic!("{cfg:?}: {e}"));
+        assert!(c.ptx.contains("mma.sync.aligned.m16n8k16"), "{cfg:?}: no mma");
+        if ptxas::find_ptxas().is_some() {
+            let r = ptxas::assemble(&c.ptx, "sm_90").unwrap_or_else(|e| panic!("{cfg:?}: {e}"));
+            eprintln!("{} m={m} {cfg:?}: {} registers, {} bytes spilled", k.name, r.registers, r.spill_stores);
+            assert_eq!(r.spill_stores, 0, "{cfg:?} spills");
+        }
+    }
+}

@@ -33,6 +33,7 @@ pub mod plan;
 pub mod reference;
 pub mod registry;
 pub mod rmsnorm;
+pub mod rmsnorm_linear;
 pub mod rowwise;
 pub mod softmax;
 pub mod tensor;

@@ -1,14 +1,17 @@
 //! What the row-wise kernels ([`crate::rmsnorm`], [`crate::layernorm`], [`crate::softmax`],
 //! [`crate::cross_entropy`]) share: the tile helpers their kernels are traced with and the argument
 //! checks of their entry points; and, for all but RMSNorm (which has its own tuning space), their
-//! config ([`RowConfig`]).
+//! config ([`RowConfig`]), the bounds of its tuning space ([`RowSpace`]) and their cache keys
+//! ([`row_key`]).
 //!
 //! Every one of them works on tiles of `ROWS` rows × `BLOCK_SIZE` columns: when a row fits the
 //! block the tile is held in registers, otherwise rows are walked in column chunks.
 
+use tritonite_autotune::{Config, DeviceId, Key};
 use tritonite_lang::{DType, KernelBuilder, Value};
 
 use crate::error::KernelError;
+use crate::tuning::Knobs;
 
 /// The tuning knobs of a row-wise kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -65,6 +68,146 @@ impl RowConfig {
         }
         Ok(())
     }
+}
+
+impl Knobs for RowConfig {
+    /// `BLOCK_SIZE`, `ROWS`, `num_warps` and `PROGRAMS` (the names RMSNorm's configs use).
+    fn to_config(&self) -> Config {
+        Config::new()
+            .with("BLOCK_SIZE", self.block_size as i64)
+            .with("ROWS", self.rows as i64)
+            .with("num_warps", self.num_warps as i64)
+            .with("PROGRAMS", self.programs as i64)
+    }
+
+    /// Every one of the four present, positive and passing [`RowConfig::check`].
+    fn from_config(c: &Config) -> Result<RowConfig, KernelError> {
+        let get = |arg: &'static str| {
+            c.get(arg).filter(|v| *v > 0).ok_or_else(|| KernelError::BadArgument {
+                arg,
+                expected: "a positive value in the tuned config".into(),
+                got: c.to_string(),
+            })
+        };
+        let cfg = RowConfig {
+            block_size: get("BLOCK_SIZE")? as usize,
+            num_warps: u32::try_from(get("num_warps")?).unwrap_or(u32::MAX),
+            rows: get("ROWS")? as usize,
+            programs: get("PROGRAMS")? as usize,
+        };
+        cfg.check()?;
+        Ok(cfg)
+    }
+}
+
+/// The bounds of a row-wise kernel's config space, per kernel and pass: how long a row may be held
+/// in registers, how large a chunk a longer row is walked in, how many elements of a tile a thread
+/// may hold, and which persistent grid sizes are tried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RowSpace {
+    /// The largest block a row is held in (a power of two): rows of up to this many columns are
+    /// tried in registers; it also bounds a held tile (`rows × block_size`).
+    pub max_held: usize,
+    /// The largest chunk (a power of two) a row is walked in; it also bounds a chunked tile.
+    pub max_chunk: usize,
+    /// Most elements of a tile one thread holds when the row is held.
+    pub held_per_thread: usize,
+    /// Most elements of a tile one thread holds per chunk (what the walk carries lives as long).
+    pub chunk_per_thread: usize,
+    /// Most warps per program (a power of two ≤ 32).
+    pub max_warps: u32,
+    /// Persistent programs per SM tried; empty for kernels that ignore `programs` (the
+    /// heuristic's value is kept).
+    pub programs_per_sm: &'static [usize],
+}
+
+impl RowSpace {
+    /// The candidates for rows of `n` columns and `m` rows, pruned, `heuristic` first:
+    ///
+    /// 1. Blocks: the row rounded up to a power of two (at least 16) when that is ≤ `max_held`
+    ///    (held in registers; never more than the row needs), and, for rows over 4096 columns,
+    ///    chunks of a half and a quarter of it (≤ `max_chunk`); longer rows: chunks of
+    ///    `max_chunk / 4` to `max_chunk`.
+    /// 2. Rows per tile: powers of two up to 32 (8 when chunked), never more than `m`'s
+    ///    power-of-two bucket (a tile past the last row is wasted), the tile ≤ `max_held`
+    ///    (`max_chunk` when chunked).
+    /// 3. Warps: 1 to `max_warps`, leaving each thread 4 to `held_per_thread` (`chunk_per_thread`)
+    ///    elements of the tile: fewer starve the loads, more spill.
+    /// 4. Programs: `programs_per_sm` × `sm_count`.
+    ///
+    /// Every candidate passes [`RowConfig::check`]; each depends only on `n`, `m`'s bucket and the
+    /// SM count, so it is a function of the cache key.
+    pub fn candidates(&self, m: usize, n: usize, heuristic: RowConfig, sm_count: usize) -> Vec<RowConfig> {
+        let mut out = vec![heuristic];
+        let whole = n.next_power_of_two().max(16);
+        let chunks = |top: usize| [top / 4, top / 2, top].into_iter().filter(|&b| b >= 16 && b < n);
+        let blocks: Vec<usize> = if whole <= self.max_held {
+            let mut b = vec![whole];
+            if whole > 4096 {
+                b.extend(chunks(whole).filter(|&c| c < whole && c <= self.max_chunk));
+            }
+            b
+        } else {
+            chunks(self.max_chunk).collect()
+        };
+        let row_bucket = tritonite_autotune::bucket_pow2(m as u64).clamp(1, 64) as usize;
+        let programs: Vec<usize> = if self.programs_per_sm.is_empty() {
+            vec![heuristic.programs]
+        } else {
+            self.programs_per_sm.iter().map(|k| k * sm_count.max(1)).collect()
+        };
+        for block in blocks {
+            let held = block >= n;
+            let (tile_max, per_thread_max, rows_max) = if held {
+                (self.max_held, self.held_per_thread, 32)
+            } else {
+                (self.max_chunk, self.chunk_per_thread, 8)
+            };
+            let mut rows = 1;
+            while rows <= rows_max.min(row_bucket) && rows * block <= tile_max.max(block) {
+                let mut num_warps = 1u32;
+                while num_warps <= self.max_warps {
+                    let per_thread = rows * block / (32 * num_warps as usize);
+                    if (4..=per_thread_max).contains(&per_thread) {
+                        for &programs in &programs {
+                            let c = RowConfig { block_size: block, num_warps, rows, programs };
+                            if !out.contains(&c) && c.check().is_ok() {
+                                out.push(c);
+                            }
+                        }
+                    }
+                    num_warps *= 2;
+                }
+                rows *= 2;
+            }
+        }
+        out
+    }
+}
+
+/// The cache key of a row-wise kernel's problem: kernel, `source_hash` (of the kernels' source
+/// files), crate version, device, the dtypes and options in `features`, `N` exactly (vector widths
+/// depend on it) and `M` in power-of-two buckets.
+pub fn row_key(
+    kernel: &str,
+    source_hash: u64,
+    device: &DeviceId,
+    features: &[(&str, &str)],
+    m: usize,
+    n: usize,
+) -> Key {
+    features
+        .iter()
+        .fold(Key::new(kernel, source_hash, env!("CARGO_PKG_VERSION"), device.clone()), |k, (name, value)| {
+            k.with_feature(*name, *value)
+        })
+        .with_shape("N", n as u64)
+        .with_shape("M", tritonite_autotune::bucket_pow2(m as u64))
+}
+
+/// An optional dtype's name in keys: `-` for none.
+pub(crate) fn dtype_name(d: Option<DType>) -> &'static str {
+    d.map_or("-", DType::name)
 }
 
 /// Checks that `d` is f32, f16 or bf16.

@@ -164,3 +164,38 @@ fn a_foreign_or_corrupt_config_falls_back_to_the_heuristic() {
     let s = select(&backend, &p, &mut |_| {}).unwrap();
     assert_eq!((s.source, s.config), (Source::Default, p.heuristic(2)));
 }
+
+#[test]
+fn keys_still_find_the_shipped_h100_results() {
+    // Every entry of benches/tuned-h100.json is found again by the key RMSNorm builds for its
+    // problem: the keys (and the hash of rmsnorm/kernels.rs in them) are unchanged.
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../benches/tuned-h100.json");
+    let mut cache = Cache::in_memory();
+    let count = cache.import(&path).unwrap();
+    assert!(count >= 20, "{count} entries");
+    let entries: Vec<Entry> = cache.list().into_iter().cloned().collect();
+    let dtype = |k: &tritonite_kernels::tuning::Key, name: &str| match k.features()[name].as_str() {
+        "-" => None,
+        d => Some(DType::parse(d).unwrap()),
+    };
+    for e in &entries {
+        let k = &e.key;
+        let pass = match k.kernel() {
+            "rmsnorm-fwd" => Pass::Forward,
+            "rmsnorm-bwd" => Pass::Backward,
+            other => panic!("{other}"),
+        };
+        let spec = RmsNormSpec {
+            x: dtype(k, "x").unwrap(),
+            weight: dtype(k, "weight"),
+            bias: dtype(k, "bias"),
+            residual: dtype(k, "residual"),
+            residual_out: dtype(k, "residual_out"),
+            out: dtype(k, "out").unwrap(),
+        };
+        let dresidual_out = k.features()["dresidual_out"] == "1";
+        let p = Problem { pass, spec, dresidual_out, m: k.shape()["M"] as usize, n: k.shape()["N"] as usize };
+        assert_eq!(p.key(k.device()).id(), k.id(), "{k}");
+        assert!(RmsNormConfig::from_config(&e.winner).is_ok(), "{}", e.winner);
+    }
+}

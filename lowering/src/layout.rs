@@ -397,7 +397,7 @@ mod tests {
             check_owners(&l);
             assert_eq!(l.warps_per_cta[0] * l.warps_per_cta[1], warps);
             assert!(!l.has_replicas(0) && !l.has_replicas(1), "{l:?}");
-            assert!(l.elems(0) % 2 == 0 && l.elems(1) % 2 == 0, "{l:?}");
+            assert!(l.elems(0).is_multiple_of(2) && l.elems(1).is_multiple_of(2), "{l:?}");
         }
         assert_eq!(BlockedLayout::for_dot([128, 128], 4, 8).unwrap().warps_per_cta, [2, 2]);
         assert!(BlockedLayout::for_dot([8, 64], 1, 8).is_none());

@@ -34,3 +34,21 @@ fn matmul_matches_fp64_on_large_shapes() {
     let failures = run_all(&gpu, run_case, &cases);
     assert!(failures.is_empty(), "{} cases failed:\n{}", failures.len(), failures.join("\n"));
 }
+
+#[test]
+fn rms_norm_linear_matches_fp64() {
+    use tritonite::kernels::rmsnorm_linear::check::{run_case, Case};
+    use tritonite::kernels::rmsnorm_linear::{heuristic, RmsNormLinearSpec};
+    let Some(gpu) = executor() else { return };
+    let count = if quick() { 8 } else { 60 };
+    let mut cases: Vec<Case> = (0..count).map(|s| Case::random(9000 + s, 300, 1000)).collect();
+    for dtype in [DType::BF16, DType::F16] {
+        for m in [1, 16, 64, 256, 4096] {
+            // The fp64 reference runs on the host: keep m·n·k near 2³⁰.
+            let (n, k) = (if m == 4096 { 64 } else { 4096 }, 4096);
+            cases.push(Case::new(m, n, k, RmsNormLinearSpec { dtype, out: dtype }, heuristic(m, n, k)));
+        }
+    }
+    let failures = run_all(&gpu, run_case, &cases);
+    assert!(failures.is_empty(), "{} cases failed:\n{}", failures.len(), failures.join("\n"));
+}

@@ -4,12 +4,14 @@
 use tritonite_lang::DType;
 
 use super::plan::{backward_plan, forward_plan, BackwardShape, ForwardShape};
-use super::{heuristic, heuristic_backward, CrossEntropyConfig, CrossEntropySpec, GradMode, Reduction};
+use super::tuning::Problem;
+use super::{CrossEntropyConfig, CrossEntropySpec, GradMode, Reduction};
 use crate::backend::{Backend, Binding};
 use crate::error::KernelError;
 use crate::plan::check_shape;
 use crate::rowwise::check_scalar;
 use crate::tensor::{check_no_overlap, check_vector, Operand, Rows, Storage};
+use crate::tuning::config_for;
 
 /// PyTorch's default `ignore_index`.
 pub const DEFAULT_IGNORE_INDEX: i64 = -100;
@@ -21,7 +23,8 @@ pub struct CrossEntropyOptions {
     pub ignore_index: i64,
     /// Also return the mean or sum of the per-row losses (computed on the device).
     pub reduction: Reduction,
-    /// Kernel config; default: [`heuristic`].
+    /// Kernel config; default: the backend's tuned config for this problem (see
+    /// [`crate::tuning::select`]), else [`super::heuristic`].
     pub config: Option<CrossEntropyConfig>,
 }
 
@@ -44,7 +47,7 @@ pub struct CrossEntropyOutput<B> {
     pub reduced: Option<B>,
     /// The dtypes: pass them to [`cross_entropy_backward`].
     pub spec: CrossEntropySpec,
-    /// The kernel config that ran.
+    /// The kernel config that ran (given, tuned or heuristic).
     pub config: CrossEntropyConfig,
 }
 
@@ -71,7 +74,7 @@ pub fn cross_entropy<B: Backend>(
     spec.check()?;
     logits.check("logits", spec.logits, m, v)?;
     check_vector("target", target, spec.target, m)?;
-    let cfg = opts.config.unwrap_or_else(|| heuristic(v, spec.logits, backend.sm_count()));
+    let cfg = config_for(backend, opts.config, &Problem::forward(spec, m, v))?;
     let shape = ForwardShape { m, v, stride: logits.row_stride };
     let plan = forward_plan(&spec, &shape, opts.ignore_index, opts.reduction, &cfg)?;
     let loss = backend.alloc_output(DType::F32, m)?;
@@ -127,7 +130,8 @@ pub struct CrossEntropyBackwardOptions<'a, S> {
     pub ignore_index: i64,
     /// Where `dlogits` goes; default: a new buffer.
     pub out: GradOut<'a, S>,
-    /// Kernel config; default: [`heuristic_backward`].
+    /// Kernel config; default: the backend's tuned config for this problem, else
+    /// [`super::heuristic_backward`].
     pub config: Option<CrossEntropyConfig>,
 }
 
@@ -142,7 +146,7 @@ impl<S> Default for CrossEntropyBackwardOptions<'_, S> {
 pub struct CrossEntropyGrads<B> {
     /// The new `dlogits` buffer with [`GradOut::New`], else `None`.
     pub dlogits: Option<B>,
-    /// The kernel config that ran.
+    /// The kernel config that ran (given, tuned or heuristic).
     pub config: CrossEntropyConfig,
 }
 
@@ -196,7 +200,7 @@ pub fn cross_entropy_backward<B: Backend>(
         }
     };
     let in_place = matches!(opts.out, GradOut::InPlace);
-    let cfg = opts.config.unwrap_or_else(|| heuristic_backward(v, spec.logits, backend.sm_count()));
+    let cfg = config_for(backend, opts.config, &Problem::backward(*spec, mode, in_place, m, v))?;
     let shape = BackwardShape { m, v, stride: logits.row_stride, stride_dlogits };
     let plan = backward_plan(spec, &shape, mode, in_place, opts.ignore_index, scalar, &cfg)?;
     let dlogits = match opts.out {

@@ -4,12 +4,14 @@
 use tritonite_lang::DType;
 
 use super::plan::{backward_plan, forward_plan, BackwardShape, ForwardShape};
-use super::{heuristic, heuristic_backward, LayerNormConfig, LayerNormSpec};
+use super::tuning::{Pass, Problem};
+use super::{LayerNormConfig, LayerNormSpec};
 use crate::backend::{Backend, Binding};
 use crate::error::KernelError;
 use crate::plan::check_shape;
 use crate::rowwise::{check_presence, check_scalar};
 use crate::tensor::{check_no_overlap, check_vector, Operand, Rows, Storage};
+use crate::tuning::config_for;
 
 /// Options of [`layer_norm`]; `LayerNormOptions::default()` is plain LayerNorm with `eps = 1e-5`.
 #[derive(Debug)]
@@ -22,7 +24,8 @@ pub struct LayerNormOptions<'a, S> {
     pub out_dtype: Option<DType>,
     /// Write `y` here (same shape as `x`, any row stride) instead of a new buffer.
     pub out: Option<Rows<'a, S>>,
-    /// Kernel config; default: [`heuristic`].
+    /// Kernel config; default: the backend's tuned config for this problem (see
+    /// [`crate::tuning::select`]), else [`super::heuristic`].
     pub config: Option<LayerNormConfig>,
 }
 
@@ -44,7 +47,7 @@ pub struct LayerNormOutput<B> {
     pub rstd: B,
     /// What was computed: pass it to [`layer_norm_backward`].
     pub spec: LayerNormSpec,
-    /// The kernel config that ran.
+    /// The kernel config that ran (given, tuned or heuristic).
     pub config: LayerNormConfig,
 }
 
@@ -98,7 +101,7 @@ pub fn layer_norm<B: Backend>(
         o.check("out", spec.out, m, n)?;
         check_no_overlap(&inputs, &[("out", Operand::Rows(o))])?;
     }
-    let cfg = opts.config.unwrap_or_else(|| heuristic(n, spec.x, backend.sm_count()));
+    let cfg = config_for(backend, opts.config, &Problem { pass: Pass::Forward, spec, m, n })?;
     let shape = ForwardShape { m, n, stride_x: x.row_stride, stride_y: opts.out.map_or(n, |o| o.row_stride) };
     let plan = forward_plan(&spec, &shape, opts.eps, &cfg)?;
 
@@ -127,7 +130,8 @@ pub fn layer_norm<B: Backend>(
 pub struct LayerNormBackwardOptions<'a, S> {
     /// Write `dx` here (`[m, n]`, `x`'s dtype, any row stride) instead of a new buffer.
     pub dx_out: Option<Rows<'a, S>>,
-    /// Kernel config; default: [`heuristic_backward`].
+    /// Kernel config; default: the backend's tuned config for this problem, else
+    /// [`super::heuristic_backward`].
     pub config: Option<LayerNormConfig>,
 }
 
@@ -147,7 +151,7 @@ pub struct LayerNormGrads<B> {
     pub dweight: Option<B>,
     /// Gradient of the bias (`[n]`, its dtype), with a bias.
     pub dbias: Option<B>,
-    /// The kernel config that ran.
+    /// The kernel config that ran (given, tuned or heuristic).
     pub config: LayerNormConfig,
 }
 
@@ -187,7 +191,7 @@ pub fn layer_norm_backward<B: Backend>(
         o.check("dx_out", spec.x, m, n)?;
         check_no_overlap(&inputs, &[("dx_out", Operand::Rows(o))])?;
     }
-    let cfg = opts.config.unwrap_or_else(|| heuristic_backward(n, spec.x, backend.sm_count()));
+    let cfg = config_for(backend, opts.config, &Problem { pass: Pass::Backward, spec: *spec, m, n })?;
     let shape = BackwardShape {
         m,
         n,

@@ -13,6 +13,7 @@ pub mod check;
 pub mod kernels;
 pub mod plan;
 pub mod reference;
+pub mod tuning;
 
 pub use api::{
     layer_norm, layer_norm_backward, LayerNormBackwardOptions, LayerNormGrads, LayerNormOptions, LayerNormOutput,
@@ -76,19 +77,26 @@ impl LayerNormSpec {
 }
 
 /// The forward's default for rows of `n` elements of `dtype`: the whole row in one block up to
-/// 8192 columns (16-bit rows: 16384), longer rows in chunks of that size; 512 elements of a tile
+/// 16384 columns whatever the dtype (registers hold f32 either way: 32 elements a thread with 16
+/// warps); longer rows in chunks of 8192 columns (f32) or 16384 (16-bit); 512 elements of a tile
 /// per warp (1 to 16 warps).
 pub fn heuristic(n: usize, dtype: DType, sm_count: usize) -> LayerNormConfig {
-    let max_block = if dtype == DType::F32 { 8192 } else { 16384 };
+    let max_chunk = if dtype == DType::F32 { 8192 } else { 16384 };
+    let max_block = if n <= 16384 { 16384 } else { max_chunk };
     LayerNormConfig::spread(n, sm_count, max_block, 512, 16)
 }
 
-/// The backward's default: at most 4096 columns in registers (it holds `x`, `dy` and the
-/// weight's and bias's partial sums per thread), 256 elements per warp, at most 8 warps, two
-/// persistent programs per SM; longer rows in tiles of 4 rows × 1024 columns.
+/// The backward's default: it holds `x`, `dy` and the weight's and bias's partial sums per thread,
+/// so rows of up to 4096 columns get 256 elements per warp (at most 8 warps), rows of up to 8192
+/// one tile of 16 warps (16 elements of each a thread, as RMSNorm's tuned backward holds 8192);
+/// two persistent programs per SM; longer rows in tiles of 4 rows × 1024 columns.
 pub fn heuristic_backward(n: usize, _dtype: DType, sm_count: usize) -> LayerNormConfig {
+    let programs = 2 * sm_count.max(1);
+    if n > 8192 {
+        return LayerNormConfig { block_size: 1024, num_warps: 8, rows: 4, programs };
+    }
     if n > 4096 {
-        return LayerNormConfig { block_size: 1024, num_warps: 8, rows: 4, programs: 2 * sm_count.max(1) };
+        return LayerNormConfig { block_size: 8192, num_warps: 16, rows: 1, programs };
     }
     LayerNormConfig::spread(n, sm_count, 4096, 256, 8)
 }

@@ -4,14 +4,14 @@
 use tritonite_lang::DType;
 
 use super::plan::{backward_plan, forward_plan, BackwardShape, ForwardShape};
-use super::tuning::{select, Pass, Problem};
+use super::tuning::{Pass, Problem};
 use super::{RmsNormConfig, RmsNormSpec};
 use crate::backend::{Backend, Binding};
 use crate::error::KernelError;
 use crate::plan::check_shape;
 use crate::rowwise::{check_presence, check_scalar};
 use crate::tensor::{check_no_overlap, check_vector, Operand, Rows, Storage};
-use crate::tuning::Progress;
+use crate::tuning::config_for;
 
 /// Options of [`rms_norm`]; `RmsNormOptions::default()` is plain RMSNorm with `eps = 1e-6`.
 #[derive(Debug)]
@@ -65,30 +65,6 @@ pub struct RmsNormOutput<B> {
     pub spec: RmsNormSpec,
     /// The kernel config that ran (given, tuned or heuristic).
     pub config: RmsNormConfig,
-}
-
-/// The caller's config, else the backend's cached or tuned one, else the heuristic. Tuning (only
-/// when the backend's mode asks for it) says so on stderr: it takes seconds.
-fn config_for<B: Backend>(
-    backend: &B,
-    given: Option<RmsNormConfig>,
-    problem: &Problem,
-) -> Result<RmsNormConfig, KernelError> {
-    if let Some(c) = given {
-        return Ok(c);
-    }
-    let mut announce = |p: Progress<'_>| {
-        if p.index == 0 {
-            eprintln!(
-                "tritonite: tuning {} for {}x{} ({} runs; TRITONITE_AUTOTUNE=off to skip)",
-                problem.pass.kernel(),
-                problem.m,
-                problem.n,
-                p.total
-            );
-        }
-    };
-    Ok(select(backend, problem, &mut announce)?.config)
 }
 
 /// RMSNorm forward of the rows of `x`, with an optional weight (`n` elements, `x`'s dtype or f32).

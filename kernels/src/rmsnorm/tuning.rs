@@ -1,18 +1,17 @@
-//! RMSNorm's autotuning: its config space with pruning, its heuristic default, its cache key, and
-//! the measurement of one config (run on random inputs, checked against the default config's
-//! output, timed with the backend's clock over rotated inputs).
+//! RMSNorm's autotuning: its config space with pruning, its heuristic default and its cache key;
+//! the selection and the measurement of one config are [`crate::tuning`]'s.
 
 use std::sync::OnceLock;
 
-use tritonite_autotune::{bucket_pow2, fnv1a, Config, DeviceId, Failure, Key, Progress, Source, Tuner};
-use tritonite_lang::{Buffer, DType};
+use tritonite_autotune::{bucket_pow2, fnv1a, Config, DeviceId, Key, Progress};
+use tritonite_lang::DType;
 
 use super::plan::{backward_plan, forward_plan, BackwardShape, ForwardShape};
 use super::{RmsNormConfig, RmsNormSpec};
-use crate::backend::{Backend, Binding};
+use crate::backend::Backend;
 use crate::error::KernelError;
 use crate::plan::Plan;
-use crate::reference::{random_values, rel_error, tolerance};
+use crate::tuning::Tunable;
 
 /// Which kernel is tuned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -186,166 +185,62 @@ impl Problem {
     }
 }
 
-/// The config [`select`] picked, and where it came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Selected {
-    /// The config to run.
-    pub config: RmsNormConfig,
-    /// Cached, tuned now, or the heuristic default.
-    pub source: Source,
+impl crate::tuning::Knobs for RmsNormConfig {
+    fn to_config(&self) -> Config {
+        RmsNormConfig::to_config(self)
+    }
+
+    fn from_config(c: &Config) -> Result<RmsNormConfig, KernelError> {
+        RmsNormConfig::from_config(c)
+    }
 }
+
+impl Tunable for Problem {
+    type Knobs = RmsNormConfig;
+
+    fn kernel(&self) -> &'static str {
+        self.pass.kernel()
+    }
+
+    fn shape(&self) -> (usize, usize) {
+        (self.m, self.n)
+    }
+
+    fn heuristic(&self, sm_count: usize) -> RmsNormConfig {
+        Problem::heuristic(self, sm_count)
+    }
+
+    fn candidates(&self, sm_count: usize) -> Vec<RmsNormConfig> {
+        Problem::candidates(self, sm_count)
+    }
+
+    fn key(&self, device: &DeviceId) -> Key {
+        Problem::key(self, device)
+    }
+
+    fn plan(&self, cfg: &RmsNormConfig) -> Result<Plan, KernelError> {
+        Problem::plan(self, cfg)
+    }
+
+    /// `y` and `rstd` forward; `dx` and `dw` backward.
+    fn checked(&self) -> &'static [&'static str] {
+        match self.pass {
+            Pass::Forward => &["y", "rstd"],
+            Pass::Backward => &["dx", "dw"],
+        }
+    }
+}
+
+/// The config [`select`] picked, and where it came from.
+pub type Selected = crate::tuning::Selected<RmsNormConfig>;
 
 /// The config to run `problem` with on `backend`: the cached winner; on a miss, the heuristic,
 /// or — when the backend's tuning mode says so — the winner of a tuning run now (recorded in the
-/// cache). Backends without an autotuner always get the heuristic.
+/// cache). Backends without an autotuner always get the heuristic. (See [`crate::tuning::select`].)
 pub fn select<B: Backend>(
     backend: &B,
     problem: &Problem,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Selected, KernelError> {
-    let sms = backend.sm_count();
-    let heuristic = problem.heuristic(sms);
-    let Some(tuner) = backend.autotuner() else {
-        return Ok(Selected { config: heuristic, source: Source::Default });
-    };
-    let mode = tuner.mode();
-    if mode == tritonite_autotune::TuneMode::Off {
-        // The hot path of every call: remembered per problem, so no key is built twice.
-        let id = {
-            use std::hash::{Hash, Hasher};
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            problem.hash(&mut h);
-            h.finish()
-        };
-        if let Some((config, source)) = tuner.remembered(id) {
-            return Ok(Selected { config: RmsNormConfig::from_config(&config)?, source });
-        }
-        let selected = match tuner.cache().lookup(&problem.key(tuner.device())).map(RmsNormConfig::from_config) {
-            Some(Ok(config)) => Selected { config, source: Source::Cache },
-            _ => Selected { config: heuristic, source: Source::Default },
-        };
-        tuner.remember(id, (selected.config.to_config(), selected.source));
-        return Ok(selected);
-    }
-    let key = problem.key(tuner.device());
-    let mut cache = tuner.cache();
-    let candidates: Vec<Config> = problem.candidates(sms).iter().map(RmsNormConfig::to_config).collect();
-    let mut bench: Option<Bench<'_, B>> = None;
-    let measure = |c: &Config| {
-        let cfg = RmsNormConfig::from_config(c).map_err(|e| Failure::new("config", e.to_string()))?;
-        if bench.is_none() {
-            bench = Some(Bench::new(backend, problem).map_err(|e| Failure::new("setup", e.to_string()))?);
-        }
-        bench.as_mut().expect("created above").measure(&cfg)
-    };
-    let chosen =
-        Tuner::default().select(&mut cache, mode, &key, &heuristic.to_config(), &candidates, measure, progress);
-    Ok(Selected { config: RmsNormConfig::from_config(&chosen.config)?, source: chosen.source })
-}
-
-/// Inputs and outputs for timing one problem, rotated among enough copies to exceed the L2
-/// cache (about 100 MB in all), and the default config's output to check candidates against.
-struct Bench<'b, B: Backend> {
-    backend: &'b B,
-    problem: Problem,
-    /// Buffers per copy, by plan name (the partials are added per config).
-    sets: Vec<Vec<(&'static str, B::Buffer)>>,
-    /// The default config's checked outputs (name, host copy).
-    expected: Option<Vec<(&'static str, Buffer)>>,
-}
-
-impl<'b, B: Backend> Bench<'b, B> {
-    fn new(backend: &'b B, problem: &Problem) -> Result<Self, KernelError> {
-        let plan = problem.plan(&problem.heuristic(backend.sm_count()))?;
-        let per_copy: usize = plan.buffers.iter().map(|d| d.len * d.dtype.size_bytes()).sum();
-        let copies = 100_000_000usize.div_ceil(per_copy.max(1)).clamp(1, 8);
-        let mut sets = vec![];
-        for c in 0..copies {
-            let mut set = vec![];
-            for (i, d) in plan.buffers.iter().filter(|d| !d.name.ends_with("_partial")).enumerate() {
-                let seed = (c * 16 + i) as u64 + 1;
-                // rstd as the backward reads it: positive, around 1.
-                let values: Vec<f64> = if d.name == "rstd" {
-                    random_values(d.len, seed).iter().map(|v| 1.0 + 0.25 * v).collect()
-                } else {
-                    random_values(d.len, seed)
-                };
-                set.push((d.name, backend.upload(&Buffer::from_f64(d.dtype, &values))?));
-            }
-            sets.push(set);
-        }
-        Ok(Bench { backend, problem: *problem, sets, expected: None })
-    }
-
-    /// The outputs a candidate must reproduce: `y` forward; `dx` (and `dw`) backward.
-    fn checked(&self) -> &'static [&'static str] {
-        match self.problem.pass {
-            Pass::Forward => &["y", "rstd"],
-            Pass::Backward => &["dx", "dw"],
-        }
-    }
-
-    fn run_once(
-        &self,
-        plan: &Plan,
-        prepared: &B::Prepared,
-        scratch: &[(&'static str, B::Buffer)],
-        copy: usize,
-    ) -> Result<(), KernelError> {
-        let mut bindings: Vec<Binding<'_, B::Buffer>> =
-            self.sets[copy].iter().map(|(n, b)| Binding::whole(n, b)).collect();
-        bindings.extend(scratch.iter().map(|(n, b)| Binding::whole(n, b)));
-        self.backend.launch(plan, prepared, &bindings)
-    }
-
-    fn measure(&mut self, cfg: &RmsNormConfig) -> Result<Vec<f64>, Failure> {
-        let fail = |stage: &'static str| move |e: KernelError| Failure::new(stage, e.to_string());
-        let plan = self.problem.plan(cfg).map_err(fail("build"))?;
-        let scratch: Vec<(&'static str, B::Buffer)> = plan
-            .buffers
-            .iter()
-            .filter(|d| d.name.ends_with("_partial"))
-            .map(|d| Ok((d.name, self.backend.alloc(d.dtype, d.len)?)))
-            .collect::<Result<_, KernelError>>()
-            .map_err(fail("setup"))?;
-        let prepared = {
-            let mut bindings: Vec<Binding<'_, B::Buffer>> =
-                self.sets[0].iter().map(|(n, b)| Binding::whole(n, b)).collect();
-            bindings.extend(scratch.iter().map(|(n, b)| Binding::whole(n, b)));
-            self.backend.prepare(&plan, &bindings).map_err(fail("compile"))?
-        };
-        self.run_once(&plan, &prepared, &scratch, 0).map_err(fail("launch"))?;
-        // The first 2^20 elements of each checked output are compared (enough to catch a wrong
-        // config, cheap for rows of any size).
-        let outputs: Vec<(&'static str, Buffer)> = self.sets[0]
-            .iter()
-            .filter(|(n, _)| self.checked().contains(n))
-            .map(|(n, b)| {
-                let host = self.backend.download(b)?;
-                Ok((*n, host.slice(0, host.len().min(1 << 20))))
-            })
-            .collect::<Result<_, KernelError>>()
-            .map_err(fail("launch"))?;
-        match &self.expected {
-            // The first config measured is the default (the heuristic comes first): its output is
-            // what the others must match.
-            None => self.expected = Some(outputs),
-            Some(expected) => {
-                for ((name, want), (_, got)) in expected.iter().zip(&outputs) {
-                    let err = rel_error(&got.to_f64(), &want.to_f64());
-                    if err.is_nan() || err > 2.0 * tolerance(want.dtype()) {
-                        return Err(Failure::new("check", format!("{name} differs from the default's by {err:.1e}")));
-                    }
-                }
-            }
-        }
-        let copies = self.sets.len();
-        let mut i = 0;
-        self.backend
-            .time_ms(3, 20, &mut || {
-                i += 1;
-                self.run_once(&plan, &prepared, &scratch, i % copies)
-            })
-            .map_err(fail("time"))
-    }
+    crate::tuning::select(backend, problem, progress)
 }

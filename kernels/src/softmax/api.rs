@@ -4,20 +4,24 @@
 use tritonite_lang::DType;
 
 use super::plan::{backward_plan, forward_plan, BackwardShape, ForwardShape};
-use super::{heuristic, heuristic_backward, SoftmaxConfig, SoftmaxSpec};
+use super::tuning::{Pass, Problem};
+use super::{SoftmaxConfig, SoftmaxSpec};
 use crate::backend::{Backend, Binding};
 use crate::error::KernelError;
 use crate::plan::check_shape;
 use crate::tensor::{check_no_overlap, Operand, Rows};
+use crate::tuning::config_for;
 
-/// Options of [`softmax`]; the default writes a new `y` in `x`'s dtype with the heuristic config.
+/// Options of [`softmax`]; the default writes a new `y` in `x`'s dtype with the tuned or heuristic
+/// config.
 #[derive(Debug)]
 pub struct SoftmaxOptions<'a, S> {
     /// dtype of `y`; default: `out`'s dtype when given, else `x`'s.
     pub out_dtype: Option<DType>,
     /// Write `y` here (same shape as `x`, any row stride) instead of a new buffer.
     pub out: Option<Rows<'a, S>>,
-    /// Kernel config; default: [`heuristic`].
+    /// Kernel config; default: the backend's tuned config for this problem (see
+    /// [`crate::tuning::select`]), else [`super::heuristic`].
     pub config: Option<SoftmaxConfig>,
 }
 
@@ -35,7 +39,7 @@ pub struct SoftmaxOutput<B> {
     pub y: Option<B>,
     /// What was computed: pass it to [`softmax_backward`].
     pub spec: SoftmaxSpec,
-    /// The kernel config that ran.
+    /// The kernel config that ran (given, tuned or heuristic).
     pub config: SoftmaxConfig,
 }
 
@@ -71,7 +75,7 @@ pub fn softmax<B: Backend>(
         o.check("out", spec.out, m, n)?;
         check_no_overlap(&[("x", Operand::Rows(&x))], &[("out", Operand::Rows(o))])?;
     }
-    let cfg = opts.config.unwrap_or_else(|| heuristic(n, spec.x, backend.sm_count()));
+    let cfg = config_for(backend, opts.config, &Problem { pass: Pass::Forward, spec, m, n })?;
     let shape = ForwardShape { m, n, stride_x: x.row_stride, stride_y: opts.out.map_or(n, |o| o.row_stride) };
     let plan = forward_plan(&spec, &shape, &cfg)?;
     let y_new = match opts.out {
@@ -92,7 +96,8 @@ pub fn softmax<B: Backend>(
 pub struct SoftmaxBackwardOptions<'a, S> {
     /// Write `dx` here (`[m, n]`, `x`'s dtype, any row stride) instead of a new buffer.
     pub dx_out: Option<Rows<'a, S>>,
-    /// Kernel config; default: [`heuristic_backward`].
+    /// Kernel config; default: the backend's tuned config for this problem, else
+    /// [`super::heuristic_backward`].
     pub config: Option<SoftmaxConfig>,
 }
 
@@ -108,7 +113,7 @@ pub struct SoftmaxGrads<B> {
     /// Gradient of `x` (a new contiguous `[m, n]` buffer of `x`'s dtype), or `None` when written
     /// into [`SoftmaxBackwardOptions::dx_out`].
     pub dx: Option<B>,
-    /// The kernel config that ran.
+    /// The kernel config that ran (given, tuned or heuristic).
     pub config: SoftmaxConfig,
 }
 
@@ -131,7 +136,7 @@ pub fn softmax_backward<B: Backend>(
         let inputs = [("y", Operand::Rows(&y)), ("dy", Operand::Rows(&dy))];
         check_no_overlap(&inputs, &[("dx_out", Operand::Rows(o))])?;
     }
-    let cfg = opts.config.unwrap_or_else(|| heuristic_backward(n, spec.x, backend.sm_count()));
+    let cfg = config_for(backend, opts.config, &Problem { pass: Pass::Backward, spec: *spec, m, n })?;
     let shape = BackwardShape {
         m,
         n,

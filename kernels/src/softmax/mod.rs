@@ -15,6 +15,7 @@ pub mod check;
 pub mod kernels;
 pub mod plan;
 pub mod reference;
+pub mod tuning;
 
 pub use api::{softmax, softmax_backward, SoftmaxBackwardOptions, SoftmaxGrads, SoftmaxOptions, SoftmaxOutput};
 pub use kernels::{backward, forward};
@@ -60,20 +61,23 @@ impl SoftmaxSpec {
 }
 
 /// The forward's default for rows of `n` elements of `dtype`: the whole row in registers up to
-/// 16384 columns; longer rows in chunks of 4096 columns with 8 warps (the online max and sum are
-/// carried per element of the chunk); 512 elements of a tile per warp.
+/// 32768 columns (64 elements a thread with 16 warps: one read, where chunks read the row twice;
+/// the tutorial's kernel holding 32768 runs at the copy rate); longer rows in chunks of 4096
+/// columns with 8 warps (the online max and sum are carried per element of the chunk); 512
+/// elements of a tile per warp.
 pub fn heuristic(n: usize, _dtype: DType, sm_count: usize) -> SoftmaxConfig {
+    if n > 32768 {
+        return SoftmaxConfig { block_size: 4096, num_warps: 8, rows: 1, programs: 2 * sm_count.max(1) };
+    }
+    SoftmaxConfig::spread(n, sm_count, 32768, 512, 16)
+}
+
+/// The backward's default: rows of up to 16384 columns in registers (it holds `y` and `dy`: 32
+/// elements of each a thread with 16 warps, the registers the forward's 32768 take), longer rows
+/// in chunks of 4096 columns; 256 elements of a tile per warp, at most 16 warps.
+pub fn heuristic_backward(n: usize, _dtype: DType, sm_count: usize) -> SoftmaxConfig {
     if n > 16384 {
         return SoftmaxConfig { block_size: 4096, num_warps: 8, rows: 1, programs: 2 * sm_count.max(1) };
     }
-    SoftmaxConfig::spread(n, sm_count, 16384, 512, 16)
-}
-
-/// The backward's default: rows of up to 8192 columns in registers (it holds `y` and `dy`),
-/// longer rows in chunks of 4096 columns; 256 elements of a tile per warp, at most 16 warps.
-pub fn heuristic_backward(n: usize, _dtype: DType, sm_count: usize) -> SoftmaxConfig {
-    if n > 8192 {
-        return SoftmaxConfig { block_size: 4096, num_warps: 8, rows: 1, programs: 2 * sm_count.max(1) };
-    }
-    SoftmaxConfig::spread(n, sm_count, 8192, 256, 16)
+    SoftmaxConfig::spread(n, sm_count, 16384, 256, 16)
 }

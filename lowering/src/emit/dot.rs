@@ -126,9 +126,9 @@ impl Emitter<'_> {
             && l.size_per_thread[0] == 1
             && !l.has_replicas(0)
             && !l.has_replicas(1)
-            && l.elems(0) % 2 == 0
-            && l.elems(1) % 2 == 0
-            && k % 16 == 0;
+            && l.elems(0).is_multiple_of(2)
+            && l.elems(1).is_multiple_of(2)
+            && k.is_multiple_of(16);
         if !ok {
             return Err(LowerError::Unsupported {
                 kernel: self.k.name.clone(),

@@ -1,0 +1,232 @@
+//! `tritonite bench-dot`: the tensor-core kernels on GPU 0 — the matmul over large square shapes
+//! (a small sweep of tilings, the heuristic's named), and the fused RMSNorm → Linear at
+//! `M ∈ {1, 16, 64, 256, 4096}`, `K = N = 4096` against our two-kernel path (our RMSNorm, then our
+//! matmul). Writes `dot.json` and `dot.md` under `--out`; `benches/peers_dot.py` times cuBLAS
+//! (torch.matmul) and torch / torch.compile's two ops on the same machine for the merged table.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::Args;
+use serde::Serialize;
+use tritonite::kernels::backend::Backend;
+use tritonite::kernels::backend::Binding;
+use tritonite::kernels::gpu::GpuExecutor;
+use tritonite::kernels::matmul::plan::{matmul_plan, MatmulShape};
+use tritonite::kernels::matmul::{MatmulConfig, MatmulSpec};
+use tritonite::kernels::plan::{Plan, Role};
+use tritonite::kernels::reference;
+use tritonite::kernels::rmsnorm::{self, ForwardShape, RmsNormConfig, RmsNormSpec};
+use tritonite::kernels::rmsnorm_linear::api::{rms_norm_linear_plan, RmsNormLinearShape};
+use tritonite::kernels::rmsnorm_linear::{heuristic, RmsNormLinearSpec};
+use tritonite::lang::{Buffer, DType};
+use tritonite::runtime::{Device, DeviceBuffer};
+
+/// Options of `bench-dot`.
+#[derive(Args, Debug)]
+pub struct BenchDotArgs {
+    /// Write dot.json and dot.md here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Square matmul sizes, comma-separated.
+    #[arg(long, default_value = "1024,2048,4096,8192")]
+    pub sizes: String,
+    /// Rows of the fused RMSNorm → Linear, comma-separated (K = N = 4096).
+    #[arg(long, default_value = "1,16,64,256,4096")]
+    pub rows: String,
+}
+
+/// One timed kernel (or path) on one shape.
+#[derive(Serialize, Debug)]
+pub struct DotRow {
+    /// `matmul`, `rmsnorm_linear` (fused) or `rmsnorm+matmul` (ours, two launches).
+    pub what: String,
+    /// Shape `m, n, k`.
+    pub m: usize,
+    /// Outputs per row.
+    pub n: usize,
+    /// Summed dimension.
+    pub k: usize,
+    /// Input dtype.
+    pub dtype: String,
+    /// The best tiling found by the sweep.
+    pub best_config: String,
+    /// Median µs of the best tiling.
+    pub best_us: f64,
+    /// Median µs of the default (heuristic) tiling.
+    pub heuristic_us: f64,
+    /// TFLOP/s of the best (2·m·n·k flops).
+    pub tflops: f64,
+}
+
+fn describe(c: &MatmulConfig) -> String {
+    format!(
+        "{}x{}x{} w{} g{}{}",
+        c.block_m,
+        c.block_n,
+        c.block_k,
+        c.num_warps,
+        c.group_m,
+        if c.prefetch { " prefetch" } else { "" }
+    )
+}
+
+/// Tilings tried beside the heuristic: large tiles for many rows, narrow ones for few.
+fn sweep(m: usize) -> Vec<MatmulConfig> {
+    let mut out = vec![];
+    let tiles: &[(usize, usize)] = if m >= 256 {
+        &[(128, 128), (128, 64), (64, 128), (64, 64)]
+    } else {
+        &[(16, 32), (16, 64), (32, 32), (64, 32), (64, 64)]
+    };
+    for &(bm, bn) in tiles {
+        for bk in [32, 64, 128] {
+            for warps in [4, 8] {
+                for prefetch in [true, false] {
+                    let c =
+                        MatmulConfig { block_m: bm, block_n: bn, block_k: bk, group_m: 8, num_warps: warps, prefetch };
+                    if c.check().is_ok() && (m < 256 || bk < 128) && (m >= 256 || warps == 4) {
+                        out.push(c);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Random inputs and zeroed outputs for every buffer `plan` declares, in as many copies as keep
+/// the runs out of the L2; every tiling of one shape declares the same buffers.
+fn buffer_sets(gpu: &GpuExecutor, plan: &Plan) -> Result<Vec<Vec<DeviceBuffer>>> {
+    let bytes: usize = plan.buffers.iter().map(|d| d.len * d.dtype.size_bytes()).sum();
+    (0..crate::bench::copies_past_l2(bytes))
+        .map(|c| {
+            plan.buffers
+                .iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    let host = match d.role {
+                        Role::Input => reference::random_buffer(d.dtype, d.len, (c * 31 + i) as u64 + 1),
+                        _ => Buffer::filled(d.dtype, d.len, 0.0),
+                    };
+                    Ok(DeviceBuffer::upload(gpu.device(), &host)?)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Median µs of `plan` over `sets` (bound by the plan's buffer names).
+fn time(gpu: &GpuExecutor, plan: &Plan, sets: &[Vec<DeviceBuffer>]) -> Result<f64> {
+    let bindings: Vec<Vec<Binding<'_, DeviceBuffer>>> =
+        sets.iter().map(|set| plan.buffers.iter().zip(set).map(|(d, b)| Binding::whole(d.name, b)).collect()).collect();
+    crate::bench::time_plan(gpu, plan, &bindings)
+}
+
+/// Median µs of `plan(cfg)` for the heuristic and for each swept config; returns the row.
+fn best_of(
+    gpu: &GpuExecutor,
+    what: &str,
+    (m, n, k): (usize, usize, usize),
+    heuristic: MatmulConfig,
+    candidates: Vec<MatmulConfig>,
+    plan: &dyn Fn(&MatmulConfig) -> Result<Plan>,
+) -> Result<DotRow> {
+    let first = plan(&heuristic)?;
+    let sets = buffer_sets(gpu, &first)?;
+    let heuristic_us = time(gpu, &first, &sets)?;
+    let (mut best, mut best_us) = (heuristic, heuristic_us);
+    for c in candidates {
+        // A tiling the lowering refuses (or that fails to launch) is skipped, not fatal.
+        match plan(&c).and_then(|p| time(gpu, &p, &sets)) {
+            Ok(us) if us < best_us => (best, best_us) = (c, us),
+            Ok(_) => {}
+            Err(e) => eprintln!("  {what} {m}x{n}x{k} {}: skipped: {e:#}", describe(&c)),
+        }
+    }
+    let tflops = 2.0 * (m * n * k) as f64 / (best_us * 1e-6) / 1e12;
+    eprintln!(
+        "{what} {m}x{n}x{k}: best {} {best_us:.1} us ({tflops:.1} TFLOP/s), heuristic {heuristic_us:.1} us",
+        describe(&best)
+    );
+    Ok(DotRow {
+        what: what.into(),
+        m,
+        n,
+        k,
+        dtype: "bf16".into(),
+        best_config: describe(&best),
+        best_us,
+        heuristic_us,
+        tflops,
+    })
+}
+
+fn list(s: &str) -> Result<Vec<usize>> {
+    s.split(',').map(|v| Ok(v.trim().parse::<usize>()?)).collect()
+}
+
+/// Runs the benchmark.
+pub fn main(args: &BenchDotArgs) -> Result<()> {
+    let device = match Device::open(0) {
+        Ok(d) => d,
+        Err(e) => bail!("bench-dot needs a GPU: {e}"),
+    };
+    let name = device.name()?;
+    let gpu = GpuExecutor::new(device)?;
+    eprintln!("device {name}");
+    let d = DType::BF16;
+    let mut rows = vec![];
+    for s in list(&args.sizes)? {
+        let spec = MatmulSpec { dtype: d, out: d, b_transposed: false };
+        let shape = MatmulShape::contiguous(s, s, s, false);
+        let plan = |c: &MatmulConfig| Ok(matmul_plan(&spec, &shape, c)?);
+        rows.push(best_of(&gpu, "matmul", (s, s, s), MatmulConfig::heuristic(s, s, s), sweep(s), &plan)?);
+    }
+    let (n, k) = (4096, 4096);
+    for m in list(&args.rows)? {
+        let spec = RmsNormLinearSpec { dtype: d, out: d };
+        let shape = RmsNormLinearShape { m, n, k, stride_x: k, stride_w: k, eps: 1e-6 };
+        let plan = |c: &MatmulConfig| Ok(rms_norm_linear_plan(&spec, &shape, c)?);
+        let fused = best_of(&gpu, "rmsnorm_linear", (m, n, k), heuristic(m, n, k), sweep(m), &plan)?;
+        // Ours in two launches: RMSNorm (its heuristic config), then x·Wᵀ (best of the sweep).
+        let norm_spec = RmsNormSpec::new(d, Some(d));
+        let norm_cfg = RmsNormConfig::heuristic(&norm_spec, k, gpu.sm_count());
+        let norm = rmsnorm::forward_plan(&norm_spec, &ForwardShape::contiguous(m, k), 1e-6, 0.0, &norm_cfg)?;
+        let norm_us = time(&gpu, &norm, &buffer_sets(&gpu, &norm)?)?;
+        let mm_spec = MatmulSpec { dtype: d, out: d, b_transposed: true };
+        let mm_shape = MatmulShape::contiguous(m, n, k, true);
+        let mm_plan = |c: &MatmulConfig| Ok(matmul_plan(&mm_spec, &mm_shape, c)?);
+        let mut two = best_of(&gpu, "matmul a·bᵀ", (m, n, k), heuristic(m, n, k), sweep(m), &mm_plan)?;
+        eprintln!("  rmsnorm {m}x{k}: {norm_us:.1} us; two launches {:.1} us", norm_us + two.best_us);
+        two.what = "rmsnorm+matmul".into();
+        two.best_us += norm_us;
+        two.heuristic_us += norm_us;
+        two.tflops = 2.0 * (m * n * k) as f64 / (two.best_us * 1e-6) / 1e12;
+        rows.push(fused);
+        rows.push(two);
+    }
+    let md = markdown(&name, &rows);
+    println!("{md}");
+    if let Some(out) = &args.out {
+        std::fs::create_dir_all(out)?;
+        std::fs::write(
+            out.join("dot.json"),
+            serde_json::to_string_pretty(&serde_json::json!({"device": name, "rows": rows}))?,
+        )?;
+        std::fs::write(out.join("dot.md"), &md)?;
+    }
+    Ok(())
+}
+
+fn markdown(device: &str, rows: &[DotRow]) -> String {
+    let mut s = format!("Device: {device}, bf16, CUDA-event medians over inputs rotated past the L2.\n\n");
+    s.push_str("| kernel | M×N×K | best tiling | best µs | TFLOP/s | heuristic µs |\n|---|---|---|---|---|---|\n");
+    for r in rows {
+        s.push_str(&format!(
+            "| {} | {}×{}×{} | {} | {:.1} | {:.1} | {:.1} |\n",
+            r.what, r.m, r.n, r.k, r.best_config, r.best_us, r.tflops, r.heuristic_us
+        ));
+    }
+    s
+}
