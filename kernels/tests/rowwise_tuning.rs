@@ -204,7 +204,7 @@ fn heuristics_hold_long_rows_that_fit() {
             ("layernorm-bwd", 8192),
             ("softmax-fwd", 32768),
             ("softmax-bwd", 16384),
-            ("cross-entropy-fwd", 32768),
+            ("cross-entropy-fwd", 16384),
         ];
         for (kernel, limit) in limits {
             for (n, fits) in [(limit, true), (limit - 1, true), (limit + 1, false)] {

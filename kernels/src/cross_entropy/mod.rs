@@ -94,14 +94,16 @@ pub enum GradMode {
     Mean,
 }
 
-/// The forward's default for rows of `v` logits of `dtype`: up to 32768 logits in registers (64
-/// a thread with 16 warps, as softmax's forward), longer rows in chunks of 4096 with 8 warps
+/// The forward's default for rows of `v` logits of `dtype`: up to 16384 logits in registers (32
+/// a thread with 16 warps), longer rows in chunks of 4096 with 8 warps
 /// (online logsumexp); 512 elements of a tile per warp.
 pub fn heuristic(v: usize, _dtype: DType, sm_count: usize) -> CrossEntropyConfig {
-    if v > 32768 {
+    // Held up to 16384: holding 32000 columns (16 warps) measured 1833 GB/s on the H100 against
+    // 1989 chunked (benches/RESULTS.md, session 6).
+    if v > 16384 {
         return CrossEntropyConfig { block_size: 4096, num_warps: 8, rows: 1, programs: 2 * sm_count.max(1) };
     }
-    CrossEntropyConfig::spread(v, sm_count, 32768, 512, 16)
+    CrossEntropyConfig::spread(v, sm_count, 16384, 512, 16)
 }
 
 /// The backward's default: it is elementwise, so tiles of about 4096 elements (chunks of at most
