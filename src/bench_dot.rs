@@ -10,17 +10,17 @@ use anyhow::{bail, Result};
 use clap::Args;
 use serde::Serialize;
 use tritonite::kernels::backend::Backend;
-use tritonite::kernels::backend::Binding;
 use tritonite::kernels::gpu::GpuExecutor;
 use tritonite::kernels::matmul::plan::{matmul_plan, MatmulShape};
 use tritonite::kernels::matmul::{MatmulConfig, MatmulSpec};
-use tritonite::kernels::plan::{Plan, Role};
-use tritonite::kernels::reference;
+use tritonite::kernels::plan::Plan;
 use tritonite::kernels::rmsnorm::{self, ForwardShape, RmsNormConfig, RmsNormSpec};
 use tritonite::kernels::rmsnorm_linear::api::{rms_norm_linear_plan, RmsNormLinearShape};
 use tritonite::kernels::rmsnorm_linear::{heuristic, RmsNormLinearSpec};
-use tritonite::lang::{Buffer, DType};
-use tritonite::runtime::{Device, DeviceBuffer};
+use tritonite::lang::DType;
+use tritonite::runtime::Device;
+
+use crate::bench_ops::{fresh_buffers, time_on};
 
 /// Options of `bench-dot`.
 #[derive(Args, Debug)]
@@ -95,34 +95,6 @@ fn sweep(m: usize) -> Vec<MatmulConfig> {
     out
 }
 
-/// Random inputs and zeroed outputs for every buffer `plan` declares, in as many copies as keep
-/// the runs out of the L2; every tiling of one shape declares the same buffers.
-fn buffer_sets(gpu: &GpuExecutor, plan: &Plan) -> Result<Vec<Vec<DeviceBuffer>>> {
-    let bytes: usize = plan.buffers.iter().map(|d| d.len * d.dtype.size_bytes()).sum();
-    (0..crate::bench::copies_past_l2(bytes))
-        .map(|c| {
-            plan.buffers
-                .iter()
-                .enumerate()
-                .map(|(i, d)| {
-                    let host = match d.role {
-                        Role::Input => reference::random_buffer(d.dtype, d.len, (c * 31 + i) as u64 + 1),
-                        _ => Buffer::filled(d.dtype, d.len, 0.0),
-                    };
-                    Ok(DeviceBuffer::upload(gpu.device(), &host)?)
-                })
-                .collect()
-        })
-        .collect()
-}
-
-/// Median µs of `plan` over `sets` (bound by the plan's buffer names).
-fn time(gpu: &GpuExecutor, plan: &Plan, sets: &[Vec<DeviceBuffer>]) -> Result<f64> {
-    let bindings: Vec<Vec<Binding<'_, DeviceBuffer>>> =
-        sets.iter().map(|set| plan.buffers.iter().zip(set).map(|(d, b)| Binding::whole(d.name, b)).collect()).collect();
-    crate::bench::time_plan(gpu, plan, &bindings)
-}
-
 /// Median µs of `plan(cfg)` for the heuristic and for each swept config; returns the row.
 fn best_of(
     gpu: &GpuExecutor,
@@ -133,12 +105,12 @@ fn best_of(
     plan: &dyn Fn(&MatmulConfig) -> Result<Plan>,
 ) -> Result<DotRow> {
     let first = plan(&heuristic)?;
-    let sets = buffer_sets(gpu, &first)?;
-    let heuristic_us = time(gpu, &first, &sets)?;
+    let sets = fresh_buffers(gpu, &first, 1)?;
+    let heuristic_us = time_on(gpu, &first, &sets)?;
     let (mut best, mut best_us) = (heuristic, heuristic_us);
     for c in candidates {
         // A tiling the lowering refuses (or that fails to launch) is skipped, not fatal.
-        match plan(&c).and_then(|p| time(gpu, &p, &sets)) {
+        match plan(&c).and_then(|p| time_on(gpu, &p, &sets)) {
             Ok(us) if us < best_us => (best, best_us) = (c, us),
             Ok(_) => {}
             Err(e) => eprintln!("  {what} {m}x{n}x{k} {}: skipped: {e:#}", describe(&c)),
@@ -193,7 +165,7 @@ pub fn main(args: &BenchDotArgs) -> Result<()> {
         let norm_spec = RmsNormSpec::new(d, Some(d));
         let norm_cfg = RmsNormConfig::heuristic(&norm_spec, k, gpu.sm_count());
         let norm = rmsnorm::forward_plan(&norm_spec, &ForwardShape::contiguous(m, k), 1e-6, 0.0, &norm_cfg)?;
-        let norm_us = time(&gpu, &norm, &buffer_sets(&gpu, &norm)?)?;
+        let norm_us = time_on(&gpu, &norm, &fresh_buffers(&gpu, &norm, 1)?)?;
         let mm_spec = MatmulSpec { dtype: d, out: d, b_transposed: true };
         let mm_shape = MatmulShape::contiguous(m, n, k, true);
         let mm_plan = |c: &MatmulConfig| Ok(matmul_plan(&mm_spec, &mm_shape, c)?);

@@ -143,17 +143,28 @@ fn buffer_for(
 
 /// Median microseconds of `plan`'s launches over copies of its buffers rotated past the L2.
 fn time_fresh_plan(gpu: &GpuExecutor, plan: &Plan, classes: usize) -> Result<f64> {
+    time_on(gpu, plan, &fresh_buffers(gpu, plan, classes)?)
+}
+
+/// Buffers for every declaration of `plan` ([`buffer_for`]), in as many copies as keep the runs
+/// out of the L2. Plans that declare the same buffers (one shape, other configs) can share them.
+pub(crate) fn fresh_buffers(gpu: &GpuExecutor, plan: &Plan, classes: usize) -> Result<Vec<Vec<DeviceBuffer>>> {
     let dev = gpu.device();
     let bytes: usize = plan.buffers.iter().map(|d| d.len * d.dtype.size_bytes()).sum();
-    let copies = crate::bench::copies_past_l2(bytes);
-    let mut sets = vec![];
-    for c in 0..copies {
-        let mut set = vec![];
-        for (i, d) in plan.buffers.iter().enumerate() {
-            set.push(buffer_for(dev, d.dtype, d.len, d.role, classes, (c * 31 + i) as u64 + 1)?);
-        }
-        sets.push(set);
-    }
+    (0..crate::bench::copies_past_l2(bytes))
+        .map(|c| {
+            plan.buffers
+                .iter()
+                .enumerate()
+                .map(|(i, d)| buffer_for(dev, d.dtype, d.len, d.role, classes, (c * 31 + i) as u64 + 1))
+                .collect()
+        })
+        .collect()
+}
+
+/// Median microseconds of `plan`'s launches, rotating among the buffer `sets` (bound to the
+/// plan's declarations in order).
+pub(crate) fn time_on(gpu: &GpuExecutor, plan: &Plan, sets: &[Vec<DeviceBuffer>]) -> Result<f64> {
     let bindings: Vec<Vec<Binding<'_, DeviceBuffer>>> =
         sets.iter().map(|set| plan.buffers.iter().zip(set).map(|(d, b)| Binding::whole(d.name, b)).collect()).collect();
     crate::bench::time_plan(gpu, plan, &bindings)

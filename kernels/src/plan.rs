@@ -183,3 +183,13 @@ pub fn check_shape(m: usize, n: usize) -> Result<(), KernelError> {
     }
     Ok(())
 }
+
+/// Checks that every named dimension fits the kernels' `i32` sizes (`< 2^31`; 0 allowed).
+pub fn check_i32_dims(dims: &[(&'static str, usize)]) -> Result<(), KernelError> {
+    match dims.iter().find(|(_, v)| *v > i32::MAX as usize) {
+        Some(&(arg, v)) => {
+            Err(KernelError::BadArgument { arg, expected: "at most i32::MAX".into(), got: v.to_string() })
+        }
+        None => Ok(()),
+    }
+}

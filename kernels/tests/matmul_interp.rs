@@ -95,3 +95,16 @@ fn case_generator_reaches_every_option() {
     assert!(any(&|c| c.config.prefetch) && any(&|c| c.pad > 0) && any(&|c| c.spec.out == DType::F16));
     assert!(any(&|c| c.m % 16 != 0 && c.n % 16 != 0 && c.k % 16 != 0) && any(&|c| c.k < 16));
 }
+
+#[test]
+fn an_unwritten_element_fails_the_check_wherever_it_is() {
+    use tritonite_kernels::matmul::check::scaled_error;
+    let expect = [1.0, 2.0, 3.0];
+    let scale = [1.0; 3];
+    for at in 0..3 {
+        let mut c = expect;
+        c[at] = f64::NAN;
+        assert!(scaled_error(&c, &expect, &scale).is_nan(), "NaN at {at}");
+    }
+    assert_eq!(scaled_error(&expect, &expect, &scale), 0.0);
+}

@@ -54,19 +54,8 @@ impl Case {
         let dtype = d.pick(&[DType::BF16, DType::F16]);
         let out = d.pick(&[DType::F32, dtype, DType::BF16]);
         let spec = MatmulSpec { dtype, out, b_transposed: d.chance(50) };
-        let config = loop {
-            let c = MatmulConfig {
-                block_m: d.pick(&[16, 32, 64, 128]),
-                block_n: d.pick(&[16, 32, 64, 128]),
-                block_k: d.pick(&[16, 32, 64]),
-                group_m: d.pick(&[1, 4, 8]),
-                num_warps: d.pick(&[1, 2, 4, 8]),
-                prefetch: d.chance(50),
-            };
-            if c.check().is_ok() {
-                break c;
-            }
-        };
+        let config =
+            random_config(&mut d, &[16, 32, 64, 128], &[16, 32, 64, 128], &[16, 32, 64], &[1, 2, 4, 8], &[1, 4, 8]);
         let pad = if d.chance(30) { d.below(9) as usize } else { 0 };
         Case { m, n, k, spec, pad, config, seed }
     }
@@ -117,13 +106,38 @@ impl fmt::Display for Case {
     }
 }
 
-/// The error of `c` against the fp64 product, per element relative to `Σ_k |a·b|` (the size of
-/// what was summed): f32 accumulation stays near `k · 2⁻²⁴` of it, and the output's rounding adds
-/// at most its own epsilon.
-fn scaled_error(c: &[f64], expect: &[f64], magnitude: &[f64]) -> f64 {
+/// A random valid tiling drawn from the given choices (`group_ms` with one choice draws nothing).
+pub(crate) fn random_config(
+    d: &mut Draw,
+    blocks_m: &[usize],
+    blocks_n: &[usize],
+    blocks_k: &[usize],
+    warps: &[u32],
+    group_ms: &[usize],
+) -> MatmulConfig {
+    loop {
+        let c = MatmulConfig {
+            block_m: d.pick(blocks_m),
+            block_n: d.pick(blocks_n),
+            block_k: d.pick(blocks_k),
+            group_m: if group_ms.len() == 1 { group_ms[0] } else { d.pick(group_ms) },
+            num_warps: d.pick(warps),
+            prefetch: d.chance(50),
+        };
+        if c.check().is_ok() {
+            return c;
+        }
+    }
+}
+
+/// The largest error of `c` against the fp64 product, each element's relative to its `magnitude`
+/// (for a matmul `Σ_k |a·b|`, the size of what was summed: f32 accumulation stays near `k · 2⁻²⁴`
+/// of it, and the output's rounding adds at most its own epsilon). NaN if any element is NaN.
+pub fn scaled_error(c: &[f64], expect: &[f64], magnitude: &[f64]) -> f64 {
     c.iter().zip(expect).zip(magnitude).fold(0.0, |worst: f64, ((c, e), s)| {
         let err = (c - e).abs() / s.max(f64::MIN_POSITIVE);
-        if err.is_nan() {
+        // `f64::max` drops NaN: keep it once seen (an unwritten, NaN-poisoned element).
+        if worst.is_nan() || err.is_nan() {
             f64::NAN
         } else {
             worst.max(err)

@@ -18,13 +18,19 @@ struct Operand<'k> {
     in_range: Value<'k>,
     /// The offsets along `k` of the tile (`[1, BK]` or `[BK, 1]`).
     offs_k: Value<'k>,
+    /// Elements between consecutive `k` (`None`: 1, `k` runs along the rows of the operand).
+    k_stride: Option<Value<'k>>,
 }
 
 impl<'k> Operand<'k> {
     /// The tile at `k0` (zero where out of range).
     fn load(&self, k: &'k KernelBuilder, k0: Value<'k>, kk: Value<'k>) -> Value<'k> {
         let ok = self.in_range & (self.offs_k + k0).lt(kk);
-        k.load_masked(self.ptrs + k0, ok, 0.0)
+        let ptrs = match self.k_stride {
+            Some(s) => self.ptrs + k0.cast(DType::I64) * s,
+            None => self.ptrs + k0,
+        };
+        k.load_masked(ptrs, ok, 0.0)
     }
 }
 
@@ -38,80 +44,72 @@ pub fn matmul(spec: &MatmulSpec, cfg: &MatmulConfig) -> Result<Kernel, LangError
 }
 
 fn trace<'k>(k: &'k KernelBuilder, spec: &MatmulSpec, cfg: &MatmulConfig) {
-    {
-        let bm = k.meta("BLOCK_M", cfg.block_m as i64);
-        let bn = k.meta("BLOCK_N", cfg.block_n as i64);
-        let bk = k.meta("BLOCK_K", cfg.block_k as i64);
-        let group_m = k.meta("GROUP_M", cfg.group_m as i64);
-        let prefetch = k.meta("PREFETCH", cfg.prefetch as i64) != 0;
-        let a = k.ptr_arg("a", spec.dtype);
-        let b = k.ptr_arg("b", spec.dtype);
-        let c = k.mut_ptr_arg("c", spec.out);
-        let m = k.scalar_arg("m", DType::I32);
-        let n = k.scalar_arg("n", DType::I32);
-        let kk = k.scalar_arg("k", DType::I32);
-        let stride_a = k.scalar_arg("stride_a", DType::I64);
-        let stride_b = k.scalar_arg("stride_b", DType::I64);
-        let stride_c = k.scalar_arg("stride_c", DType::I64);
+    let bm = k.meta("BLOCK_M", cfg.block_m as i64);
+    let bn = k.meta("BLOCK_N", cfg.block_n as i64);
+    let bk = k.meta("BLOCK_K", cfg.block_k as i64);
+    let group_m = k.meta("GROUP_M", cfg.group_m as i64);
+    let prefetch = k.meta("PREFETCH", cfg.prefetch as i64) != 0;
+    let a = k.ptr_arg("a", spec.dtype);
+    let b = k.ptr_arg("b", spec.dtype);
+    let c = k.mut_ptr_arg("c", spec.out);
+    let m = k.scalar_arg("m", DType::I32);
+    let n = k.scalar_arg("n", DType::I32);
+    let kk = k.scalar_arg("k", DType::I32);
+    let stride_a = k.scalar_arg("stride_a", DType::I64);
+    let stride_b = k.scalar_arg("stride_b", DType::I64);
+    let stride_c = k.scalar_arg("stride_c", DType::I64);
 
-        let (pid_m, pid_n) = grouped(k, m, n, bm, bn, group_m);
-        let rows = pid_m * bm + k.arange(0, bm);
-        let cols = pid_n * bn + k.arange(0, bn);
-        // k offsets along a tile's columns, and (for b stored [K, N]) along its rows: two aranges,
-        // since a 1-D block lives either along rows or along columns of the 2-D blocks.
-        let ks = k.arange(0, bk);
-        let ks_rows = k.arange(0, bk);
-        let row_ok = rows.lt(m).expand_dims(1);
-        let col_ok = cols.lt(n).expand_dims(0);
-        let a_op = Operand {
-            ptrs: a + (rows.cast(DType::I64) * stride_a).expand_dims(1) + ks.expand_dims(0),
-            in_range: row_ok,
+    let (pid_m, pid_n) = grouped(k, m, n, bm, bn, group_m);
+    let rows = pid_m * bm + k.arange(0, bm);
+    let cols = pid_n * bn + k.arange(0, bn);
+    // k offsets along a tile's columns, and (for b stored [K, N]) along its rows: two aranges,
+    // since a 1-D block lives either along rows or along columns of the 2-D blocks.
+    let ks = k.arange(0, bk);
+    let ks_rows = k.arange(0, bk);
+    let row_ok = rows.lt(m).expand_dims(1);
+    let col_ok = cols.lt(n).expand_dims(0);
+    let a_op = Operand {
+        ptrs: a + (rows.cast(DType::I64) * stride_a).expand_dims(1) + ks.expand_dims(0),
+        in_range: row_ok,
+        offs_k: ks.expand_dims(0),
+        k_stride: None,
+    };
+    let b_op = if spec.b_transposed {
+        // b's rows are c's columns: a second arange, laid out along rows.
+        let b_rows = pid_n * bn + k.arange(0, bn);
+        Operand {
+            ptrs: b + (b_rows.cast(DType::I64) * stride_b).expand_dims(1) + ks.expand_dims(0),
+            in_range: b_rows.lt(n).expand_dims(1),
             offs_k: ks.expand_dims(0),
-        };
-        let b_op = if spec.b_transposed {
-            // b's rows are c's columns: a second arange, laid out along rows.
-            let b_rows = pid_n * bn + k.arange(0, bn);
-            Operand {
-                ptrs: b + (b_rows.cast(DType::I64) * stride_b).expand_dims(1) + ks.expand_dims(0),
-                in_range: b_rows.lt(n).expand_dims(1),
-                offs_k: ks.expand_dims(0),
-            }
-        } else {
-            Operand {
-                ptrs: b + (ks_rows.cast(DType::I64) * stride_b).expand_dims(1) + cols.expand_dims(0),
-                in_range: col_ok,
-                offs_k: ks_rows.expand_dims(1),
-            }
-        };
-        let b_stride_k = if spec.b_transposed { None } else { Some(stride_b) };
-        let load_b = |k0: Value<'k>| match b_stride_k {
-            // Rows of b are k: step k0 rows.
-            Some(s) => {
-                let ok = b_op.in_range & (b_op.offs_k + k0).lt(kk);
-                k.load_masked(b_op.ptrs + k0.cast(DType::I64) * s, ok, 0.0)
-            }
-            None => b_op.load(k, k0, kk),
-        };
-        // b's tile as a [BK, BN] operand (a transpose feeding a dot costs nothing).
-        let as_kn = |t: Value<'k>| if spec.b_transposed { t.trans() } else { t };
-        let zero = k.constant(0, DType::I32);
-        let acc = k.zeros(&[cfg.block_m, cfg.block_n], DType::F32);
-        let acc = if prefetch {
-            let first = [a_op.load(k, zero, kk), load_b(zero)];
-            let out = k.for_range(0, kk, bk, &[acc, first[0], first[1]], |k0, carried| {
-                let next = k0 + bk;
-                let (an, bn) = (a_op.load(k, next, kk), load_b(next));
-                vec![k.dot(carried[1], as_kn(carried[2]), carried[0]), an, bn]
-            });
-            out[0]
-        } else {
-            k.for_range(0, kk, bk, &[acc], |k0, carried| {
-                vec![k.dot(a_op.load(k, k0, kk), as_kn(load_b(k0)), carried[0])]
-            })[0]
-        };
-        let c_ptrs = c + (rows.cast(DType::I64) * stride_c).expand_dims(1) + cols.expand_dims(0);
-        k.store_masked(c_ptrs, acc, row_ok & col_ok);
-    }
+            k_stride: None,
+        }
+    } else {
+        Operand {
+            ptrs: b + (ks_rows.cast(DType::I64) * stride_b).expand_dims(1) + cols.expand_dims(0),
+            in_range: col_ok,
+            offs_k: ks_rows.expand_dims(1),
+            k_stride: Some(stride_b),
+        }
+    };
+    let load_b = |k0: Value<'k>| b_op.load(k, k0, kk);
+    // b's tile as a [BK, BN] operand (a transpose feeding a dot costs nothing).
+    let as_kn = |t: Value<'k>| if spec.b_transposed { t.trans() } else { t };
+    let zero = k.constant(0, DType::I32);
+    let acc = k.zeros(&[cfg.block_m, cfg.block_n], DType::F32);
+    let acc = if prefetch {
+        let first = [a_op.load(k, zero, kk), load_b(zero)];
+        let out = k.for_range(0, kk, bk, &[acc, first[0], first[1]], |k0, carried| {
+            let next = k0 + bk;
+            let (an, bn) = (a_op.load(k, next, kk), load_b(next));
+            vec![k.dot(carried[1], as_kn(carried[2]), carried[0]), an, bn]
+        });
+        out[0]
+    } else {
+        k.for_range(0, kk, bk, &[acc], |k0, carried| vec![k.dot(a_op.load(k, k0, kk), as_kn(load_b(k0)), carried[0])])
+            [0]
+    };
+    let c_ptrs = c + (rows.cast(DType::I64) * stride_c).expand_dims(1) + cols.expand_dims(0);
+    k.store_masked(c_ptrs, acc, row_ok & col_ok);
 }
 
 /// This program's tile `(row, column)` in grouped order: groups of `group_m` rows of tiles, each

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use super::kernels::matmul;
 use super::{MatmulConfig, MatmulSpec};
 use crate::error::KernelError;
-use crate::plan::{span, KernelMemo, Launch, Plan, PlanArg, Role, SharedKernel};
+use crate::plan::{check_i32_dims, span, KernelMemo, Launch, Plan, PlanArg, Role, SharedKernel};
 
 fn shared(spec: MatmulSpec, cfg: MatmulConfig) -> Result<SharedKernel, KernelError> {
     static MEMO: OnceLock<KernelMemo<(MatmulSpec, MatmulConfig)>> = OnceLock::new();
@@ -43,11 +43,7 @@ pub fn matmul_plan(spec: &MatmulSpec, shape: &MatmulShape, cfg: &MatmulConfig) -
     spec.check()?;
     cfg.check()?;
     let MatmulShape { m, n, k, .. } = *shape;
-    for (arg, v) in [("m", m), ("n", n), ("k", k)] {
-        if v > i32::MAX as usize {
-            return Err(KernelError::BadArgument { arg, expected: "at most i32::MAX".into(), got: v.to_string() });
-        }
-    }
+    check_i32_dims(&[("m", m), ("n", n), ("k", k)])?;
     let (b_rows, b_cols) = if spec.b_transposed { (n, k) } else { (k, n) };
     let mut plan = Plan::default();
     plan.buffer("a", spec.dtype, span(m, k, shape.stride_a), Role::Input);

@@ -10,7 +10,7 @@ use super::{heuristic, RmsNormLinearSpec};
 use crate::backend::{Backend, Binding};
 use crate::error::KernelError;
 use crate::matmul::MatmulConfig;
-use crate::plan::{span, KernelMemo, Launch, Plan, PlanArg, Role, SharedKernel};
+use crate::plan::{check_i32_dims, span, KernelMemo, Launch, Plan, PlanArg, Role, SharedKernel};
 use crate::tensor::{check_vector, Rows, Storage};
 
 fn shared(spec: RmsNormLinearSpec, cfg: MatmulConfig) -> Result<SharedKernel, KernelError> {
@@ -45,11 +45,7 @@ pub fn rms_norm_linear_plan(
     spec.check()?;
     cfg.check()?;
     let RmsNormLinearShape { m, n, k, .. } = *shape;
-    for (arg, v) in [("m", m), ("n", n), ("k", k)] {
-        if v > i32::MAX as usize {
-            return Err(KernelError::BadArgument { arg, expected: "at most i32::MAX".into(), got: v.to_string() });
-        }
-    }
+    check_i32_dims(&[("m", m), ("n", n), ("k", k)])?;
     let mut plan = Plan::default();
     plan.buffer("x", spec.dtype, span(m, k, shape.stride_x), Role::Input);
     plan.buffer("g", spec.dtype, k, Role::Input);

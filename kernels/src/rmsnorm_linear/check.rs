@@ -9,6 +9,7 @@ use super::api::{rms_norm_linear, RmsNormLinearArgs};
 use super::{reference, RmsNormLinearSpec};
 use crate::backend::Backend;
 use crate::error::KernelError;
+use crate::matmul::check::{random_config, scaled_error};
 use crate::matmul::MatmulConfig;
 use crate::reference::{random_values, random_weight};
 pub use crate::rmsnorm::check::{CaseResult, Check};
@@ -46,19 +47,7 @@ impl Case {
         let k = 1 + d.below(max_k as u64) as usize;
         let dtype = d.pick(&[DType::BF16, DType::F16]);
         let spec = RmsNormLinearSpec { dtype, out: d.pick(&[dtype, DType::F32]) };
-        let config = loop {
-            let c = MatmulConfig {
-                block_m: d.pick(&[16, 32, 64]),
-                block_n: d.pick(&[16, 32, 64]),
-                block_k: d.pick(&[16, 32, 64, 128]),
-                group_m: 1,
-                num_warps: d.pick(&[1, 2, 4]),
-                prefetch: d.chance(50),
-            };
-            if c.check().is_ok() {
-                break c;
-            }
-        };
+        let config = random_config(&mut d, &[16, 32, 64], &[16, 32, 64], &[16, 32, 64, 128], &[1, 2, 4], &[1]);
         Case { m, n, k, spec, config, seed }
     }
 }
@@ -114,13 +103,6 @@ pub fn run_case<B: Backend>(backend: &B, case: &Case) -> Result<CaseResult, Kern
     let y = backend.download(&y)?;
     let expect = reference(&x_host.to_f64(), &g_host.to_f64(), &w_host.to_f64(), m, n, k, eps as f64);
     let scale = expect.iter().fold(0.0f64, |a, v| a.max(v.abs())).max(f64::MIN_POSITIVE);
-    let error = y.to_f64().iter().zip(&expect).fold(0.0f64, |worst, (a, e)| {
-        let err = (a - e).abs() / scale;
-        if err.is_nan() {
-            f64::NAN
-        } else {
-            worst.max(err)
-        }
-    });
+    let error = scaled_error(&y.to_f64(), &expect, &vec![scale; expect.len()]);
     Ok(CaseResult { checks: vec![Check { name: "y", error, tolerance: tolerance(d) }], outputs: vec![y] })
 }

@@ -10,7 +10,8 @@ use crate::matmul::MatmulConfig;
 ///
 /// Arguments, in order: `x, g, w, y, m: i32, n: i32, k: i32, eps: f32, stride_x: i64,
 /// stride_w: i64, stride_y: i64` (`x: [m, k]`, `g: [k]`, `w: [n, k]`, `y: [m, n]`, rows
-/// contiguous); grid `[ceil(m / BLOCK_M) · ceil(n / BLOCK_N), 1, 1]` (column tiles fastest).
+/// contiguous); grid `[ceil(m / BLOCK_M) · ceil(n / BLOCK_N), 1, 1]` (column tiles fastest: the
+/// config's `group_m` is not used).
 pub fn rms_norm_linear(spec: &RmsNormLinearSpec, cfg: &MatmulConfig) -> Result<Kernel, LangError> {
     build_kernel(&format!("rmsnorm_linear_{}_{}", spec.dtype.name(), spec.out.name()), |k| trace(k, spec, cfg))
 }

@@ -68,8 +68,8 @@ impl Emitter<'_> {
         let a_stride = k + PAD;
         let b_k_major = !b.transposed;
         let b_stride = if b_k_major { n + PAD } else { k + PAD };
-        let a_buf = self.shared_ptr(et, m * a_stride);
-        let b_buf = self.shared_ptr(et, if b_k_major { k * b_stride } else { n * b_stride });
+        let a_buf = self.shared_ptr(dtype, m * a_stride);
+        let b_buf = self.shared_ptr(dtype, if b_k_major { k * b_stride } else { n * b_stride });
         self.line("gpu.barrier");
         self.place(a, Side::A { stride: a_stride }, &a_buf, et, &tiles);
         self.place(b, Side::B { stride: b_stride, k_major: b_k_major }, &b_buf, et, &tiles);
@@ -146,11 +146,9 @@ impl Emitter<'_> {
         })
     }
 
-    /// A new 16-byte aligned shared buffer of `len` elements of `et`, as an `!llvm.ptr<3>`.
-    fn shared_ptr(&mut self, et: &'static str, len: usize) -> String {
-        let buf = format!("%smem{}", self.smem.len());
-        self.smem.push((buf.clone(), et, len));
-        let memref = format!("memref<{len}x{et}, #gpu.address_space<workgroup>>");
+    /// A new 16-byte aligned shared buffer of `len` elements of `d`, as an `!llvm.ptr<3>`.
+    fn shared_ptr(&mut self, d: DType, len: usize) -> String {
+        let (buf, memref) = self.shared_buffer(d, len);
         let idx = self.assign(&format!("memref.extract_aligned_pointer_as_index {buf} : {memref} -> index"));
         let i = self.assign(&format!("arith.index_cast {idx} : index to i64"));
         self.assign(&format!("llvm.inttoptr {i} : i64 to !llvm.ptr<3>"))

@@ -64,8 +64,8 @@ pub(crate) struct Emitter<'a> {
     body: String,
     indent: usize,
     next: usize,
-    /// Shared-memory buffers: (name, element type, length).
-    pub smem: Vec<(String, &'static str, usize)>,
+    /// Shared-memory buffers: (name, element dtype, length).
+    pub smem: Vec<(String, DType, usize)>,
     /// The thread index as `i32`.
     pub tid: String,
     /// `trans` results (which only feed dots) and the blocks they transpose.
@@ -131,6 +131,14 @@ impl<'a> Emitter<'a> {
             Lowered::Scalar(s) | Lowered::Block(s) => s.clone(),
             other => unreachable!("{v} is a pointer ({other:?}); the verifier keeps pointers out of arithmetic"),
         }
+    }
+
+    /// A new shared-memory buffer of `len` elements of `d` (16-byte aligned): its SSA name and
+    /// its memref type.
+    pub fn shared_buffer(&mut self, d: DType, len: usize) -> (String, String) {
+        let name = format!("%smem{}", self.smem.len());
+        self.smem.push((name.clone(), d, len));
+        (name, format!("memref<{len}x{}, #gpu.address_space<workgroup>>", mlir_type(d)))
     }
 
     /// An `i32` constant.
@@ -484,25 +492,14 @@ pub(crate) fn emit_module(k: &Kernel, opts: &CompileOptions) -> Result<String, L
         let bufs: Vec<String> = e
             .smem
             .iter()
-            .map(|(n, t, len)| {
+            .map(|(n, d, len)| {
+                let t = mlir_type(*d);
                 format!("{n} : memref<{len}x{t}, #gpu.address_space<workgroup>> {{llvm.align = 16 : i64}}")
             })
             .collect();
         format!(" workgroup({})", bufs.join(", "))
     };
-    let smem_bytes: usize = e
-        .smem
-        .iter()
-        .map(|(_, t, len)| {
-            len * if t.ends_with("64") {
-                8
-            } else if t.ends_with("32") {
-                4
-            } else {
-                2
-            }
-        })
-        .sum();
+    let smem_bytes: usize = e.smem.iter().map(|(_, d, len)| len * d.size_bytes()).sum();
     if smem_bytes > MAX_STATIC_SHARED {
         return Err(LowerError::Unsupported {
             kernel: k.name.clone(),

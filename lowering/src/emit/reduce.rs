@@ -160,12 +160,9 @@ impl Emitter<'_> {
         dim: usize,
     ) -> Vec<String> {
         let keep = 1 - dim;
-        let t = mlir_type(d);
         let warps = l.warps_per_cta[dim];
         let len = l.shape[keep];
-        let buf = format!("%smem{}", self.smem.len());
-        self.smem.push((buf.clone(), t, warps * len));
-        let memref = format!("memref<{}x{t}, #gpu.address_space<workgroup>>", warps * len);
+        let (buf, memref) = self.shared_buffer(d, warps * len);
         // This thread's warp along `dim`, its lane along `dim`, and its owner along `keep`.
         let td = self.thread_coord(l, dim);
         let tpw = self.const_i32(l.threads_per_warp[dim] as i64);
