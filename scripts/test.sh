@@ -3,6 +3,13 @@
 # where no GPU is present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Property tests draw random inputs from one seed per commit, so a CI failure replays exactly here:
+# PROPTEST_RNG_SEED=<printed seed> bash scripts/test.sh
+if [ -z "${PROPTEST_RNG_SEED:-}" ]; then
+  commit=$(git rev-parse HEAD 2>/dev/null || echo 0)
+  export PROPTEST_RNG_SEED=$((16#${commit:0:15}))
+fi
+echo "property tests: PROPTEST_RNG_SEED=$PROPTEST_RNG_SEED"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo test --workspace

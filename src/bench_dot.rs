@@ -61,37 +61,44 @@ pub struct DotRow {
 
 fn describe(c: &MatmulConfig) -> String {
     format!(
-        "{}x{}x{} w{} g{}{}",
+        "{}x{}x{} w{} g{}{}{}",
         c.block_m,
         c.block_n,
         c.block_k,
         c.num_warps,
         c.group_m,
-        if c.prefetch { " prefetch" } else { "" }
+        if c.prefetch { " prefetch" } else { "" },
+        if c.split_k > 1 { format!(" split {}", c.split_k) } else { String::new() }
     )
 }
 
-/// Tilings tried beside the heuristic: large tiles for many rows, narrow ones for few.
+/// Tilings tried beside the heuristic: large tiles for many rows; for few, narrow tiles over long
+/// steps of `k`, each with `k` whole and split.
 fn sweep(m: usize) -> Vec<MatmulConfig> {
     let mut out = vec![];
-    let tiles: &[(usize, usize)] = if m >= 256 {
-        &[(128, 128), (128, 64), (64, 128), (64, 64)]
-    } else {
-        &[(16, 32), (16, 64), (32, 32), (64, 32), (64, 64)]
-    };
-    for &(bm, bn) in tiles {
-        for bk in [32, 64, 128] {
-            for warps in [4, 8] {
-                for prefetch in [true, false] {
-                    let c =
-                        MatmulConfig { block_m: bm, block_n: bn, block_k: bk, group_m: 8, num_warps: warps, prefetch };
-                    if c.check().is_ok() && (m < 256 || bk < 128) && (m >= 256 || warps == 4) {
-                        out.push(c);
+    let base =
+        MatmulConfig { block_m: 16, block_n: 16, block_k: 16, group_m: 8, num_warps: 4, prefetch: true, split_k: 1 };
+    if m >= 256 {
+        for (block_m, block_n) in [(128, 128), (128, 64), (64, 128), (64, 64)] {
+            for block_k in [32, 64] {
+                for num_warps in [4, 8] {
+                    for prefetch in [true, false] {
+                        out.push(MatmulConfig { block_m, block_n, block_k, num_warps, prefetch, ..base });
                     }
                 }
             }
         }
+    } else {
+        let block_m = m.next_power_of_two().clamp(16, 64);
+        for block_n in [32, 64, 128] {
+            for block_k in [64, 128] {
+                for split_k in [1, 2, 4, 8, 16] {
+                    out.push(MatmulConfig { block_m, block_n, block_k, split_k, ..base });
+                }
+            }
+        }
     }
+    out.retain(|c| c.check().is_ok());
     out
 }
 
@@ -153,14 +160,21 @@ pub fn main(args: &BenchDotArgs) -> Result<()> {
         let spec = MatmulSpec { dtype: d, out: d, b_transposed: false };
         let shape = MatmulShape::contiguous(s, s, s, false);
         let plan = |c: &MatmulConfig| Ok(matmul_plan(&spec, &shape, c)?);
-        rows.push(best_of(&gpu, "matmul", (s, s, s), MatmulConfig::heuristic(s, s, s), sweep(s), &plan)?);
+        rows.push(best_of(
+            &gpu,
+            "matmul",
+            (s, s, s),
+            MatmulConfig::heuristic(s, s, s, gpu.sm_count()),
+            sweep(s),
+            &plan,
+        )?);
     }
     let (n, k) = (4096, 4096);
     for m in list(&args.rows)? {
         let spec = RmsNormLinearSpec { dtype: d, out: d };
         let shape = RmsNormLinearShape { m, n, k, stride_x: k, stride_w: k, eps: 1e-6 };
         let plan = |c: &MatmulConfig| Ok(rms_norm_linear_plan(&spec, &shape, c)?);
-        let fused = best_of(&gpu, "rmsnorm_linear", (m, n, k), heuristic(m, n, k), sweep(m), &plan)?;
+        let fused = best_of(&gpu, "rmsnorm_linear", (m, n, k), heuristic(m, n, k, gpu.sm_count()), sweep(m), &plan)?;
         // Ours in two launches: RMSNorm (its heuristic config), then x·Wᵀ (best of the sweep).
         let norm_spec = RmsNormSpec::new(d, Some(d));
         let norm_cfg = RmsNormConfig::heuristic(&norm_spec, k, gpu.sm_count());
@@ -169,7 +183,7 @@ pub fn main(args: &BenchDotArgs) -> Result<()> {
         let mm_spec = MatmulSpec { dtype: d, out: d, b_transposed: true };
         let mm_shape = MatmulShape::contiguous(m, n, k, true);
         let mm_plan = |c: &MatmulConfig| Ok(matmul_plan(&mm_spec, &mm_shape, c)?);
-        let mut two = best_of(&gpu, "matmul a·bᵀ", (m, n, k), heuristic(m, n, k), sweep(m), &mm_plan)?;
+        let mut two = best_of(&gpu, "matmul a·bᵀ", (m, n, k), heuristic(m, n, k, gpu.sm_count()), sweep(m), &mm_plan)?;
         eprintln!("  rmsnorm {m}x{k}: {norm_us:.1} us; two launches {:.1} us", norm_us + two.best_us);
         two.what = "rmsnorm+matmul".into();
         two.best_us += norm_us;

@@ -106,3 +106,13 @@ pub trait Backend {
         None
     }
 }
+
+/// New buffers for every scratch buffer of `plan` (per-program partials), by plan name, for a
+/// typed entry point to bind beside its operands.
+pub fn alloc_scratch<B: Backend>(backend: &B, plan: &Plan) -> Result<Vec<(&'static str, B::Buffer)>, KernelError> {
+    plan.buffers
+        .iter()
+        .filter(|d| d.role == crate::plan::Role::Scratch)
+        .map(|d| Ok((d.name, backend.alloc_output(d.dtype, d.len)?)))
+        .collect()
+}

@@ -36,6 +36,7 @@ pub mod rmsnorm;
 pub mod rmsnorm_linear;
 pub mod rowwise;
 pub mod softmax;
+pub mod split_k;
 pub mod tensor;
 pub mod tuning;
 

@@ -25,7 +25,7 @@ proptest! {
 fn decode_shapes_with_the_default_tiling() {
     for (m, dtype) in [(1, DType::BF16), (5, DType::F16), (64, DType::BF16)] {
         let (n, k) = (96, 300);
-        let case = Case::new(m, n, k, RmsNormLinearSpec { dtype, out: dtype }, heuristic(m, n, k));
+        let case = Case::new(m, n, k, RmsNormLinearSpec { dtype, out: dtype }, heuristic(m, n, k, 4));
         let r = run_case(&Cpu, &case).unwrap_or_else(|e| panic!("{case}: {e}"));
         assert!(r.failures().is_empty(), "{case}: {:?}", r.failures());
     }
@@ -52,4 +52,17 @@ fn bad_calls_are_typed_errors() {
     let (y, _) = rms_norm_linear(&Cpu, &args(&g, 1e-6)).unwrap();
     // x = 1, g = 1: rmsnorm(x) = 1, and each output sums 32 ones.
     assert!(y.to_f64().iter().all(|&v| (v - 32.0).abs() < 0.2), "{:?}", &y.to_f64()[..4]);
+}
+
+/// Split-K: slices of `k` summed by their own programs, then added up and scaled by rstd in a
+/// second launch; ragged slice counts, and more slices than steps of `k` (empty slices).
+#[test]
+fn split_k_matches_fp64_with_ragged_and_empty_slices() {
+    for (m, k, split_k) in [(1, 300, 2), (5, 300, 3), (17, 40, 8), (3, 1, 4)] {
+        let spec = RmsNormLinearSpec { dtype: DType::BF16, out: DType::F32 };
+        let config = tritonite_kernels::matmul::MatmulConfig { split_k, block_k: 32, ..heuristic(m, 40, k, 4) };
+        let case = Case::new(m, 40, k, spec, config);
+        let r = run_case(&Cpu, &case).unwrap_or_else(|e| panic!("{case}: {e}"));
+        assert!(r.failures().is_empty(), "{case}: {:?}", r.failures());
+    }
 }

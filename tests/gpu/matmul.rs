@@ -3,6 +3,7 @@
 //! fixed cases with the default tiling. Skips, saying so, where there is no GPU.
 
 use super::{executor, quick, run_all};
+use tritonite::kernels::backend::Backend;
 use tritonite::kernels::matmul::check::{run_case, Case};
 use tritonite::kernels::matmul::{MatmulConfig, MatmulSpec};
 use tritonite::lang::DType;
@@ -24,7 +25,7 @@ fn matmul_matches_fp64_on_large_shapes() {
         for b_transposed in [false, true] {
             let spec = MatmulSpec { dtype, out: dtype, b_transposed };
             for (m, n, k) in [(512, 512, 512), (1000, 777, 1031), (16, 4096, 4096), (1, 4096, 512)] {
-                cases.push(Case::new(m, n, k, spec, MatmulConfig::heuristic(m, n, k)));
+                cases.push(Case::new(m, n, k, spec, MatmulConfig::heuristic(m, n, k, gpu.sm_count())));
             }
         }
     }
@@ -46,7 +47,7 @@ fn rms_norm_linear_matches_fp64() {
         for m in [1, 16, 64, 256, 4096] {
             // The fp64 reference runs on the host: keep m·n·k near 2³⁰.
             let (n, k) = (if m == 4096 { 64 } else { 4096 }, 4096);
-            cases.push(Case::new(m, n, k, RmsNormLinearSpec { dtype, out: dtype }, heuristic(m, n, k)));
+            cases.push(Case::new(m, n, k, RmsNormLinearSpec { dtype, out: dtype }, heuristic(m, n, k, gpu.sm_count())));
         }
     }
     let failures = run_all(&gpu, run_case, &cases);

@@ -176,7 +176,9 @@ pub fn run_case<B: Backend>(backend: &B, case: &Case) -> Result<CaseResult, Kern
         }
         (None, None) => unreachable!("layer_norm returns y unless given out"),
     };
-    checks.push(Check { name: "y", error: rel_error(&y_rows.to_f64(), &expect.y), tolerance: tolerance(spec.out) });
+    // A shifted x loses digits of x̂ to the f32 rounding of the mean (as rstd and dx below).
+    let y_tol = if case.shift != 0.0 { tolerance(spec.out).max(1e-4) } else { tolerance(spec.out) };
+    checks.push(Check { name: "y", error: rel_error(&y_rows.to_f64(), &expect.y), tolerance: y_tol });
     let mean = backend.download(&fwd.mean)?;
     // The mean's error is measured against the rows' magnitude (a mean near zero has no digits).
     let magnitude = (x_rows.iter().map(|v| v * v).sum::<f64>() / n as f64).sqrt();

@@ -5,7 +5,7 @@ use tritonite_lang::DType;
 
 use super::plan::{matmul_plan, MatmulShape};
 use super::{MatmulConfig, MatmulSpec};
-use crate::backend::{Backend, Binding};
+use crate::backend::{alloc_scratch, Backend, Binding};
 use crate::error::KernelError;
 use crate::tensor::{Rows, Storage};
 
@@ -65,15 +65,17 @@ pub fn matmul<B: Backend>(
     } else {
         b.check("b", spec.dtype, k, n)?;
     }
-    let cfg = args.config.unwrap_or_else(|| MatmulConfig::heuristic(m, n, k));
+    let cfg = args.config.unwrap_or_else(|| MatmulConfig::heuristic(m, n, k, backend.sm_count()));
     let shape = MatmulShape { m, n, k, stride_a: a.row_stride, stride_b: b.row_stride, stride_c: n };
     let plan = matmul_plan(&spec, &shape, &cfg)?;
     let c = backend.alloc_output(spec.out, m * n)?;
-    let bindings = [
+    let scratch = alloc_scratch(backend, &plan)?;
+    let mut bindings = vec![
         Binding { name: "a", buf: a.buf, offset: a.offset },
         Binding { name: "b", buf: b.buf, offset: b.offset },
         Binding::whole("c", &c),
     ];
+    bindings.extend(scratch.iter().map(|(name, b)| Binding::whole(name, b)));
     backend.run(&plan, &bindings)?;
     Ok(MatmulOutput { c, config: cfg })
 }

@@ -54,8 +54,15 @@ impl Case {
         let dtype = d.pick(&[DType::BF16, DType::F16]);
         let out = d.pick(&[DType::F32, dtype, DType::BF16]);
         let spec = MatmulSpec { dtype, out, b_transposed: d.chance(50) };
-        let config =
-            random_config(&mut d, &[16, 32, 64, 128], &[16, 32, 64, 128], &[16, 32, 64], &[1, 2, 4, 8], &[1, 4, 8]);
+        let config = random_config(
+            &mut d,
+            &[16, 32, 64, 128],
+            &[16, 32, 64, 128],
+            &[16, 32, 64],
+            &[1, 2, 4, 8],
+            &[1, 4, 8],
+            &SPLITS,
+        );
         let pad = if d.chance(30) { d.below(9) as usize } else { 0 };
         Case { m, n, k, spec, pad, config, seed }
     }
@@ -88,7 +95,7 @@ impl fmt::Display for Case {
         let c = &self.config;
         write!(
             f,
-            "{}x{}x{} {}→{} {} pad {} [{}x{}x{} g{} w{}{}]",
+            "{}x{}x{} {}→{} {} pad {} [{}x{}x{} g{} w{}{}{}]",
             self.m,
             self.n,
             self.k,
@@ -101,10 +108,14 @@ impl fmt::Display for Case {
             c.block_k,
             c.group_m,
             c.num_warps,
-            if c.prefetch { " prefetch" } else { "" }
+            if c.prefetch { " prefetch" } else { "" },
+            if c.split_k > 1 { format!(" split {}", c.split_k) } else { String::new() }
         )
     }
 }
+
+/// The `split_k` random cases draw from: mostly whole `k`, and ragged slice counts.
+pub(crate) const SPLITS: [usize; 6] = [1, 1, 1, 2, 3, 8];
 
 /// A random valid tiling drawn from the given choices (`group_ms` with one choice draws nothing).
 pub(crate) fn random_config(
@@ -114,6 +125,7 @@ pub(crate) fn random_config(
     blocks_k: &[usize],
     warps: &[u32],
     group_ms: &[usize],
+    splits: &[usize],
 ) -> MatmulConfig {
     loop {
         let c = MatmulConfig {
@@ -123,6 +135,7 @@ pub(crate) fn random_config(
             group_m: if group_ms.len() == 1 { group_ms[0] } else { d.pick(group_ms) },
             num_warps: d.pick(warps),
             prefetch: d.chance(50),
+            split_k: d.pick(splits),
         };
         if c.check().is_ok() {
             return c;
@@ -132,10 +145,12 @@ pub(crate) fn random_config(
 
 /// The largest error of `c` against the fp64 product, each element's relative to its `magnitude`
 /// (for a matmul `Σ_k |a·b|`, the size of what was summed: f32 accumulation stays near `k · 2⁻²⁴`
-/// of it, and the output's rounding adds at most its own epsilon). NaN if any element is NaN.
-pub fn scaled_error(c: &[f64], expect: &[f64], magnitude: &[f64]) -> f64 {
+/// of it, and the output's rounding adds at most its own epsilon). Below the smallest normal of
+/// `out` the rounding is absolute, so magnitudes are floored there. NaN if any element is NaN.
+pub fn scaled_error(c: &[f64], expect: &[f64], magnitude: &[f64], out: DType) -> f64 {
+    let floor = smallest_normal(out);
     c.iter().zip(expect).zip(magnitude).fold(0.0, |worst: f64, ((c, e), s)| {
-        let err = (c - e).abs() / s.max(f64::MIN_POSITIVE);
+        let err = (c - e).abs() / s.max(floor);
         // `f64::max` drops NaN: keep it once seen (an unwritten, NaN-poisoned element).
         if worst.is_nan() || err.is_nan() {
             f64::NAN
@@ -143,6 +158,14 @@ pub fn scaled_error(c: &[f64], expect: &[f64], magnitude: &[f64]) -> f64 {
             worst.max(err)
         }
     })
+}
+
+/// The smallest normal number of a floating-point `dtype`.
+fn smallest_normal(dtype: DType) -> f64 {
+    match dtype {
+        DType::F16 => 2f64.powi(-14),
+        _ => f32::MIN_POSITIVE as f64,
+    }
 }
 
 /// The tolerance of [`scaled_error`] for an output of `dtype`.
@@ -175,6 +198,6 @@ pub fn run_case<B: Backend>(backend: &B, case: &Case) -> Result<CaseResult, Kern
     let abs_a: Vec<f64> = a.iter().map(|x| x.abs()).collect();
     let abs_b: Vec<f64> = b.iter().map(|x| x.abs()).collect();
     let magnitude = reference::matmul(&abs_a, &abs_b, m, n, k, case.spec.b_transposed);
-    let error = scaled_error(&c.to_f64(), &expect, &magnitude);
+    let error = scaled_error(&c.to_f64(), &expect, &magnitude, case.spec.out);
     Ok(CaseResult { checks: vec![Check { name: "c", error, tolerance: tolerance(case.spec.out) }], outputs: vec![c] })
 }

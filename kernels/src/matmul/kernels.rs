@@ -9,6 +9,7 @@
 use tritonite_lang::{build_kernel, DType, Kernel, KernelBuilder, LangError, Value};
 
 use super::{MatmulConfig, MatmulSpec};
+use crate::split_k;
 
 /// The pointers and mask of one `BLOCK_K` step of an operand.
 struct Operand<'k> {
@@ -39,6 +40,10 @@ impl<'k> Operand<'k> {
 /// Arguments, in order: `a, b, c, m: i32, n: i32, k: i32, stride_a: i64, stride_b: i64,
 /// stride_c: i64` (row strides in elements; rows are contiguous); `b` is `[K, N]`, or `[N, K]` when
 /// `spec.b_transposed`; grid `[ceil(M / BLOCK_M) · ceil(N / BLOCK_N), 1, 1]`.
+///
+/// With `cfg.split_k > 1`, `c` is instead the f32 partials `[split_k, M, N]` (`stride_c = N`), a
+/// last argument `k_per_split: i32` follows, and the grid is `[tiles, split_k, 1]`: program
+/// `(t, s)` sums `k ∈ [s · k_per_split, (s + 1) · k_per_split)` of tile `t` into slice `s`.
 pub fn matmul(spec: &MatmulSpec, cfg: &MatmulConfig) -> Result<Kernel, LangError> {
     build_kernel(&format!("matmul_{}", spec.suffix()), |k| trace(k, spec, cfg))
 }
@@ -49,15 +54,18 @@ fn trace<'k>(k: &'k KernelBuilder, spec: &MatmulSpec, cfg: &MatmulConfig) {
     let bk = k.meta("BLOCK_K", cfg.block_k as i64);
     let group_m = k.meta("GROUP_M", cfg.group_m as i64);
     let prefetch = k.meta("PREFETCH", cfg.prefetch as i64) != 0;
+    k.meta("SPLIT_K", cfg.split_k as i64);
     let a = k.ptr_arg("a", spec.dtype);
     let b = k.ptr_arg("b", spec.dtype);
-    let c = k.mut_ptr_arg("c", spec.out);
+    // Split along k, each program writes its slice's f32 partial sums.
+    let c = k.mut_ptr_arg("c", if cfg.split_k > 1 { DType::F32 } else { spec.out });
     let m = k.scalar_arg("m", DType::I32);
     let n = k.scalar_arg("n", DType::I32);
     let kk = k.scalar_arg("k", DType::I32);
     let stride_a = k.scalar_arg("stride_a", DType::I64);
     let stride_b = k.scalar_arg("stride_b", DType::I64);
     let stride_c = k.scalar_arg("stride_c", DType::I64);
+    let slice = split_k::slice(k, cfg.split_k, kk);
 
     let (pid_m, pid_n) = grouped(k, m, n, bm, bn, group_m);
     let rows = pid_m * bm + k.arange(0, bm);
@@ -94,19 +102,23 @@ fn trace<'k>(k: &'k KernelBuilder, spec: &MatmulSpec, cfg: &MatmulConfig) {
     let load_b = |k0: Value<'k>| b_op.load(k, k0, kk);
     // b's tile as a [BK, BN] operand (a transpose feeding a dot costs nothing).
     let as_kn = |t: Value<'k>| if spec.b_transposed { t.trans() } else { t };
-    let zero = k.constant(0, DType::I32);
     let acc = k.zeros(&[cfg.block_m, cfg.block_n], DType::F32);
     let acc = if prefetch {
-        let first = [a_op.load(k, zero, kk), load_b(zero)];
-        let out = k.for_range(0, kk, bk, &[acc, first[0], first[1]], |k0, carried| {
+        let first = [a_op.load(k, slice.lo, kk), load_b(slice.lo)];
+        let out = k.for_range(slice.lo, slice.hi, bk, &[acc, first[0], first[1]], |k0, carried| {
             let next = k0 + bk;
             let (an, bn) = (a_op.load(k, next, kk), load_b(next));
             vec![k.dot(carried[1], as_kn(carried[2]), carried[0]), an, bn]
         });
         out[0]
     } else {
-        k.for_range(0, kk, bk, &[acc], |k0, carried| vec![k.dot(a_op.load(k, k0, kk), as_kn(load_b(k0)), carried[0])])
-            [0]
+        k.for_range(slice.lo, slice.hi, bk, &[acc], |k0, carried| {
+            vec![k.dot(a_op.load(k, k0, kk), as_kn(load_b(k0)), carried[0])]
+        })[0]
+    };
+    let c = match slice.index {
+        Some(s) => c + s.cast(DType::I64) * (m.cast(DType::I64) * n.cast(DType::I64)),
+        None => c,
     };
     let c_ptrs = c + (rows.cast(DType::I64) * stride_c).expand_dims(1) + cols.expand_dims(0);
     k.store_masked(c_ptrs, acc, row_ok & col_ok);

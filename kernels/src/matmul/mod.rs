@@ -56,6 +56,9 @@ impl MatmulSpec {
     }
 }
 
+/// The most slices [`MatmulConfig::split_k`] may cut `k` into.
+pub const MAX_SPLIT_K: usize = 64;
+
 /// The tiling of one matmul launch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct MatmulConfig {
@@ -71,6 +74,9 @@ pub struct MatmulConfig {
     pub num_warps: u32,
     /// Load the next step's tiles before this step's `dot`.
     pub prefetch: bool,
+    /// Slices `k` is cut into, each summed by its own programs (1: no split; see
+    /// [`crate::split_k`]).
+    pub split_k: usize,
 }
 
 impl MatmulConfig {
@@ -103,18 +109,67 @@ impl MatmulConfig {
         if self.group_m == 0 {
             return bad("group_m", "at least 1", "0".into());
         }
+        if !(1..=MAX_SPLIT_K).contains(&self.split_k) {
+            return bad("split_k", "1..=64 slices of k", self.split_k.to_string());
+        }
         if self.shared_bytes() > 48 * 1024 {
             return bad("block_k", "tiles within 48 KiB of shared memory", format!("{} bytes", self.shared_bytes()));
         }
         Ok(())
     }
 
-    /// A default tiling for `[m, k] · [k, n]`: 128 × 128 × 32 tiles over 8 warps for large
-    /// problems, narrower ones when `m` or `n` is small.
-    pub fn heuristic(m: usize, n: usize, _k: usize) -> MatmulConfig {
-        let block_m = m.next_power_of_two().clamp(16, 128);
-        let block_n = n.next_power_of_two().clamp(16, 128);
-        let num_warps = if block_m * block_n >= 128 * 128 { 8 } else { 4 }.min(((block_m / 16) * (block_n / 8)) as u32);
-        MatmulConfig { block_m, block_n, block_k: 32, group_m: 8, num_warps, prefetch: true }
+    /// A default tiling for `[m, k] · [k, n]` on `sm_count` SMs, from the H100 sweeps
+    /// (`tritonite bench-dot`, benches/RESULTS.md):
+    /// - few rows (a decode step, `m ≤ 64`): [`MatmulConfig::decode`];
+    /// - up to 256 rows: 64 × 64 × 64 tiles over 4 warps;
+    /// - otherwise 128 × 128 × 64 tiles over 4 warps when they give the SMs ¾ of a wave at least,
+    ///   else 128 × 64 × 64 tiles over 8 warps.
+    pub fn heuristic(m: usize, n: usize, k: usize, sm_count: usize) -> MatmulConfig {
+        let tiles = |bm: usize, bn: usize| m.div_ceil(bm) * n.div_ceil(bn);
+        let base = MatmulConfig {
+            block_m: 64,
+            block_n: 64,
+            block_k: 64,
+            group_m: 8,
+            num_warps: 4,
+            prefetch: true,
+            split_k: 1,
+        };
+        if m <= 64 {
+            MatmulConfig::decode(m, n, k, sm_count, false)
+        } else if m <= 256 || n <= 64 {
+            base
+        } else if 4 * tiles(128, 128) >= 3 * sm_count {
+            MatmulConfig { block_m: 128, block_n: 128, prefetch: false, ..base }
+        } else {
+            MatmulConfig { block_m: 128, num_warps: 8, ..base }
+        }
+    }
+
+    /// The tiling for a decode step (`m ≤ 64` rows): one tile of rows, `k` split so that enough
+    /// programs stream the weight. The fused RMSNorm → Linear kernel (`fused`), which also holds its
+    /// `x` tile in f32, takes shorter steps and narrower tiles, so more of them.
+    ///
+    /// What won the H100 sweep at `n = k = 4096`: the matmul 16 × 128 × 128 with `k` split in 4
+    /// (m ≤ 16) and 64 × 64 × 64 split in 4 (m = 64); the fused kernel 16 × 64 × 64 split in 8
+    /// (m = 1) and 64 × 64 × 64 split in 4 (m = 64).
+    pub fn decode(m: usize, n: usize, k: usize, sm_count: usize, fused: bool) -> MatmulConfig {
+        let block_m = m.next_power_of_two().clamp(16, 64);
+        let wide = block_m <= 32 && !fused;
+        let (block_n, block_k) = if wide { (128, 128) } else { (64, 64) };
+        let block_n = block_n.min(n.next_power_of_two().max(16));
+        // Programs wanted: a wave for the wide tiles, two for 64 rows, four for the fused kernel's
+        // narrow ones (their partials cost more as rows grow).
+        let waves = match (wide, block_m) {
+            (true, _) => 1,
+            (false, 64) => 2,
+            _ => 4,
+        };
+        let tiles = m.div_ceil(block_m) * n.div_ceil(block_n);
+        let wanted = (waves * sm_count.max(1) / tiles.max(1)).max(1);
+        let most = (k / (2 * block_k)).clamp(1, 16);
+        let split_k = (1usize << wanted.ilog2()).min(most);
+        let num_warps = 4.min((block_m / 16) * (block_n / 8)) as u32;
+        MatmulConfig { block_m, block_n, block_k, group_m: 8, num_warps, prefetch: true, split_k }
     }
 }

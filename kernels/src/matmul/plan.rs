@@ -7,6 +7,9 @@ use super::kernels::matmul;
 use super::{MatmulConfig, MatmulSpec};
 use crate::error::KernelError;
 use crate::plan::{check_i32_dims, span, KernelMemo, Launch, Plan, PlanArg, Role, SharedKernel};
+use crate::split_k::{k_per_split, SumSplits};
+
+use tritonite_lang::DType;
 
 fn shared(spec: MatmulSpec, cfg: MatmulConfig) -> Result<SharedKernel, KernelError> {
     static MEMO: OnceLock<KernelMemo<(MatmulSpec, MatmulConfig)>> = OnceLock::new();
@@ -38,7 +41,8 @@ impl MatmulShape {
 }
 
 /// The matmul of `spec` over `shape`: inputs `a, b`, output `c`. No launch when `c` is empty;
-/// `c = 0` when `k = 0`.
+/// `c = 0` when `k = 0`. With `cfg.split_k > 1`, a scratch `c_partial` (f32 `[split_k, m, n]`)
+/// and a second launch that sums its slices into `c`.
 pub fn matmul_plan(spec: &MatmulSpec, shape: &MatmulShape, cfg: &MatmulConfig) -> Result<Plan, KernelError> {
     spec.check()?;
     cfg.check()?;
@@ -49,24 +53,44 @@ pub fn matmul_plan(spec: &MatmulSpec, shape: &MatmulShape, cfg: &MatmulConfig) -
     plan.buffer("a", spec.dtype, span(m, k, shape.stride_a), Role::Input);
     plan.buffer("b", spec.dtype, span(b_rows, b_cols, shape.stride_b), Role::Input);
     plan.buffer("c", spec.out, span(m, n, shape.stride_c), Role::Output);
-    if m > 0 && n > 0 {
-        let tiles = m.div_ceil(cfg.block_m) * n.div_ceil(cfg.block_n);
-        plan.launches.push(Launch {
-            kernel: shared(*spec, *cfg)?,
-            grid: [tiles as u32, 1, 1],
-            args: vec![
-                PlanArg::Buffer("a"),
-                PlanArg::Buffer("b"),
-                PlanArg::Buffer("c"),
-                PlanArg::I32(m as i32),
-                PlanArg::I32(n as i32),
-                PlanArg::I32(k as i32),
-                PlanArg::I64(shape.stride_a as i64),
-                PlanArg::I64(shape.stride_b as i64),
-                PlanArg::I64(shape.stride_c as i64),
-            ],
-            num_warps: cfg.num_warps,
-        });
+    if m == 0 || n == 0 {
+        return Ok(plan);
+    }
+    let tiles = m.div_ceil(cfg.block_m) * n.div_ceil(cfg.block_n);
+    let split = cfg.split_k > 1;
+    let (c, stride_c) = if split {
+        plan.buffer("c_partial", DType::F32, cfg.split_k * m * n, Role::Scratch);
+        ("c_partial", n)
+    } else {
+        ("c", shape.stride_c)
+    };
+    let mut args = vec![
+        PlanArg::Buffer("a"),
+        PlanArg::Buffer("b"),
+        PlanArg::Buffer(c),
+        PlanArg::I32(m as i32),
+        PlanArg::I32(n as i32),
+        PlanArg::I32(k as i32),
+        PlanArg::I64(shape.stride_a as i64),
+        PlanArg::I64(shape.stride_b as i64),
+        PlanArg::I64(stride_c as i64),
+    ];
+    if split {
+        args.push(PlanArg::I32(k_per_split(k, cfg.split_k, cfg.block_k) as i32));
+    }
+    let grid = [tiles as u32, cfg.split_k as u32, 1];
+    plan.launches.push(Launch { kernel: shared(*spec, *cfg)?, grid, args, num_warps: cfg.num_warps });
+    if split {
+        let sum = SumSplits {
+            partial: "c_partial",
+            rstd: None,
+            out: ("c", spec.out),
+            splits: cfg.split_k,
+            m,
+            n,
+            stride_out: shape.stride_c,
+        };
+        sum.push(&mut plan)?;
     }
     Ok(plan)
 }

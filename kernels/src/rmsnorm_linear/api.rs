@@ -7,10 +7,11 @@ use tritonite_lang::DType;
 
 use super::kernels::rms_norm_linear as build;
 use super::{heuristic, RmsNormLinearSpec};
-use crate::backend::{Backend, Binding};
+use crate::backend::{alloc_scratch, Backend, Binding};
 use crate::error::KernelError;
 use crate::matmul::MatmulConfig;
 use crate::plan::{check_i32_dims, span, KernelMemo, Launch, Plan, PlanArg, Role, SharedKernel};
+use crate::split_k::{k_per_split, SumSplits};
 use crate::tensor::{check_vector, Rows, Storage};
 
 fn shared(spec: RmsNormLinearSpec, cfg: MatmulConfig) -> Result<SharedKernel, KernelError> {
@@ -51,26 +52,44 @@ pub fn rms_norm_linear_plan(
     plan.buffer("g", spec.dtype, k, Role::Input);
     plan.buffer("w", spec.dtype, span(n, k, shape.stride_w), Role::Input);
     plan.buffer("y", spec.out, m * n, Role::Output);
-    if m > 0 && n > 0 {
-        let tiles = m.div_ceil(cfg.block_m) * n.div_ceil(cfg.block_n);
-        plan.launches.push(Launch {
-            kernel: shared(*spec, *cfg)?,
-            grid: [tiles as u32, 1, 1],
-            args: vec![
-                PlanArg::Buffer("x"),
-                PlanArg::Buffer("g"),
-                PlanArg::Buffer("w"),
-                PlanArg::Buffer("y"),
-                PlanArg::I32(m as i32),
-                PlanArg::I32(n as i32),
-                PlanArg::I32(k as i32),
-                PlanArg::F32(shape.eps),
-                PlanArg::I64(shape.stride_x as i64),
-                PlanArg::I64(shape.stride_w as i64),
-                PlanArg::I64(n as i64),
-            ],
-            num_warps: cfg.num_warps,
-        });
+    if m == 0 || n == 0 {
+        return Ok(plan);
+    }
+    let tiles = m.div_ceil(cfg.block_m) * n.div_ceil(cfg.block_n);
+    let split = cfg.split_k > 1;
+    let mut args = vec![PlanArg::Buffer("x"), PlanArg::Buffer("g"), PlanArg::Buffer("w")];
+    if split {
+        plan.buffer("y_partial", DType::F32, cfg.split_k * m * n, Role::Scratch);
+        plan.buffer("sumsq_partial", DType::F32, cfg.split_k * m, Role::Scratch);
+        args.extend([PlanArg::Buffer("y_partial"), PlanArg::Buffer("sumsq_partial")]);
+    } else {
+        args.push(PlanArg::Buffer("y"));
+    }
+    args.extend([
+        PlanArg::I32(m as i32),
+        PlanArg::I32(n as i32),
+        PlanArg::I32(k as i32),
+        PlanArg::F32(shape.eps),
+        PlanArg::I64(shape.stride_x as i64),
+        PlanArg::I64(shape.stride_w as i64),
+        PlanArg::I64(n as i64),
+    ]);
+    if split {
+        args.push(PlanArg::I32(k_per_split(k, cfg.split_k, cfg.block_k) as i32));
+    }
+    let grid = [tiles as u32, cfg.split_k as u32, 1];
+    plan.launches.push(Launch { kernel: shared(*spec, *cfg)?, grid, args, num_warps: cfg.num_warps });
+    if split {
+        let sum = SumSplits {
+            partial: "y_partial",
+            rstd: Some(("sumsq_partial", k, shape.eps)),
+            out: ("y", spec.out),
+            splits: cfg.split_k,
+            m,
+            n,
+            stride_out: n,
+        };
+        sum.push(&mut plan)?;
     }
     Ok(plan)
 }
@@ -112,16 +131,18 @@ pub fn rms_norm_linear<B: Backend>(
             got: args.eps.to_string(),
         });
     }
-    let cfg = args.config.unwrap_or_else(|| heuristic(m, n, k));
+    let cfg = args.config.unwrap_or_else(|| heuristic(m, n, k, backend.sm_count()));
     let shape = RmsNormLinearShape { m, n, k, stride_x: x.row_stride, stride_w: w.row_stride, eps: args.eps };
     let plan = rms_norm_linear_plan(&spec, &shape, &cfg)?;
     let y = backend.alloc_output(spec.out, m * n)?;
-    let bindings = [
+    let scratch = alloc_scratch(backend, &plan)?;
+    let mut bindings = vec![
         Binding { name: "x", buf: x.buf, offset: x.offset },
         Binding::whole("g", args.g),
         Binding { name: "w", buf: w.buf, offset: w.offset },
         Binding::whole("y", &y),
     ];
+    bindings.extend(scratch.iter().map(|(name, b)| Binding::whole(name, b)));
     backend.run(&plan, &bindings)?;
     Ok((y, cfg))
 }

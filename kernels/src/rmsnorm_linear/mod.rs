@@ -37,29 +37,30 @@ impl RmsNormLinearSpec {
     }
 }
 
-/// A default tiling for `m` rows of `k` features into `n` outputs: for few rows (a decode step)
-/// narrow column tiles so that enough programs stream `W`; otherwise 128 × 64 tiles.
-pub fn heuristic(m: usize, n: usize, k: usize) -> MatmulConfig {
+/// A default tiling for `m` rows of `k` features into `n` outputs on `sm_count` SMs (the H100
+/// sweeps' winners): for a decode step (`m ≤ 64`) [`MatmulConfig::decode`] with `k` split so that
+/// enough programs stream `W`; up to 512 rows 64 × 64 × 64 tiles; otherwise 128 × 64 × 64 (the
+/// matmul's 128 × 128 tiles spill here: `x` is also held in f32 for Σx²).
+pub fn heuristic(m: usize, n: usize, k: usize, sm_count: usize) -> MatmulConfig {
     if m <= 64 {
-        let block_m = m.next_power_of_two().clamp(16, 64);
-        // Long steps of k keep more of W in flight; the x tile (held in f32 too) bounds them.
-        let block_k = if block_m <= 16 { 128 } else { 64 };
-        MatmulConfig { block_m, block_n: 32, block_k, group_m: 1, num_warps: 4, prefetch: true }
-    } else {
-        // The matmul's 128 × 128 tiles spill here (x is also held in f32 for Σx²).
-        let _ = (n, k);
-        MatmulConfig { block_m: 128, block_n: 64, block_k: 32, group_m: 8, num_warps: 8, prefetch: true }
+        return MatmulConfig::decode(m, n, k, sm_count, true);
     }
+    let block_m = if m <= 512 { 64 } else { 128 };
+    MatmulConfig { block_m, block_n: 64, block_k: 64, group_m: 8, num_warps: 4, prefetch: true, split_k: 1 }
 }
 
-/// The fp64 reference: `rmsnorm(x; g) · Wᵀ`, with `x ⊙ g · rstd` exact (no rounding in between).
-pub fn reference(x: &[f64], g: &[f64], w: &[f64], m: usize, n: usize, k: usize, eps: f64) -> Vec<f64> {
+/// The fp64 reference: `rmsnorm(x; g) · Wᵀ`, with `x ⊙ g` rounded to the input dtype `input` as
+/// the kernel (and the unfused path) rounds it, everything else exact.
+#[allow(clippy::too_many_arguments)]
+pub fn reference(x: &[f64], g: &[f64], w: &[f64], m: usize, n: usize, k: usize, eps: f64, input: DType) -> Vec<f64> {
+    let xg: Vec<f64> = x.iter().enumerate().map(|(i, v)| v * g[i % k.max(1)]).collect();
+    let xg = tritonite_lang::Buffer::from_f64(input, &xg).to_f64();
     let mut y = vec![0.0; m * n];
     for i in 0..m {
         let row = &x[i * k..(i + 1) * k];
         let rstd = 1.0 / (row.iter().map(|v| v * v).sum::<f64>() / k as f64 + eps).sqrt();
         for j in 0..n {
-            y[i * n + j] = rstd * (0..k).map(|p| row[p] * g[p] * w[j * k + p]).sum::<f64>();
+            y[i * n + j] = rstd * (0..k).map(|p| xg[i * k + p] * w[j * k + p]).sum::<f64>();
         }
     }
     y
