@@ -34,6 +34,9 @@ pub struct BenchDotArgs {
     /// Rows of the fused RMSNorm → Linear, comma-separated (K = N = 4096).
     #[arg(long, default_value = "1,16,64,256,4096")]
     pub rows: String,
+    /// Time the default tilings only (no sweep): minutes faster.
+    #[arg(long)]
+    pub no_sweep: bool,
 }
 
 /// One timed kernel (or path) on one shape.
@@ -155,6 +158,7 @@ pub fn main(args: &BenchDotArgs) -> Result<()> {
     let gpu = GpuExecutor::new(device)?;
     eprintln!("device {name}");
     let d = DType::BF16;
+    let sweep = |m: usize| if args.no_sweep { vec![] } else { sweep(m) };
     let mut rows = vec![];
     for s in list(&args.sizes)? {
         let spec = MatmulSpec { dtype: d, out: d, b_transposed: false };

@@ -47,16 +47,17 @@ enum Command {
         #[arg(long, default_value = "bf16")]
         dtype: String,
     },
-    /// Tune kernel configs (RMSNorm, LayerNorm, softmax, cross-entropy) per shape on the GPU;
-    /// results are cached and reused.
+    /// Tune kernel configs (RMSNorm, LayerNorm, softmax, cross-entropy, matmul, the fused RMSNorm →
+    /// Linear) per shape on the GPU; results are cached and reused.
     Autotune {
         /// Kernels, comma-separated: rmsnorm-fwd, rmsnorm-bwd, layernorm-fwd, layernorm-bwd, softmax-fwd,
         /// softmax-bwd, cross-entropy-fwd, cross-entropy-bwd; a family name (rmsnorm, layernorm, softmax,
-        /// cross-entropy) for both passes; all for RMSNorm's two.
+        /// cross-entropy) for both passes; all for RMSNorm's two. The tensor-core kernels, in a call of
+        /// their own with MxNxK shapes: matmul (a·b), matmul-nt (a·bᵀ), rmsnorm-linear.
         #[arg(long, default_value = "all")]
         kernel: String,
         /// Shapes as MxN or MxN:dtype, comma-separated, or `peers` for the peer tables' shapes (RMSNorm's,
-        /// or `bench --ops`'s of the op).
+        /// or `bench --ops`'s of the op); MxNxK[:dtype] for the tensor-core kernels.
         #[arg(long, default_value = "peers")]
         shapes: String,
         /// dtype of shapes given without one: f32, f16 or bf16.

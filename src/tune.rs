@@ -10,6 +10,7 @@ use tritonite::kernels::backend::Backend;
 use tritonite::kernels::cross_entropy::{self, CrossEntropySpec, GradMode};
 use tritonite::kernels::gpu::GpuExecutor;
 use tritonite::kernels::layernorm::{self, LayerNormSpec};
+use tritonite::kernels::matmul::tuning::{DotKernel, Problem as DotProblem};
 use tritonite::kernels::rmsnorm::{self, RmsNormSpec};
 use tritonite::kernels::softmax::{self, SoftmaxSpec};
 use tritonite::kernels::tuning::{select, Cache, Knobs, Phase, Progress, Source, Tunable, TuneMode};
@@ -36,7 +37,8 @@ pub struct AutotuneArgs<'a> {
 /// The kernels `--kernel` accepts: each pass by name, a family for both passes, `all` for
 /// RMSNorm's two (what `scripts/device-tune.sh` tunes).
 pub const KERNELS: &str = "rmsnorm-fwd, rmsnorm-bwd, rmsnorm, layernorm-fwd, layernorm-bwd, layernorm, softmax-fwd, \
-softmax-bwd, softmax, cross-entropy-fwd, cross-entropy-bwd, cross-entropy, all (= rmsnorm)";
+softmax-bwd, softmax, cross-entropy-fwd, cross-entropy-bwd, cross-entropy, all (= rmsnorm); with MxNxK shapes: \
+matmul (a·b), matmul-nt (a·bᵀ), rmsnorm-linear";
 
 /// The features `--features` accepts, per kernel family.
 pub const FEATURES: &str = "rmsnorm: no-weight, f32-weight, bias, residual, f32-residual, dresidual-out; \
@@ -247,8 +249,90 @@ fn shapes_for(family: Family, args: &AutotuneArgs<'_>) -> Result<Vec<Shape>> {
     }
 }
 
+/// The tensor-core kernel named `name`, if it is one (`matmul`: `a · b`; `matmul-nt`: `a · bᵀ`;
+/// `rmsnorm-linear`).
+fn dot_kernel(name: &str) -> Option<DotKernel> {
+    match name {
+        "matmul" => Some(DotKernel::Matmul { b_transposed: false }),
+        "matmul-nt" => Some(DotKernel::Matmul { b_transposed: true }),
+        "rmsnorm-linear" => Some(DotKernel::RmsNormLinear),
+        _ => None,
+    }
+}
+
+/// `MxNxK[:dtype],...` (dtype f16 or bf16, default `default` else bf16).
+fn parse_dot_shapes(spec: &str, default: Option<DType>) -> Result<Vec<(usize, usize, usize, DType)>> {
+    spec.split(',')
+        .map(|s| {
+            let s = s.trim();
+            let (dims, d) = match s.split_once(':') {
+                Some((dims, d)) => (dims, DType::parse(d)),
+                None => (s, Some(default.unwrap_or(DType::BF16))),
+            };
+            let dtype = d
+                .filter(|d| matches!(d, DType::F16 | DType::BF16))
+                .with_context(|| format!("shape {s:?}: expected MxNxK:dtype with dtype f16 or bf16"))?;
+            let dims: Vec<usize> = dims
+                .split('x')
+                .map(|v| v.parse::<usize>())
+                .collect::<Result<_, _>>()
+                .with_context(|| format!("shape {s:?}: expected MxNxK, three numbers"))?;
+            match dims[..] {
+                [m, n, k] => Ok((m, n, k, dtype)),
+                _ => bail!("shape {s:?}: expected MxNxK, three numbers"),
+            }
+        })
+        .collect()
+}
+
+/// Tunes the tensor-core kernels `kernels` over `MxNxK` shapes (output in the input dtype).
+fn autotune_dot(kernels: &[DotKernel], args: &AutotuneArgs<'_>) -> Result<()> {
+    if args.features.iter().any(|f| !f.trim().is_empty()) {
+        bail!("--features: the tensor-core kernels take none");
+    }
+    let shapes = parse_dot_shapes(args.shapes, args.dtype)?;
+    let gpu = open_tuner(args.force)?;
+    let mut tally = Tally::default();
+    for &kernel in kernels {
+        for &(m, n, k, dtype) in &shapes {
+            let p = DotProblem { kernel, dtype, out: dtype, m, n, k };
+            // Bytes at least moved: both operands and the output (what bounds a decode step).
+            let bytes = ((m * k + k * n + m * n) * dtype.size_bytes()) as f64;
+            let features = format!("K={k}");
+            tune_row(&gpu, &p, bytes, &Row { dtype, features: &features }, &mut tally)?;
+        }
+    }
+    println!();
+    println!("{} tuned now, {} found in the cache", tally.tuned, tally.cached);
+    Ok(())
+}
+
+/// GPU 0's executor with its tuner in the mode `--force` asks for, and the table's header printed.
+fn open_tuner(force: bool) -> Result<GpuExecutor> {
+    let device = Device::open(0).context("autotune needs a GPU")?;
+    let gpu = GpuExecutor::new(device)?;
+    let tuner = gpu.autotuner().expect("the GPU executor tunes");
+    tuner.set_mode(if force { TuneMode::Force } else { TuneMode::OnMiss });
+    println!("device {} ({}), cache {}", tuner.device(), gpu.sm_count(), {
+        let c = tuner.cache();
+        c.dir().map_or("in memory only".to_string(), |d| d.display().to_string())
+    });
+    println!();
+    println!("| kernel | shape | dtype | features | source | winner | us | GB/s | heuristic us | speed-up |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    Ok(gpu)
+}
+
 /// Runs `tritonite autotune`: tunes every (kernel, shape) not yet cached and prints a table.
 pub fn autotune(args: &AutotuneArgs<'_>) -> Result<()> {
+    let names: Vec<&str> = args.kernel.split(',').map(str::trim).filter(|k| !k.is_empty()).collect();
+    let dots: Vec<DotKernel> = names.iter().filter_map(|n| dot_kernel(n)).collect();
+    if !dots.is_empty() {
+        if dots.len() != names.len() {
+            bail!("--kernel: tune the tensor-core kernels (MxNxK shapes) in a call of their own");
+        }
+        return autotune_dot(&dots, args);
+    }
     let targets = targets(args.kernel)?;
     check_features(&targets, args.features)?;
     // Per family (in the order named): its shapes, and for each shape its passes (RMSNorm's table
@@ -265,17 +349,7 @@ pub fn autotune(args: &AutotuneArgs<'_>) -> Result<()> {
             }
         }
     }
-    let device = Device::open(0).context("autotune needs a GPU")?;
-    let gpu = GpuExecutor::new(device)?;
-    let tuner = gpu.autotuner().expect("the GPU executor tunes");
-    tuner.set_mode(if args.force { TuneMode::Force } else { TuneMode::OnMiss });
-    println!("device {} ({}), cache {}", tuner.device(), gpu.sm_count(), {
-        let c = tuner.cache();
-        c.dir().map_or("in memory only".to_string(), |d| d.display().to_string())
-    });
-    println!();
-    println!("| kernel | shape | dtype | features | source | winner | us | GB/s | heuristic us | speed-up |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let gpu = open_tuner(args.force)?;
     let features: Vec<String> = args.features.iter().map(|f| f.trim().to_string()).filter(|f| !f.is_empty()).collect();
     let mut tally = Tally::default();
     for (family, passes, shapes) in work {

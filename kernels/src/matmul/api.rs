@@ -4,10 +4,12 @@
 use tritonite_lang::DType;
 
 use super::plan::{matmul_plan, MatmulShape};
+use super::tuning::{DotKernel, Problem};
 use super::{MatmulConfig, MatmulSpec};
 use crate::backend::{alloc_scratch, Backend, Binding};
 use crate::error::KernelError;
 use crate::tensor::{Rows, Storage};
+use crate::tuning::config_for;
 
 /// The operands of [`matmul`].
 #[derive(Debug)]
@@ -20,7 +22,8 @@ pub struct MatmulArgs<'a, S> {
     pub b_transposed: bool,
     /// Dtype of `c`; default `a`'s.
     pub out_dtype: Option<DType>,
-    /// Kernel config; default: [`MatmulConfig::heuristic`].
+    /// Kernel config; default: the backend's cached (or tuned) config, else
+    /// [`MatmulConfig::heuristic`].
     pub config: Option<MatmulConfig>,
 }
 
@@ -65,7 +68,15 @@ pub fn matmul<B: Backend>(
     } else {
         b.check("b", spec.dtype, k, n)?;
     }
-    let cfg = args.config.unwrap_or_else(|| MatmulConfig::heuristic(m, n, k, backend.sm_count()));
+    let problem = Problem {
+        kernel: DotKernel::Matmul { b_transposed: args.b_transposed },
+        dtype: spec.dtype,
+        out: spec.out,
+        m,
+        n,
+        k,
+    };
+    let cfg = config_for(backend, args.config, &problem)?;
     let shape = MatmulShape { m, n, k, stride_a: a.row_stride, stride_b: b.row_stride, stride_c: n };
     let plan = matmul_plan(&spec, &shape, &cfg)?;
     let c = backend.alloc_output(spec.out, m * n)?;

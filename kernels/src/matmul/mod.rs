@@ -12,6 +12,7 @@ pub mod check;
 pub mod kernels;
 pub mod plan;
 pub mod reference;
+pub mod tuning;
 
 pub use api::{matmul, MatmulArgs, MatmulOutput};
 

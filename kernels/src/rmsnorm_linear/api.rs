@@ -6,13 +6,15 @@ use std::sync::OnceLock;
 use tritonite_lang::DType;
 
 use super::kernels::rms_norm_linear as build;
-use super::{heuristic, RmsNormLinearSpec};
+use super::RmsNormLinearSpec;
 use crate::backend::{alloc_scratch, Backend, Binding};
 use crate::error::KernelError;
+use crate::matmul::tuning::{DotKernel, Problem};
 use crate::matmul::MatmulConfig;
 use crate::plan::{check_i32_dims, span, KernelMemo, Launch, Plan, PlanArg, Role, SharedKernel};
 use crate::split_k::{k_per_split, SumSplits};
 use crate::tensor::{check_vector, Rows, Storage};
+use crate::tuning::config_for;
 
 fn shared(spec: RmsNormLinearSpec, cfg: MatmulConfig) -> Result<SharedKernel, KernelError> {
     static MEMO: OnceLock<KernelMemo<(RmsNormLinearSpec, MatmulConfig)>> = OnceLock::new();
@@ -107,7 +109,8 @@ pub struct RmsNormLinearArgs<'a, S> {
     pub eps: f32,
     /// Dtype of `y`; default `x`'s.
     pub out_dtype: Option<DType>,
-    /// Kernel config; default: [`heuristic`].
+    /// Kernel config; default: the backend's cached (or tuned) config, else
+    /// [`super::heuristic`].
     pub config: Option<MatmulConfig>,
 }
 
@@ -131,7 +134,8 @@ pub fn rms_norm_linear<B: Backend>(
             got: args.eps.to_string(),
         });
     }
-    let cfg = args.config.unwrap_or_else(|| heuristic(m, n, k, backend.sm_count()));
+    let problem = Problem { kernel: DotKernel::RmsNormLinear, dtype: spec.dtype, out: spec.out, m, n, k };
+    let cfg = config_for(backend, args.config, &problem)?;
     let shape = RmsNormLinearShape { m, n, k, stride_x: x.row_stride, stride_w: w.row_stride, eps: args.eps };
     let plan = rms_norm_linear_plan(&spec, &shape, &cfg)?;
     let y = backend.alloc_output(spec.out, m * n)?;
