@@ -187,7 +187,8 @@ pub fn main(args: &BenchDotArgs) -> Result<()> {
         let mm_spec = MatmulSpec { dtype: d, out: d, b_transposed: true };
         let mm_shape = MatmulShape::contiguous(m, n, k, true);
         let mm_plan = |c: &MatmulConfig| Ok(matmul_plan(&mm_spec, &mm_shape, c)?);
-        let mut two = best_of(&gpu, "matmul a·bᵀ", (m, n, k), heuristic(m, n, k, gpu.sm_count()), sweep(m), &mm_plan)?;
+        let mm_heuristic = MatmulConfig::heuristic(m, n, k, gpu.sm_count());
+        let mut two = best_of(&gpu, "matmul a·bᵀ", (m, n, k), mm_heuristic, sweep(m), &mm_plan)?;
         eprintln!("  rmsnorm {m}x{k}: {norm_us:.1} us; two launches {:.1} us", norm_us + two.best_us);
         two.what = "rmsnorm+matmul".into();
         two.best_us += norm_us;

@@ -44,6 +44,11 @@ pub struct BackwardRef {
     /// `‖rstd · (w + offset) · dy‖`: the scale `dx` is a difference at, against which its error is
     /// measured where the difference cancels (e.g. N = 1, where `dx` is nearly zero).
     pub dx_scale: f64,
+    /// `√(Σ (dy · x · rstd)²)` over every term `dw` sums: its error is measured against this where
+    /// the sum over rows cancels (f32 rounds each term, not the sum).
+    pub dw_scale: f64,
+    /// `√(Σ dy²)` over every term `db` sums, likewise.
+    pub db_scale: f64,
 }
 
 impl RmsNormRef<'_> {
@@ -78,7 +83,7 @@ impl RmsNormRef<'_> {
         let mut dx = vec![0.0; m * n];
         let mut dw = vec![0.0; if self.w.is_some() { n } else { 0 }];
         let mut db = vec![0.0; if self.bias.is_some() { n } else { 0 }];
-        let mut scale_sq = 0.0;
+        let (mut scale_sq, mut dw_sq, mut db_sq) = (0.0, 0.0, 0.0);
         for r in 0..m {
             let rs = rstd[r];
             let xr = &self.x[r * n..(r + 1) * n];
@@ -91,13 +96,15 @@ impl RmsNormRef<'_> {
                 dx[r * n + j] = rs * (g - xr[j] * c) + dresidual_out.map_or(0.0, |d| d[r * n + j]);
                 if self.w.is_some() {
                     dw[j] += dyr[j] * xr[j] * rs;
+                    dw_sq += (dyr[j] * xr[j] * rs).powi(2);
                 }
                 if self.bias.is_some() {
                     db[j] += dyr[j];
+                    db_sq += dyr[j] * dyr[j];
                 }
             }
         }
-        BackwardRef { dx, dw, db, dx_scale: scale_sq.sqrt() }
+        BackwardRef { dx, dw, db, dx_scale: scale_sq.sqrt(), dw_scale: dw_sq.sqrt(), db_scale: db_sq.sqrt() }
     }
 }
 

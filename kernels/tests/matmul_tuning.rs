@@ -73,3 +73,29 @@ fn every_candidate_computes_the_same_product() {
         assert!(r.failures().is_empty(), "{case}: {:?}", r.failures());
     }
 }
+
+#[test]
+fn keys_still_find_the_shipped_h100_results() {
+    // Every tensor-core entry of benches/tuned-h100.json is found again by the key its problem
+    // builds (so the hash of the kernels' source in it is unchanged), and its winner is valid.
+    use tritonite_kernels::tuning::Cache;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../benches/tuned-h100.json");
+    let mut cache = Cache::in_memory();
+    cache.import(&path).unwrap();
+    let mut found = 0;
+    for e in cache.list() {
+        let k = &e.key;
+        let kernel = match (k.kernel(), k.features().get("b").map(String::as_str)) {
+            ("matmul", Some(b)) => DotKernel::Matmul { b_transposed: b == "nk" },
+            ("rmsnorm-linear", _) => DotKernel::RmsNormLinear,
+            _ => continue,
+        };
+        let dtype = |name: &str| DType::parse(&k.features()[name]).unwrap();
+        let (m, n, kk) = (k.shape()["M"] as usize, k.shape()["N"] as usize, k.shape()["K"] as usize);
+        let p = Problem { kernel, dtype: dtype("dtype"), out: dtype("out"), m, n, k: kk };
+        assert_eq!(p.key(k.device()).id(), k.id(), "{k}");
+        MatmulConfig::from_config(&e.winner).unwrap_or_else(|err| panic!("{}: {err}", e.winner));
+        found += 1;
+    }
+    assert!(found >= 6, "{found} tensor-core entries");
+}

@@ -183,7 +183,8 @@ fn keys_still_find_the_shipped_h100_results() {
         let pass = match k.kernel() {
             "rmsnorm-fwd" => Pass::Forward,
             "rmsnorm-bwd" => Pass::Backward,
-            other => panic!("{other}"),
+            // Other kernels' results (matmul_tuning.rs checks the tensor-core ones).
+            _ => continue,
         };
         let spec = RmsNormSpec {
             x: dtype(k, "x").unwrap(),

@@ -371,12 +371,14 @@ pub fn run_case<B: Backend>(backend: &B, case: &Case) -> Result<CaseResult, Kern
         scale("dresidual", &g, d, &mut checks);
         outputs.push(g);
     }
-    for (name, g, want, d) in
-        [("dw", &grads.dweight, &expect.dw, spec.weight), ("dbias", &grads.dbias, &expect.db, spec.bias)]
-    {
+    for (name, g, want, floor, d) in [
+        ("dw", &grads.dweight, &expect.dw, expect.dw_scale, spec.weight),
+        ("dbias", &grads.dbias, &expect.db, expect.db_scale, spec.bias),
+    ] {
         if let (Some(g), Some(d)) = (g, d) {
             let g = backend.download(g)?;
-            checks.push(Check { name, error: rel_error(&g.to_f64(), want), tolerance: tol(d) });
+            let error = rel_error_scaled(&g.to_f64(), want, floor);
+            checks.push(Check { name, error, tolerance: tol(d) });
             outputs.push(g);
         }
     }
