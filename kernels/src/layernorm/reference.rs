@@ -40,6 +40,11 @@ pub struct LayerNormBackwardRef {
     /// `‖rstd · w · dy‖`: the scale `dx` is a difference at (its error is measured against it where
     /// the difference cancels, e.g. N = 1, where `dx` is exactly zero).
     pub dx_scale: f64,
+    /// `√(Σ (dy · x̂)²)` over every term `dw` sums: its error is measured against this where the
+    /// sum over rows cancels (f32 rounds each term, not the sum).
+    pub dw_scale: f64,
+    /// `√(Σ dy²)` over every term `db` sums, likewise.
+    pub db_scale: f64,
 }
 
 impl LayerNormRef<'_> {
@@ -71,7 +76,7 @@ impl LayerNormRef<'_> {
         let mut dx = vec![0.0; m * n];
         let mut dw = vec![0.0; if self.w.is_some() { n } else { 0 }];
         let mut db = vec![0.0; if self.bias.is_some() { n } else { 0 }];
-        let mut scale_sq = 0.0;
+        let (mut scale_sq, mut dw_sq, mut db_sq) = (0.0, 0.0, 0.0);
         for r in 0..m {
             let xhat: Vec<f64> = (0..n).map(|j| (self.x[r * n + j] - mean[r]) * rstd[r]).collect();
             let g: Vec<f64> = (0..n).map(|j| dy[r * n + j] * self.scale(j)).collect();
@@ -82,12 +87,14 @@ impl LayerNormRef<'_> {
                 scale_sq += (rstd[r] * g[j]) * (rstd[r] * g[j]);
                 if self.w.is_some() {
                     dw[j] += dy[r * n + j] * xhat[j];
+                    dw_sq += (dy[r * n + j] * xhat[j]).powi(2);
                 }
                 if self.bias.is_some() {
                     db[j] += dy[r * n + j];
+                    db_sq += dy[r * n + j] * dy[r * n + j];
                 }
             }
         }
-        LayerNormBackwardRef { dx, dw, db, dx_scale: scale_sq.sqrt() }
+        LayerNormBackwardRef { dx, dw, db, dx_scale: scale_sq.sqrt(), dw_scale: dw_sq.sqrt(), db_scale: db_sq.sqrt() }
     }
 }
