@@ -67,7 +67,9 @@ pub trait Backend {
     /// A plan made ready to launch any number of times (its kernels compiled and loaded).
     type Prepared;
 
-    /// Readies the launches of `plan` for these bindings (every buffer the plan declares).
+    /// Readies the launches of `plan` for these bindings (every buffer the plan declares). An
+    /// executor checks the bindings ([`check_bindings`]) here or in [`Backend::launch`], before
+    /// anything runs: a short buffer would otherwise be written out of bounds.
     fn prepare(&self, plan: &Plan, bindings: &[Binding<'_, Self::Buffer>]) -> Result<Self::Prepared, KernelError>;
 
     /// Runs the prepared launches of `plan` in order on `bindings`. Outputs are written through
@@ -79,12 +81,8 @@ pub trait Backend {
         bindings: &[Binding<'_, Self::Buffer>],
     ) -> Result<(), KernelError>;
 
-    /// Checks the bindings against the plan, then prepares and launches it.
+    /// Prepares and launches `plan` (the executor checks the bindings: [`check_bindings`]).
     fn run(&self, plan: &Plan, bindings: &[Binding<'_, Self::Buffer>]) -> Result<(), KernelError> {
-        for d in &plan.buffers {
-            let b = Binding::find(bindings, d.name)?;
-            plan.check_given(d.name, b.buf.dtype(), b.buf.len(), b.offset)?;
-        }
         let prepared = self.prepare(plan, bindings)?;
         self.launch(plan, &prepared, bindings)
     }
@@ -115,4 +113,14 @@ pub fn alloc_scratch<B: Backend>(backend: &B, plan: &Plan) -> Result<Vec<(&'stat
         .filter(|d| d.role == crate::plan::Role::Scratch)
         .map(|d| Ok((d.name, backend.alloc_output(d.dtype, d.len)?)))
         .collect()
+}
+
+/// Checks that every buffer `plan` declares is bound, with its dtype and the elements the plan
+/// reaches from the binding's offset.
+pub fn check_bindings<S: Storage>(plan: &Plan, bindings: &[Binding<'_, S>]) -> Result<(), KernelError> {
+    for d in &plan.buffers {
+        let b = Binding::find(bindings, d.name)?;
+        plan.check_given(d.name, b.buf.dtype(), b.buf.len(), b.offset)?;
+    }
+    Ok(())
 }

@@ -7,7 +7,7 @@ use tritonite_lang::interp::{self, Arg, Buffer};
 use tritonite_lang::ir::ParamKind;
 use tritonite_lang::{DType, Lit};
 
-use crate::backend::{unbound, Backend, Binding};
+use crate::backend::{check_bindings, unbound, Backend, Binding};
 use crate::error::KernelError;
 use crate::plan::{Plan, PlanArg, Role};
 use crate::tensor::Storage;
@@ -109,10 +109,10 @@ impl Backend for Cpu {
     fn launch(&self, plan: &Plan, _: &(), bindings: &[Binding<'_, HostBuffer>]) -> Result<(), KernelError> {
         // Every launch works on copies of the bound ranges; they are written back only after the
         // last launch succeeded.
+        check_bindings(plan, bindings)?;
         let mut copies: HashMap<&'static str, Buffer> = HashMap::new();
         for d in &plan.buffers {
             let b = Binding::find(bindings, d.name)?;
-            plan.check_given(d.name, b.buf.dtype(), b.buf.len(), b.offset)?;
             copies.insert(d.name, b.buf.0.borrow().slice(b.offset, d.len));
         }
         for launch in &plan.launches {

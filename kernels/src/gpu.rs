@@ -10,7 +10,7 @@ use tritonite_lowering::cache::{compile_cached, Source};
 use tritonite_lowering::{divisibility_of, CompileOptions, Target};
 use tritonite_runtime::{Device, DeviceBuffer, GpuKernel, KernelArg};
 
-use crate::backend::{Backend, Binding};
+use crate::backend::{check_bindings, Backend, Binding};
 use crate::error::KernelError;
 use crate::plan::{Launch, Plan, PlanArg};
 use crate::tensor::Storage;
@@ -182,7 +182,9 @@ impl Backend for GpuExecutor {
 
     type Prepared = Prepared;
 
+    /// Checks the bindings ([`check_bindings`]): launches then trust them.
     fn prepare(&self, plan: &Plan, bindings: &[Binding<'_, DeviceBuffer>]) -> Result<Prepared, KernelError> {
+        check_bindings(plan, bindings)?;
         let kernels = plan.launches.iter().map(|l| self.kernel_for(l, bindings)).collect::<Result<_, _>>()?;
         Ok(Prepared { kernels })
     }

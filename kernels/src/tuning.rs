@@ -14,7 +14,7 @@ use tritonite_lang::Buffer;
 
 use crate::backend::{Backend, Binding};
 use crate::error::KernelError;
-use crate::plan::Plan;
+use crate::plan::{BufferDecl, Plan, Role};
 use crate::reference::{random_values, rel_error, tolerance};
 
 pub use tritonite_autotune::{
@@ -232,9 +232,10 @@ struct Bench<'b, B: Backend, P: Tunable> {
     expected: Option<Vec<(&'static str, Buffer)>>,
 }
 
-/// Per-config scratch buffers: the per-program partials, sized by the config.
-fn is_scratch(name: &str) -> bool {
-    name.ends_with("_partial")
+/// Per-config scratch buffers (the per-program partials, sized by the config): what the plan
+/// declares as [`Role::Scratch`].
+fn is_scratch(d: &BufferDecl) -> bool {
+    d.role == Role::Scratch
 }
 
 impl<'b, B: Backend, P: Tunable> Bench<'b, B, P> {
@@ -246,7 +247,7 @@ impl<'b, B: Backend, P: Tunable> Bench<'b, B, P> {
         let mut originals = vec![];
         for c in 0..copies {
             let mut set = vec![];
-            for (i, d) in plan.buffers.iter().filter(|d| !is_scratch(d.name)).enumerate() {
+            for (i, d) in plan.buffers.iter().filter(|d| !is_scratch(d)).enumerate() {
                 let seed = (c * 16 + i) as u64 + 1;
                 let host = Buffer::from_f64(d.dtype, &problem.input(d.name, d.len, seed));
                 set.push((d.name, backend.upload(&host)?));
@@ -278,7 +279,7 @@ impl<'b, B: Backend, P: Tunable> Bench<'b, B, P> {
         let scratch: Vec<(&'static str, B::Buffer)> = plan
             .buffers
             .iter()
-            .filter(|d| is_scratch(d.name))
+            .filter(|d| is_scratch(d))
             .map(|d| Ok((d.name, self.backend.alloc(d.dtype, d.len)?)))
             .collect::<Result<_, KernelError>>()
             .map_err(fail("setup"))?;

@@ -6,7 +6,7 @@ use tritonite_lang::DType;
 use super::plan::{backward_plan, forward_plan, BackwardShape, ForwardShape};
 use super::tuning::{Pass, Problem};
 use super::{RmsNormConfig, RmsNormSpec};
-use crate::backend::{Backend, Binding};
+use crate::backend::{alloc_scratch, Backend, Binding};
 use crate::error::KernelError;
 use crate::plan::check_shape;
 use crate::rowwise::{check_presence, check_scalar};
@@ -280,12 +280,7 @@ pub fn rms_norm_backward<B: Backend>(
         _ => None,
     };
     let dbias = spec.bias.map(|d| backend.alloc_output(d, n)).transpose()?;
-    let mut scratch = vec![];
-    for name in ["dw_partial", "db_partial"] {
-        if let Some(d) = plan.decl(name) {
-            scratch.push((name, backend.alloc_output(d.dtype, d.len)?));
-        }
-    }
+    let scratch = alloc_scratch(backend, &plan)?;
     let mut bindings = vec![
         Binding { name: "x", buf: saved.buf, offset: saved.offset },
         Binding { name: "dy", buf: dy.buf, offset: dy.offset },
