@@ -1,5 +1,5 @@
 //! `tritonite bench-dot`: the tensor-core kernels on GPU 0 — the matmul over large square shapes
-//! (a small sweep of tilings, the heuristic's named), and the fused RMSNorm → Linear at
+//! (a sweep of the autotune space's tilings, the heuristic's named), and the fused RMSNorm → Linear at
 //! `M ∈ {1, 16, 64, 256, 4096}`, `K = N = 4096` against our two-kernel path (our RMSNorm, then our
 //! matmul). Writes `dot.json` and `dot.md` under `--out`; `benches/peers_dot.py` times cuBLAS
 //! (torch.matmul) and torch / torch.compile's two ops on the same machine for the merged table.
@@ -9,17 +9,18 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use clap::Args;
 use serde::Serialize;
-use tritonite::kernels::backend::Backend;
+use tritonite::kernels::backend::{alloc_scratch, Backend, Binding};
 use tritonite::kernels::gpu::GpuExecutor;
-use tritonite::kernels::matmul::plan::{matmul_plan, MatmulShape};
-use tritonite::kernels::matmul::{MatmulConfig, MatmulSpec};
-use tritonite::kernels::plan::Plan;
+use tritonite::kernels::matmul::tuning::{DotKernel, Problem as DotProblem};
+use tritonite::kernels::matmul::MatmulConfig;
+use tritonite::kernels::plan::{Plan, Role};
 use tritonite::kernels::rmsnorm::{self, ForwardShape, RmsNormConfig, RmsNormSpec};
-use tritonite::kernels::rmsnorm_linear::api::{rms_norm_linear_plan, RmsNormLinearShape};
-use tritonite::kernels::rmsnorm_linear::{heuristic, RmsNormLinearSpec};
+use tritonite::kernels::tuning::Tunable;
 use tritonite::lang::DType;
 use tritonite::runtime::Device;
+use tritonite::runtime::DeviceBuffer;
 
+use crate::bench::time_plan;
 use crate::bench_ops::{fresh_buffers, time_on};
 
 /// Options of `bench-dot`.
@@ -75,52 +76,34 @@ fn describe(c: &MatmulConfig) -> String {
     )
 }
 
-/// Tilings tried beside the heuristic: large tiles for many rows; for few, narrow tiles over long
-/// steps of `k`, each with `k` whole and split.
-fn sweep(m: usize) -> Vec<MatmulConfig> {
-    let mut out = vec![];
-    let base =
-        MatmulConfig { block_m: 16, block_n: 16, block_k: 16, group_m: 8, num_warps: 4, prefetch: true, split_k: 1 };
-    if m >= 256 {
-        for (block_m, block_n) in [(128, 128), (128, 64), (64, 128), (64, 64)] {
-            for block_k in [32, 64] {
-                for num_warps in [4, 8] {
-                    for prefetch in [true, false] {
-                        out.push(MatmulConfig { block_m, block_n, block_k, num_warps, prefetch, ..base });
-                    }
-                }
-            }
-        }
-    } else {
-        let block_m = m.next_power_of_two().clamp(16, 64);
-        for block_n in [32, 64, 128] {
-            for block_k in [64, 128] {
-                for split_k in [1, 2, 4, 8, 16] {
-                    out.push(MatmulConfig { block_m, block_n, block_k, split_k, ..base });
-                }
-            }
-        }
-    }
-    out.retain(|c| c.check().is_ok());
-    out
-}
-
-/// Median µs of `plan(cfg)` for the heuristic and for each swept config; returns the row.
-fn best_of(
-    gpu: &GpuExecutor,
-    what: &str,
-    (m, n, k): (usize, usize, usize),
-    heuristic: MatmulConfig,
-    candidates: Vec<MatmulConfig>,
-    plan: &dyn Fn(&MatmulConfig) -> Result<Plan>,
-) -> Result<DotRow> {
+/// Median µs of `problem`'s default tiling and, with `sweep`, of each other candidate of its
+/// autotune space (`matmul::tuning`); returns the row.
+fn best_of(gpu: &GpuExecutor, what: &str, problem: &DotProblem, sweep: bool) -> Result<DotRow> {
+    let (m, n, k) = (problem.m, problem.n, problem.k);
+    let heuristic = problem.heuristic(gpu.sm_count());
+    // The candidates start with the default, timed first.
+    let candidates = if sweep { problem.candidates(gpu.sm_count()).split_off(1) } else { vec![] };
+    let plan = |c: &MatmulConfig| -> Result<Plan> { Ok(problem.plan(c)?) };
     let first = plan(&heuristic)?;
     let sets = fresh_buffers(gpu, &first, 1)?;
     let heuristic_us = time_on(gpu, &first, &sets)?;
+    // Every tiling reads the same operands; its scratch (split-K partials) is sized by the tiling.
+    let time = |p: &Plan| -> Result<f64> {
+        let scratch = alloc_scratch(gpu, p)?;
+        let sets: Vec<Vec<Binding<'_, DeviceBuffer>>> = sets
+            .iter()
+            .map(|set| {
+                let operands = first.buffers.iter().zip(set).filter(|(d, _)| d.role != Role::Scratch);
+                let operands = operands.map(|(d, b)| Binding::whole(d.name, b));
+                operands.chain(scratch.iter().map(|(name, b)| Binding::whole(name, b))).collect()
+            })
+            .collect();
+        time_plan(gpu, p, &sets)
+    };
     let (mut best, mut best_us) = (heuristic, heuristic_us);
     for c in candidates {
         // A tiling the lowering refuses (or that fails to launch) is skipped, not fatal.
-        match plan(&c).and_then(|p| time_on(gpu, &p, &sets)) {
+        match plan(&c).and_then(|p| time(&p)) {
             Ok(us) if us < best_us => (best, best_us) = (c, us),
             Ok(_) => {}
             Err(e) => eprintln!("  {what} {m}x{n}x{k} {}: skipped: {e:#}", describe(&c)),
@@ -158,37 +141,23 @@ pub fn main(args: &BenchDotArgs) -> Result<()> {
     let gpu = GpuExecutor::new(device)?;
     eprintln!("device {name}");
     let d = DType::BF16;
-    let sweep = |m: usize| if args.no_sweep { vec![] } else { sweep(m) };
+    let sweep = !args.no_sweep;
+    let problem = |kernel, m, n, k| DotProblem { kernel, dtype: d, out: d, m, n, k };
     let mut rows = vec![];
     for s in list(&args.sizes)? {
-        let spec = MatmulSpec { dtype: d, out: d, b_transposed: false };
-        let shape = MatmulShape::contiguous(s, s, s, false);
-        let plan = |c: &MatmulConfig| Ok(matmul_plan(&spec, &shape, c)?);
-        rows.push(best_of(
-            &gpu,
-            "matmul",
-            (s, s, s),
-            MatmulConfig::heuristic(s, s, s, gpu.sm_count()),
-            sweep(s),
-            &plan,
-        )?);
+        let p = problem(DotKernel::Matmul { b_transposed: false }, s, s, s);
+        rows.push(best_of(&gpu, "matmul", &p, sweep)?);
     }
     let (n, k) = (4096, 4096);
     for m in list(&args.rows)? {
-        let spec = RmsNormLinearSpec { dtype: d, out: d };
-        let shape = RmsNormLinearShape { m, n, k, stride_x: k, stride_w: k, eps: 1e-6 };
-        let plan = |c: &MatmulConfig| Ok(rms_norm_linear_plan(&spec, &shape, c)?);
-        let fused = best_of(&gpu, "rmsnorm_linear", (m, n, k), heuristic(m, n, k, gpu.sm_count()), sweep(m), &plan)?;
+        let fused = best_of(&gpu, "rmsnorm_linear", &problem(DotKernel::RmsNormLinear, m, n, k), sweep)?;
         // Ours in two launches: RMSNorm (its heuristic config), then x·Wᵀ (best of the sweep).
         let norm_spec = RmsNormSpec::new(d, Some(d));
         let norm_cfg = RmsNormConfig::heuristic(&norm_spec, k, gpu.sm_count());
         let norm = rmsnorm::forward_plan(&norm_spec, &ForwardShape::contiguous(m, k), 1e-6, 0.0, &norm_cfg)?;
         let norm_us = time_on(&gpu, &norm, &fresh_buffers(&gpu, &norm, 1)?)?;
-        let mm_spec = MatmulSpec { dtype: d, out: d, b_transposed: true };
-        let mm_shape = MatmulShape::contiguous(m, n, k, true);
-        let mm_plan = |c: &MatmulConfig| Ok(matmul_plan(&mm_spec, &mm_shape, c)?);
-        let mm_heuristic = MatmulConfig::heuristic(m, n, k, gpu.sm_count());
-        let mut two = best_of(&gpu, "matmul a·bᵀ", (m, n, k), mm_heuristic, sweep(m), &mm_plan)?;
+        let linear = problem(DotKernel::Matmul { b_transposed: true }, m, n, k);
+        let mut two = best_of(&gpu, "matmul a·bᵀ", &linear, sweep)?;
         eprintln!("  rmsnorm {m}x{k}: {norm_us:.1} us; two launches {:.1} us", norm_us + two.best_us);
         two.what = "rmsnorm+matmul".into();
         two.best_us += norm_us;
