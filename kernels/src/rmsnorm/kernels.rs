@@ -2,12 +2,14 @@
 //!
 //! Both work on tiles of `ROWS` rows × `BLOCK_SIZE` columns. When a row fits the block, the tile
 //! holds whole rows in registers between the reduction and its use; longer rows are walked twice
-//! in column chunks of the tile. Forward: one program per tile of rows. Backward: a persistent grid
-//! of `G` programs striding over tiles: with `g = dy · (w + offset)`,
-//! `dx = rstd · (g − h · rstd² · mean(g·h)) (+ dresidual_out)`; each program sums `dy · h · rstd`
-//! (and `dy` for the bias) over its rows into its own row of an f32 partials buffer `[G, N]`, and
-//! [`crate::partials::sum_partials`] adds the `G` rows up. No atomics: results are the same run to
-//! run.
+//! in column chunks of the tile, the second walk from the last chunk back, so the chunks read last
+//! in the first walk are read first again while they are still in L2. Forward: one program per
+//! tile of held rows; chunked rows go to a persistent grid of `G` programs striding over the
+//! tiles (few enough rows in flight for L2 to hold them). Backward: a persistent grid of `G`
+//! programs; with `g = dy · (w + offset)`, `dx = rstd · (g − h · rstd² · mean(g·h))
+//! (+ dresidual_out)`; each program sums `dy · h · rstd` (and `dy` for the bias) over its rows
+//! into its own row of an f32 partials buffer `[G, N]`, and [`crate::partials::sum_partials`] adds
+//! the `G` rows up. No atomics: results are the same run to run.
 
 use tritonite_lang::{build_kernel, DType, Kernel, KernelBuilder, LangError, Value};
 
@@ -36,7 +38,8 @@ fn record_meta(
 /// Arguments, in order: `x, [residual], [w], [bias], y, [residual_out], rstd, m: i32, n: i32,
 /// stride_x: i64, [stride_residual], stride_y, [stride_residual_out], eps: f32, [offset: f32]`
 /// (the bracketed ones only when the spec has them; `offset` comes with a weight); grid
-/// `[ceil(M / rows), 1, 1]`.
+/// `[ceil(M / rows), 1, 1]` when `row_in_block`, else `[G, 1, 1]` with any `G ≥ 1` (persistent
+/// programs striding over the tiles).
 pub fn forward(spec: &RmsNormSpec, block_size: usize, rows: usize, row_in_block: bool) -> Result<Kernel, LangError> {
     build_kernel(&format!("rms_norm_fwd_{}", spec.suffix()), |k| forward_body(k, spec, block_size, rows, row_in_block))
 }
@@ -60,8 +63,7 @@ fn forward_body<'k>(k: &'k KernelBuilder, spec: &RmsNormSpec, block_size: usize,
     let offset = w.map(|_| k.scalar_arg("offset", DType::F32));
 
     let cols = k.arange(0, block);
-    let rows = k.program_id(0) * tile_len + k.arange(0, tile_len);
-    let row_ok = rows.lt(m);
+    let tile_rows = k.arange(0, tile_len);
     // h = x (+ residual), in f32.
     let load_h = |t: Tile<'k>| {
         let h = load_f32(k, t.at(x), t.mask, 0.0);
@@ -85,18 +87,25 @@ fn forward_body<'k>(k: &'k KernelBuilder, spec: &RmsNormSpec, block_size: usize,
             k.store_masked(t.at(r), h, t.mask);
         }
     };
-    let finish_rstd = |sum_sq: Value<'k>| {
+    let finish_rstd = |rows: Value<'k>, row_ok, sum_sq: Value<'k>| {
         let rstd = (sum_sq / n.cast(DType::F32) + eps).rsqrt();
         k.store_masked(rstd_out + rows, rstd, row_ok);
         rstd
     };
     if row_in_block {
+        let rows = k.program_id(0) * tile_len + tile_rows;
+        let row_ok = rows.lt(m);
         let t = Tile::new(rows, row_ok, cols, n);
         let h = load_h(t);
         store_residual_out(t, h);
-        let rstd = finish_rstd((h * h).sum(1));
+        let rstd = finish_rstd(rows, row_ok, (h * h).sum(1));
         store_y(t, h, rstd);
-    } else {
+        return;
+    }
+    let tiles = (m + (tile_len - 1)) / tile_len;
+    k.for_range(k.program_id(0), tiles, k.num_programs(0), &[], |i, _| {
+        let rows = i * tile_len + tile_rows;
+        let row_ok = rows.lt(m);
         let acc = k.zeros(&[tile_len as usize, block_size], DType::F32);
         let acc = k.for_range(0, n, block, &[acc], |start, c| {
             let t = Tile::new(rows, row_ok, start + cols, n);
@@ -104,13 +113,24 @@ fn forward_body<'k>(k: &'k KernelBuilder, spec: &RmsNormSpec, block_size: usize,
             store_residual_out(t, h);
             vec![c[0] + h * h]
         });
-        let rstd = finish_rstd(acc[0].sum(1));
-        k.for_range(0, n, block, &[], |start, _| {
+        let rstd = finish_rstd(rows, row_ok, acc[0].sum(1));
+        walk_back(k, n, block, |start| {
             let t = Tile::new(rows, row_ok, start + cols, n);
             store_y(t, load_h(t), rstd);
-            vec![]
         });
-    }
+        vec![]
+    });
+}
+
+/// Runs `body` on the starts of the `block`-column chunks of a row of `n` columns, last chunk
+/// first: the second walk of a chunked row, which finds the chunks the first walk read last still
+/// in L2.
+fn walk_back<'k>(k: &'k KernelBuilder, n: Value<'k>, block: i64, body: impl FnOnce(Value<'k>)) {
+    let last = (n - 1) / block * block;
+    k.for_range(0, n, block, &[], |i, _| {
+        body(last - i);
+        vec![]
+    });
 }
 
 /// Builds the backward kernel over tiles of `rows` rows × `block_size` columns; `row_in_block`
@@ -241,7 +261,7 @@ fn backward_body<'k>(
                 vec![c[0] + g_of(t, load_f32(k, t.at(dy), t.mask, 0.0)) * load_f32(k, t.at(x), t.mask, 0.0)]
             });
             let (rstd, c_row) = row_terms(rows, row_ok, acc[0].sum(1));
-            k.for_range(0, n, block, &[], |start, _| {
+            walk_back(k, n, block, |start| {
                 let t = Tile::new(rows, row_ok, start + cols, n);
                 let xv = load_f32(k, t.at(x), t.mask, 0.0);
                 let dyv = load_f32(k, t.at(dy), t.mask, 0.0);
@@ -251,7 +271,6 @@ fn backward_body<'k>(
                     let prev = k.load_masked(*p + t.cols, t.col_ok, 0.0);
                     k.store_masked(*p + t.cols, prev + c.sum(0), t.col_ok);
                 }
-                vec![]
             });
             vec![]
         });

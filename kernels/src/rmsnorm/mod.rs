@@ -121,7 +121,8 @@ pub struct RmsNormConfig {
     /// Warps per program, a power of two ≤ 32.
     pub num_warps: u32,
     /// Persistent programs of the backward (each strides over rows and owns one row of the `dw`
-    /// partials); unused by the forward.
+    /// partials), and of the forward when rows are walked in chunks (unused when they are held:
+    /// one program per tile).
     pub programs: usize,
     /// Rows per tile, a power of two: each program step handles `[rows, block_size]` elements
     /// (several short rows held at once, or several long rows walked together in chunks).
@@ -130,24 +131,29 @@ pub struct RmsNormConfig {
 
 impl RmsNormConfig {
     /// The forward's default when nothing is tuned: the whole row in one block up to 16384
-    /// columns (8192 with a residual or bias, whose loads add to the registers held), longer rows
-    /// in chunks of that size; 512 columns per warp (1 to 16 warps).
+    /// columns (8192 with a residual or bias, whose loads add to the registers held), 512 columns
+    /// per warp (1 to 16 warps). Longer rows go in chunks of that size, one program of 32 warps
+    /// per SM: the rows walked at once then stay in L2 for the second walk.
     pub fn heuristic(spec: &RmsNormSpec, n: usize, sm_count: usize) -> RmsNormConfig {
         let heavy = spec.residual.is_some() || spec.bias.is_some();
-        Self::spread(n, sm_count, if heavy { 8192 } else { 16384 }, 512, 16)
+        let cfg = Self::spread(n, sm_count, if heavy { 8192 } else { 16384 }, 512, 16);
+        if n > cfg.block_size {
+            return RmsNormConfig { programs: sm_count.max(1), num_warps: 32, ..cfg };
+        }
+        cfg
     }
 
     /// The backward's default: it holds `x`, `dy` and, per option, the weight, the `dw` and
     /// `dbias` sums and `dresidual_out` per thread, so at most 8192 columns in a block with up to
     /// four of those, 4096 with more; 256 columns per warp, at most 8 warps (ptxas gives 16 warps
-    /// only 64 registers a thread, too few for the fused variants); two programs per SM. Longer rows go
-    /// in tiles of 4 rows × 1024 columns, so each chunk's column sums reach the partials once
-    /// per 4 rows.
+    /// only 64 registers a thread, too few for the fused variants); two programs per SM. Longer
+    /// rows go one row at a time in chunks of 4096 columns, one program per SM, so the rows walked
+    /// at once stay in L2 for the second walk.
     pub fn heuristic_backward(spec: &RmsNormSpec, has_dresidual_out: bool, n: usize, sm_count: usize) -> RmsNormConfig {
         let held = 2 + 2 * spec.weight.is_some() as usize + spec.bias.is_some() as usize + has_dresidual_out as usize;
         let max_block = if held > 4 { 4096 } else { 8192 };
         if n > max_block {
-            return RmsNormConfig { block_size: 1024, num_warps: 8, programs: 2 * sm_count.max(1), rows: 4 };
+            return RmsNormConfig { block_size: 4096, num_warps: 8, programs: sm_count.max(1), rows: 1 };
         }
         Self::spread(n, sm_count, max_block, 256, 8)
     }

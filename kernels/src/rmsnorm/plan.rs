@@ -86,7 +86,8 @@ fn stride(s: usize) -> PlanArg {
 }
 
 /// The forward of `spec` over `shape`: inputs `x, [residual], [w], [bias]`; outputs `y, rstd [m]`
-/// (f32) and `[residual_out]`. No launch when `m = 0`.
+/// (f32) and `[residual_out]`. One program per tile of rows when a row fits the block, else at
+/// most `cfg.programs` persistent programs. No launch when `m = 0`.
 pub fn forward_plan(
     spec: &RmsNormSpec,
     shape: &ForwardShape,
@@ -135,7 +136,8 @@ pub fn forward_plan(
     if m > 0 {
         let row_in_block = n <= cfg.block_size;
         let kernel = shared(Variant::Forward { spec: *spec, block: cfg.block_size, rows: cfg.rows, row_in_block })?;
-        let programs = m.div_ceil(cfg.rows);
+        let tiles = m.div_ceil(cfg.rows);
+        let programs = if row_in_block { tiles } else { tiles.min(cfg.programs) };
         plan.launches.push(Launch { kernel, grid: [programs as u32, 1, 1], args, num_warps: cfg.num_warps });
     }
     Ok(plan)

@@ -95,16 +95,22 @@ impl Problem {
     /// The candidates, pruned: blocks from the row's size (up to 16384 forward, 8192 backward)
     /// down to a quarter of it (only the row's size when that is ≤ 4096); tiles of 1 to 32 rows
     /// (8 for rows walked in chunks) up to that many elements; 4 to 32 elements of a tile
-    /// per thread; for the backward 1, 2 or 4 programs per SM. The heuristic is always among them.
+    /// per thread (1 to 32 warps). Programs: for the backward 1, 2 or 4 per SM; for the forward 1 or
+    /// 2 per SM when rows are walked in chunks (held rows take one program per tile). The
+    /// heuristic is always among them.
     pub fn candidates(&self, sm_count: usize) -> Vec<RmsNormConfig> {
         let max_block = match self.pass {
             Pass::Forward => 16384,
             Pass::Backward => 8192,
         };
         let top = self.n.next_power_of_two().clamp(16, max_block);
-        let programs: Vec<usize> = match self.pass {
-            Pass::Forward => vec![self.heuristic(sm_count).programs],
-            Pass::Backward => [1, 2, 4].iter().map(|k| k * sm_count.max(1)).collect(),
+        let sms = sm_count.max(1);
+        let programs = |c: RmsNormConfig| -> Vec<usize> {
+            match self.pass {
+                Pass::Forward if c.block_size >= self.n => vec![self.heuristic(sm_count).programs],
+                Pass::Forward => vec![sms, 2 * sms],
+                Pass::Backward => vec![sms, 2 * sms, 4 * sms],
+            }
         };
         let mut out = vec![self.heuristic(sm_count)];
         let mut block = if top <= 4096 { top } else { top / 4 };
@@ -112,13 +118,14 @@ impl Problem {
             let max_rows = (max_block / block).min(if block >= self.n { 32 } else { 8 });
             let mut rows = 1;
             while rows <= max_rows {
-                for num_warps in [1u32, 2, 4, 8, 16] {
+                for num_warps in [1u32, 2, 4, 8, 16, 32] {
                     let per_thread = rows * block / (32 * num_warps as usize);
                     if !(4..=32).contains(&per_thread) {
                         continue;
                     }
-                    for &p in &programs {
-                        let c = RmsNormConfig { block_size: block, num_warps, programs: p, rows };
+                    let shape = RmsNormConfig { block_size: block, num_warps, programs: 1, rows };
+                    for p in programs(shape) {
+                        let c = RmsNormConfig { programs: p, ..shape };
                         if !out.contains(&c) {
                             out.push(c);
                         }
