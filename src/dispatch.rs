@@ -8,6 +8,7 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use tritonite::kernels::backend::{Backend, Binding};
 use tritonite::kernels::gpu::GpuExecutor;
+use tritonite::kernels::plan::{Launch, Plan, PlanArg, Role, SharedKernel};
 use tritonite::kernels::reference;
 use tritonite::kernels::rmsnorm::tuning::{select, Pass, Problem};
 use tritonite::kernels::rmsnorm::{
@@ -96,6 +97,27 @@ pub fn run(m: usize, n: usize, dtype: DType) -> Result<()> {
     let running = host_us(&device, &mut || Ok(gpu.run(&plan, &bindings)?))?;
     let prepared = gpu.prepare(&plan, &bindings)?;
     let launching = host_us(&device, &mut || Ok(gpu.launch(&plan, &prepared, &bindings)?))?;
+    // The floor: a prepared launch of a kernel that stores one element (one argument).
+    let tiny = tritonite::lang::build_kernel("dispatch_floor", |k| {
+        let out = k.mut_ptr_arg("out", DType::F32);
+        k.store(out, 1.0);
+    })?;
+    let mut floor_plan = Plan::default();
+    floor_plan.buffer("out", DType::F32, 1, Role::Output);
+    floor_plan.launches.push(Launch {
+        kernel: SharedKernel::new(tiny),
+        grid: [1, 1, 1],
+        args: vec![PlanArg::Buffer("out")],
+        num_warps: 1,
+    });
+    let floor_bindings = [Binding::whole("out", &rstd)];
+    let floor_prepared = gpu.prepare(&floor_plan, &floor_bindings)?;
+    let floor = host_us(&device, &mut || Ok(gpu.launch(&floor_plan, &floor_prepared, &floor_bindings)?))?;
+    let given = RmsNormOptions { config: Some(cfg), ..RmsNormOptions::default() };
+    let fwd_given = host_us(&device, &mut || {
+        rms_norm(&gpu, rows(&x), Some(&w), &given)?;
+        Ok(())
+    })?;
 
     println!("device {name}: host time per call through the public API, {m}x{n} {dtype}, warm caches");
     println!("(median of {BATCHES} batches of {BATCH} calls; outputs allocated and freed per call unless given)\n");
@@ -103,11 +125,13 @@ pub fn run(m: usize, n: usize, dtype: DType) -> Result<()> {
     println!("|---|---|");
     println!("| rms_norm (new y, rstd) | {fwd:.2} |");
     println!("| rms_norm into a caller's y (new rstd) | {fwd_into:.2} |");
+    println!("| rms_norm with the config given (no lookup) | {fwd_given:.2} |");
     println!("| rms_norm_backward (new dx, dw, partials) | {bwd:.2} |");
     println!("| forward, step: config lookup (select) | {lookup:.2} |");
     println!("| forward, step: plan from the memoized kernel | {planning:.2} |");
     println!("| forward, step: allocate and free y and rstd | {allocs:.2} |");
     println!("| forward, step: run a built plan (binding checks, variant lookup, launch) | {running:.2} |");
     println!("| forward, step: launch a prepared plan | {launching:.2} |");
+    println!("| floor: launch a prepared one-argument kernel that stores one element | {floor:.2} |");
     Ok(())
 }

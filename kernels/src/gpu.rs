@@ -196,22 +196,27 @@ impl Backend for GpuExecutor {
         bindings: &[Binding<'_, DeviceBuffer>],
     ) -> Result<(), KernelError> {
         for (launch, kernel) in plan.launches.iter().zip(&prepared.kernels) {
-            let args = launch
-                .args
-                .iter()
-                .map(|a| {
-                    Ok(match a {
-                        PlanArg::Buffer(name) => {
-                            let b = Binding::find(bindings, name)?;
-                            KernelArg::Buffer(b.buf, b.offset)
-                        }
-                        PlanArg::I32(v) => KernelArg::I32(*v),
-                        PlanArg::I64(v) => KernelArg::I64(*v),
-                        PlanArg::F32(v) => KernelArg::F32(*v),
-                    })
-                })
-                .collect::<Result<Vec<_>, KernelError>>()?;
-            kernel.launch(&self.device, launch.grid, &args)?;
+            // On the stack: a launch allocates nothing.
+            let mut args = [KernelArg::I32(0); 64];
+            if launch.args.len() > args.len() {
+                return Err(KernelError::BadArgument {
+                    arg: "plan",
+                    expected: format!("at most {} arguments per launch", args.len()),
+                    got: launch.args.len().to_string(),
+                });
+            }
+            for (slot, a) in args.iter_mut().zip(&launch.args) {
+                *slot = match a {
+                    PlanArg::Buffer(name) => {
+                        let b = Binding::find(bindings, name)?;
+                        KernelArg::Buffer(b.buf, b.offset)
+                    }
+                    PlanArg::I32(v) => KernelArg::I32(*v),
+                    PlanArg::I64(v) => KernelArg::I64(*v),
+                    PlanArg::F32(v) => KernelArg::F32(*v),
+                };
+            }
+            kernel.launch(&self.device, launch.grid, &args[..launch.args.len()])?;
         }
         Ok(())
     }

@@ -110,6 +110,43 @@ impl<K: Hash + Eq + Clone> Default for KernelMemo<K> {
     }
 }
 
+/// Plans built once per distinct call (problem, strides, scalars and config), for the typed entry
+/// points: a repeated call reuses its plan instead of building it again. Holds at most
+/// [`PlanMemo::CAPACITY`] plans (it starts over when full).
+pub struct PlanMemo<K> {
+    plans: Mutex<HashMap<K, Arc<Plan>>>,
+}
+
+impl<K: Hash + Eq> PlanMemo<K> {
+    /// Plans kept at most.
+    pub const CAPACITY: usize = 256;
+
+    /// An empty memo.
+    pub fn new() -> PlanMemo<K> {
+        PlanMemo { plans: Mutex::new(HashMap::new()) }
+    }
+
+    /// The plan of `key`, built by `build` the first time.
+    pub fn get(&self, key: K, build: impl FnOnce() -> Result<Plan, KernelError>) -> Result<Arc<Plan>, KernelError> {
+        if let Some(p) = self.plans.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return Ok(p.clone());
+        }
+        let plan = Arc::new(build()?);
+        let mut plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
+        if plans.len() >= Self::CAPACITY {
+            plans.clear();
+        }
+        plans.insert(key, plan.clone());
+        Ok(plan)
+    }
+}
+
+impl<K: Hash + Eq> Default for PlanMemo<K> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// One kernel launch.
 #[derive(Clone, Debug)]
 pub struct Launch {

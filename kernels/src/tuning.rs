@@ -27,8 +27,9 @@ pub struct Autotuner {
     cache: Mutex<Cache>,
     mode: Mutex<TuneMode>,
     device: DeviceId,
-    /// What lookups found, by a hash of the problem: a call's config without building its key.
-    remembered: Mutex<HashMap<u64, (Config, Source)>>,
+    /// What lookups found, by a hash of the problem: the problem itself (compared on a hit) and
+    /// its typed config, so a call's config costs neither a key nor a parse.
+    remembered: Mutex<HashMap<u64, Remembered>>,
 }
 
 impl Autotuner {
@@ -65,15 +66,21 @@ impl Autotuner {
         self.remembered.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
-    /// The config a lookup found for the problem hashing to `problem`, when one was remembered.
-    pub fn remembered(&self, problem: u64) -> Option<(Config, Source)> {
-        self.remembered.lock().unwrap_or_else(|e| e.into_inner()).get(&problem).cloned()
+    /// The config a lookup found for `problem`, when one was remembered.
+    fn remembered<P: Tunable>(&self, hash: u64, problem: &P) -> Option<Selected<P::Knobs>> {
+        let map = self.remembered.lock().unwrap_or_else(|e| e.into_inner());
+        let r = map.get(&hash)?;
+        if r.problem.downcast_ref::<P>() != Some(problem) {
+            return None;
+        }
+        Some(Selected { config: *r.config.downcast_ref::<P::Knobs>()?, source: r.source })
     }
 
-    /// Remembers what a lookup found for the problem hashing to `problem` (only lookups that
-    /// cannot change: with tuning off).
-    pub fn remember(&self, problem: u64, found: (Config, Source)) {
-        self.remembered.lock().unwrap_or_else(|e| e.into_inner()).insert(problem, found);
+    /// Remembers what a lookup found for `problem` (only lookups that cannot change: with tuning
+    /// off).
+    fn remember<P: Tunable>(&self, hash: u64, problem: &P, found: Selected<P::Knobs>) {
+        let r = Remembered { problem: Box::new(problem.clone()), config: Box::new(found.config), source: found.source };
+        self.remembered.lock().unwrap_or_else(|e| e.into_inner()).insert(hash, r);
     }
 
     /// The cache, locked.
@@ -82,8 +89,16 @@ impl Autotuner {
     }
 }
 
+/// A remembered lookup: the problem and its config, typed (a `Tunable` and its `Knobs`).
+#[derive(Debug)]
+struct Remembered {
+    problem: Box<dyn std::any::Any + Send + Sync>,
+    config: Box<dyn std::any::Any + Send + Sync>,
+    source: Source,
+}
+
 /// A kernel's tuning knobs as autotune meta-parameters, and back.
-pub trait Knobs: Copy + PartialEq + std::fmt::Debug {
+pub trait Knobs: Copy + PartialEq + std::fmt::Debug + Send + Sync + 'static {
     /// As autotune meta-parameters.
     fn to_config(&self) -> Config;
 
@@ -94,7 +109,7 @@ pub trait Knobs: Copy + PartialEq + std::fmt::Debug {
 /// One problem of a tuned kernel as the tuner sees it: its config space, heuristic default, cache
 /// key and launch plan, and what a candidate's output is checked on. [`select`] and the measurement
 /// of one config are written once against it.
-pub trait Tunable: Hash {
+pub trait Tunable: Hash + PartialEq + Clone + Send + Sync + 'static {
     /// The kernel's tuning knobs.
     type Knobs: Knobs;
 
@@ -155,9 +170,8 @@ pub fn select<B: Backend, P: Tunable>(
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Selected<P::Knobs>, KernelError> {
     let sms = backend.sm_count();
-    let heuristic = problem.heuristic(sms);
     let Some(tuner) = backend.autotuner() else {
-        return Ok(Selected { config: heuristic, source: Source::Default });
+        return Ok(Selected { config: problem.heuristic(sms), source: Source::Default });
     };
     let mode = tuner.mode();
     if mode == TuneMode::Off {
@@ -169,16 +183,18 @@ pub fn select<B: Backend, P: Tunable>(
             (problem.kernel(), problem).hash(&mut h);
             h.finish()
         };
-        if let Some((config, source)) = tuner.remembered(id) {
-            return Ok(Selected { config: P::Knobs::from_config(&config)?, source });
+        if let Some(selected) = tuner.remembered(id, problem) {
+            return Ok(selected);
         }
+        let heuristic = problem.heuristic(sms);
         let selected = match tuner.cache().lookup(&problem.key(tuner.device())).map(P::Knobs::from_config) {
             Some(Ok(config)) => Selected { config, source: Source::Cache },
             _ => Selected { config: heuristic, source: Source::Default },
         };
-        tuner.remember(id, (selected.config.to_config(), selected.source));
+        tuner.remember(id, problem, selected);
         return Ok(selected);
     }
+    let heuristic = problem.heuristic(sms);
     let key = problem.key(tuner.device());
     let mut cache = tuner.cache();
     let candidates: Vec<Config> = problem.candidates(sms).iter().map(Knobs::to_config).collect();

@@ -1,5 +1,7 @@
 //! Loading PTX and launching kernels with checked arguments.
 
+use std::ffi::c_void;
+
 use cudarc::driver::{CudaFunction, DevicePtr};
 use tritonite_lang::ir::{Param, ParamKind};
 use tritonite_lang::DType;
@@ -24,12 +26,51 @@ pub enum KernelArg<'a> {
 /// The most parameters a kernel may have.
 const MAX_ARGS: usize = 64;
 
+/// `CU_LAUNCH_PARAM_BUFFER_POINTER` and `CU_LAUNCH_PARAM_BUFFER_SIZE` of `cuda.h`: the keys of
+/// `cuLaunchKernel`'s `extra` list that pass the parameters as one buffer.
+const LAUNCH_PARAM_BUFFER_POINTER: *mut c_void = std::ptr::without_provenance_mut(1);
+const LAUNCH_PARAM_BUFFER_SIZE: *mut c_void = std::ptr::without_provenance_mut(2);
+
 /// A kernel loaded on a device, with its parameter list for argument checks.
 pub struct GpuKernel {
     func: CudaFunction,
     name: String,
     params: Vec<Param>,
     threads: u32,
+    /// Where each parameter starts in the kernel's parameter buffer and the buffer's size, when
+    /// the driver confirmed them: launches then pass one packed buffer, which the driver copies
+    /// whole, instead of a pointer per parameter.
+    packed: Option<(Vec<usize>, usize)>,
+}
+
+/// Bytes of a parameter of `kind` in the parameter buffer (also its alignment).
+fn param_size(kind: ParamKind) -> usize {
+    match kind {
+        ParamKind::Ptr(_) | ParamKind::MutPtr(_) => 8,
+        ParamKind::Scalar(d) => d.size_bytes(),
+    }
+}
+
+/// The parameter buffer's layout (each parameter at the next multiple of its size) when the driver
+/// reports the same offsets and sizes for `func`; `None` when it does not or cannot say (drivers
+/// before CUDA 12.4).
+fn packed_layout(func: &CudaFunction, params: &[Param]) -> Option<(Vec<usize>, usize)> {
+    let mut offsets = Vec::with_capacity(params.len());
+    let mut end = 0usize;
+    for (i, p) in params.iter().enumerate() {
+        let size = param_size(p.kind);
+        let offset = end.next_multiple_of(size);
+        let (mut got_offset, mut got_size) = (0usize, 0usize);
+        // SAFETY: `func` is a loaded kernel and both outputs outlive the call.
+        let r =
+            unsafe { cudarc::driver::sys::cuFuncGetParamInfo(func.cu_function(), i, &mut got_offset, &mut got_size) };
+        if r.result().is_err() || (got_offset, got_size) != (offset, size) {
+            return None;
+        }
+        offsets.push(offset);
+        end = offset + size;
+    }
+    Some((offsets, end))
 }
 
 impl GpuKernel {
@@ -49,7 +90,8 @@ impl GpuKernel {
         };
         let module = device.ctx.load_module(image).map_err(RuntimeError::driver("loading the kernel image"))?;
         let func = module.load_function(name).map_err(RuntimeError::driver("finding the kernel in its module"))?;
-        Ok(GpuKernel { func, name: name.to_string(), params, threads })
+        let packed = packed_layout(&func, &params);
+        Ok(GpuKernel { func, name: name.to_string(), params, threads, packed })
     }
 
     /// The kernel's name.
@@ -113,25 +155,56 @@ impl GpuKernel {
             };
             slots[i] = slot;
         }
-        let mut params = [std::ptr::null_mut::<std::ffi::c_void>(); MAX_ARGS];
-        for (param, slot) in params.iter_mut().zip(slots.iter_mut()).take(args.len()) {
-            *param = (slot as *mut u64).cast();
-        }
         device.ctx.bind_to_thread().map_err(RuntimeError::driver("making the context current"))?;
-        // SAFETY: the argument count and types were checked against the kernel's parameters, every
-        // address is a live device allocation of the declared dtype, and `slots` outlives the call
-        // (the driver copies the values before it returns).
-        unsafe {
-            cudarc::driver::result::launch_kernel(
-                self.func.cu_function(),
-                (grid[0], grid[1], grid[2]),
-                (self.threads, 1, 1),
-                0,
-                device.stream.cu_stream(),
-                &mut params[..args.len()],
-            )
+        let launch = |params: *mut *mut c_void, extra: *mut *mut c_void| {
+            // SAFETY: the argument count and types were checked against the kernel's parameters,
+            // every address is a live device allocation of the declared dtype, and what `params`
+            // and `extra` point to outlives the call (the driver copies the values before it
+            // returns).
+            unsafe {
+                cudarc::driver::sys::cuLaunchKernel(
+                    self.func.cu_function(),
+                    grid[0],
+                    grid[1],
+                    grid[2],
+                    self.threads,
+                    1,
+                    1,
+                    0,
+                    device.stream.cu_stream(),
+                    params,
+                    extra,
+                )
+            }
+            .result()
+            .map_err(RuntimeError::driver("launching"))
+        };
+        match &self.packed {
+            Some((offsets, size)) => {
+                // One buffer laid out as the kernel's parameters (little-endian values).
+                let mut buffer = [0u8; 8 * MAX_ARGS];
+                for ((p, &offset), slot) in self.params.iter().zip(offsets).zip(&slots) {
+                    let n = param_size(p.kind);
+                    buffer[offset..offset + n].copy_from_slice(&slot.to_le_bytes()[..n]);
+                }
+                let mut size = *size;
+                let mut extra = [
+                    LAUNCH_PARAM_BUFFER_POINTER,
+                    buffer.as_mut_ptr().cast(),
+                    LAUNCH_PARAM_BUFFER_SIZE,
+                    (&mut size as *mut usize).cast(),
+                    std::ptr::null_mut(),
+                ];
+                launch(std::ptr::null_mut(), extra.as_mut_ptr())?;
+            }
+            None => {
+                let mut params = [std::ptr::null_mut::<c_void>(); MAX_ARGS];
+                for (param, slot) in params.iter_mut().zip(slots.iter_mut()).take(args.len()) {
+                    *param = (slot as *mut u64).cast();
+                }
+                launch(params.as_mut_ptr(), std::ptr::null_mut())?;
+            }
         }
-        .map_err(RuntimeError::driver("launching"))?;
         drop(guards);
         Ok(())
     }

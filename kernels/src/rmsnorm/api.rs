@@ -1,6 +1,8 @@
 //! The typed RMSNorm entry points, over any [`Backend`]: every argument is validated before
 //! anything is allocated or launched, so a bad call writes nothing.
 
+use std::sync::OnceLock;
+
 use tritonite_lang::DType;
 
 use super::plan::{backward_plan, forward_plan, BackwardShape, ForwardShape};
@@ -8,10 +10,17 @@ use super::tuning::{Pass, Problem};
 use super::{RmsNormConfig, RmsNormSpec};
 use crate::backend::{alloc_scratch, Backend, Binding};
 use crate::error::KernelError;
-use crate::plan::check_shape;
+use crate::plan::{check_shape, PlanMemo};
 use crate::rowwise::{check_presence, check_scalar};
 use crate::tensor::{check_no_overlap, check_vector, Operand, Rows, Storage};
 use crate::tuning::config_for;
+
+/// What a forward's plan depends on: spec, shape and strides, `eps` and `offset` (bits), config.
+type ForwardCall = (RmsNormSpec, ForwardShape, u32, u32, RmsNormConfig);
+
+/// What a backward's plan depends on: spec, `dresidual_out` given, shape and strides, `offset`
+/// (bits), config.
+type BackwardCall = (RmsNormSpec, bool, BackwardShape, u32, RmsNormConfig);
 
 /// Options of [`rms_norm`]; `RmsNormOptions::default()` is plain RMSNorm with `eps = 1e-6`.
 #[derive(Debug)]
@@ -141,7 +150,10 @@ pub fn rms_norm<B: Backend>(
         stride_y: opts.out.map_or(n, |o| o.row_stride),
         stride_residual_out: n,
     };
-    let plan = forward_plan(&spec, &shape, opts.eps, opts.offset, &cfg)?;
+    static PLANS: OnceLock<PlanMemo<ForwardCall>> = OnceLock::new();
+    let key = (spec, shape, opts.eps.to_bits(), opts.offset.to_bits(), cfg);
+    let plan =
+        PLANS.get_or_init(PlanMemo::new).get(key, || forward_plan(&spec, &shape, opts.eps, opts.offset, &cfg))?;
 
     let y_new = match opts.out {
         Some(_) => None,
@@ -271,7 +283,10 @@ pub fn rms_norm_backward<B: Backend>(
         stride_dx: opts.dx_out.map_or(n, |o| o.row_stride),
         stride_dresidual: n,
     };
-    let plan = backward_plan(spec, opts.dresidual_out.is_some(), &shape, opts.offset, &cfg)?;
+    static PLANS: OnceLock<PlanMemo<BackwardCall>> = OnceLock::new();
+    let dro = opts.dresidual_out.is_some();
+    let key = (*spec, dro, shape, opts.offset.to_bits(), cfg);
+    let plan = PLANS.get_or_init(PlanMemo::new).get(key, || backward_plan(spec, dro, &shape, opts.offset, &cfg))?;
 
     let dx = if opts.dx_out.is_some() { None } else { Some(backend.alloc_output(spec.x, m * n)?) };
     let dresidual = spec.residual.map(|d| backend.alloc_output(d, m * n)).transpose()?;

@@ -32,7 +32,7 @@ fn shared(v: Variant) -> Result<SharedKernel, KernelError> {
 
 /// The forward's problem: `m` rows of `n` columns, and the row stride (in elements) of each
 /// row-major operand. A stride of an operand the spec does not have is ignored.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ForwardShape {
     /// Rows.
     pub m: usize,
@@ -56,7 +56,7 @@ impl ForwardShape {
 }
 
 /// The backward's problem: `m` rows of `n` columns and the row stride of each row-major operand.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct BackwardShape {
     /// Rows.
     pub m: usize,

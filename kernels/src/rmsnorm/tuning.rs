@@ -95,8 +95,8 @@ impl Problem {
     /// The candidates, pruned: blocks from the row's size (up to 16384 forward, 8192 backward)
     /// down to a quarter of it (only the row's size when that is ≤ 4096); tiles of 1 to 32 rows
     /// (8 for rows walked in chunks) up to that many elements; 4 to 32 elements of a tile
-    /// per thread (1 to 32 warps). Programs: for the backward 1, 2 or 4 per SM; for the forward 1 or
-    /// 2 per SM when rows are walked in chunks (held rows take one program per tile). The
+    /// per thread (1 to 32 warps). Programs: for the backward 1, 2 or 4 per SM; for the forward 1, 2
+    /// or 4 per SM when rows are walked in chunks (held rows take one program per tile). The
     /// heuristic is always among them.
     pub fn candidates(&self, sm_count: usize) -> Vec<RmsNormConfig> {
         let max_block = match self.pass {
@@ -108,7 +108,7 @@ impl Problem {
         let programs = |c: RmsNormConfig| -> Vec<usize> {
             match self.pass {
                 Pass::Forward if c.block_size >= self.n => vec![self.heuristic(sm_count).programs],
-                Pass::Forward => vec![sms, 2 * sms],
+                Pass::Forward => vec![sms, 2 * sms, 4 * sms],
                 Pass::Backward => vec![sms, 2 * sms, 4 * sms],
             }
         };
