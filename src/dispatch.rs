@@ -95,6 +95,10 @@ pub fn run(m: usize, n: usize, dtype: DType) -> Result<()> {
     let bindings =
         [Binding::whole("x", &x), Binding::whole("w", &w), Binding::whole("y", &y), Binding::whole("rstd", &rstd)];
     let running = host_us(&device, &mut || Ok(gpu.run(&plan, &bindings)?))?;
+    let preparing = host_us(&device, &mut || {
+        gpu.prepare(&plan, &bindings)?;
+        Ok(())
+    })?;
     let prepared = gpu.prepare(&plan, &bindings)?;
     let launching = host_us(&device, &mut || Ok(gpu.launch(&plan, &prepared, &bindings)?))?;
     // The floor: a prepared launch of a kernel that stores one element (one argument).
@@ -128,9 +132,10 @@ pub fn run(m: usize, n: usize, dtype: DType) -> Result<()> {
     println!("| rms_norm with the config given (no lookup) | {fwd_given:.2} |");
     println!("| rms_norm_backward (new dx, dw, partials) | {bwd:.2} |");
     println!("| forward, step: config lookup (select) | {lookup:.2} |");
-    println!("| forward, step: plan from the memoized kernel | {planning:.2} |");
+    println!("| forward, step: build the plan (memoized kernel; calls reuse plans) | {planning:.2} |");
     println!("| forward, step: allocate and free y and rstd | {allocs:.2} |");
     println!("| forward, step: run a built plan (binding checks, variant lookup, launch) | {running:.2} |");
+    println!("| forward, step: prepare a built plan (binding checks, variant lookup) | {preparing:.2} |");
     println!("| forward, step: launch a prepared plan | {launching:.2} |");
     println!("| floor: launch a prepared one-argument kernel that stores one element | {floor:.2} |");
     Ok(())

@@ -2,7 +2,6 @@
 //! facts) is taken from the disk cache or lowered through MLIR to PTX (with the `compiler`
 //! feature), then loaded once and kept for the life of the executor.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tritonite_lang::DType;
@@ -12,7 +11,7 @@ use tritonite_runtime::{Device, DeviceBuffer, GpuKernel, KernelArg};
 
 use crate::backend::{check_bindings, Backend, Binding};
 use crate::error::KernelError;
-use crate::plan::{Launch, Plan, PlanArg};
+use crate::plan::{FastMap, Launch, Plan, PlanArg};
 use crate::tensor::Storage;
 use crate::tuning::{Autotuner, DeviceId};
 
@@ -59,7 +58,7 @@ impl VariantKey {
 pub struct GpuExecutor {
     device: Device,
     target: Target,
-    kernels: Mutex<HashMap<VariantKey, Arc<GpuKernel>>>,
+    kernels: Mutex<FastMap<VariantKey, Arc<GpuKernel>>>,
     poison_outputs: bool,
     compiles: Mutex<usize>,
     sm_count: usize,
@@ -82,7 +81,7 @@ impl GpuExecutor {
         Ok(GpuExecutor {
             device,
             target,
-            kernels: Mutex::new(HashMap::new()),
+            kernels: Mutex::new(FastMap::default()),
             poison_outputs: std::env::var_os("TRITONITE_POISON_OUTPUTS").is_some_and(|v| v != "0"),
             compiles: Mutex::new(0),
             sm_count,

@@ -84,13 +84,13 @@ impl From<Kernel> for SharedKernel {
 /// Kernels built once per process: tracing a kernel costs far more than launching it, and the
 /// same few variants run over and over. `K` names a variant exactly (its builder's arguments).
 pub struct KernelMemo<K> {
-    built: Mutex<HashMap<K, SharedKernel>>,
+    built: Mutex<FastMap<K, SharedKernel>>,
 }
 
 impl<K: Hash + Eq + Clone> KernelMemo<K> {
     /// An empty memo.
     pub fn new() -> KernelMemo<K> {
-        KernelMemo { built: Mutex::new(HashMap::new()) }
+        KernelMemo { built: Mutex::new(FastMap::default()) }
     }
 
     /// The kernel for `key`, built by `build` the first time.
@@ -114,7 +114,7 @@ impl<K: Hash + Eq + Clone> Default for KernelMemo<K> {
 /// points: a repeated call reuses its plan instead of building it again. Holds at most
 /// [`PlanMemo::CAPACITY`] plans (it starts over when full).
 pub struct PlanMemo<K> {
-    plans: Mutex<HashMap<K, Arc<Plan>>>,
+    plans: Mutex<FastMap<K, Arc<Plan>>>,
 }
 
 impl<K: Hash + Eq> PlanMemo<K> {
@@ -123,7 +123,7 @@ impl<K: Hash + Eq> PlanMemo<K> {
 
     /// An empty memo.
     pub fn new() -> PlanMemo<K> {
-        PlanMemo { plans: Mutex::new(HashMap::new()) }
+        PlanMemo { plans: Mutex::new(FastMap::default()) }
     }
 
     /// The plan of `key`, built by `build` the first time.
@@ -146,6 +146,56 @@ impl<K: Hash + Eq> Default for PlanMemo<K> {
         Self::new()
     }
 }
+
+/// The hasher of the per-call maps (plans, kernels, remembered configs): FxHash's multiply-rotate
+/// over 8-byte words. Their keys are small and come from this process, not from an adversary, so a
+/// call need not pay for SipHash.
+#[derive(Clone, Copy, Default)]
+pub struct FastHash(u64);
+
+impl FastHash {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl std::hash::Hasher for FastHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, v: u8) {
+        self.add(v.into());
+    }
+
+    fn write_u32(&mut self, v: u32) {
+        self.add(v.into());
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.add(v);
+    }
+
+    fn write_usize(&mut self, v: usize) {
+        self.add(v as u64);
+    }
+}
+
+/// A map hashed with [`FastHash`].
+pub type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FastHash>>;
 
 /// One kernel launch.
 #[derive(Clone, Debug)]

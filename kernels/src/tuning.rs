@@ -6,7 +6,6 @@
 //! [`crate::rmsnorm::tuning`], [`crate::layernorm::tuning`], [`crate::softmax::tuning`],
 //! [`crate::cross_entropy::tuning`] (the last three over [`crate::rowwise::RowSpace`]).
 
-use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Mutex, MutexGuard};
 
@@ -14,7 +13,7 @@ use tritonite_lang::Buffer;
 
 use crate::backend::{Backend, Binding};
 use crate::error::KernelError;
-use crate::plan::{BufferDecl, Plan, Role};
+use crate::plan::{BufferDecl, FastHash, FastMap, Plan, Role};
 use crate::reference::{random_values, rel_error, tolerance};
 
 pub use tritonite_autotune::{
@@ -29,7 +28,7 @@ pub struct Autotuner {
     device: DeviceId,
     /// What lookups found, by a hash of the problem: the problem itself (compared on a hit) and
     /// its typed config, so a call's config costs neither a key nor a parse.
-    remembered: Mutex<HashMap<u64, Remembered>>,
+    remembered: Mutex<FastMap<u64, Remembered>>,
 }
 
 impl Autotuner {
@@ -40,7 +39,7 @@ impl Autotuner {
             cache: Mutex::new(cache.with_device(device.clone())),
             mode: Mutex::new(mode),
             device,
-            remembered: Mutex::new(HashMap::new()),
+            remembered: Mutex::new(FastMap::default()),
         }
     }
 
@@ -179,7 +178,7 @@ pub fn select<B: Backend, P: Tunable>(
         // kernels share the map), so no key is built twice.
         let id = {
             use std::hash::Hasher;
-            let mut h = std::collections::hash_map::DefaultHasher::new();
+            let mut h = FastHash::default();
             (problem.kernel(), problem).hash(&mut h);
             h.finish()
         };
