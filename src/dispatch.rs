@@ -19,9 +19,15 @@ use tritonite::kernels::tuning::TuneMode;
 use tritonite::lang::DType;
 use tritonite::runtime::Device;
 
-/// Calls per timed batch, and batches.
+/// Calls per timed batch, batches per row and round, and rounds.
 const BATCH: usize = 200;
-const BATCHES: usize = 25;
+const BATCHES: usize = 9;
+const ROUNDS: usize = 5;
+
+/// `r` without its value.
+fn done<T, E: Into<anyhow::Error>>(r: Result<T, E>) -> Result<()> {
+    r.map(|_| ()).map_err(Into::into)
+}
 
 /// Median host microseconds per call of `call` over the batches.
 fn host_us(device: &Device, call: &mut dyn FnMut() -> Result<()>) -> Result<f64> {
@@ -57,50 +63,20 @@ pub fn run(m: usize, n: usize, dtype: DType) -> Result<()> {
     let y = gpu.alloc(dtype, m * n)?;
     let rows = |b| Rows::new(b, &[m, n]);
     let opts = RmsNormOptions::default();
-    let fwd = host_us(&device, &mut || {
-        rms_norm(&gpu, rows(&x), Some(&w), &opts)?;
-        Ok(())
-    })?;
     let into = RmsNormOptions { out: Some(rows(&y)), ..RmsNormOptions::default() };
-    let fwd_into = host_us(&device, &mut || {
-        rms_norm(&gpu, rows(&x), Some(&w), &into)?;
-        Ok(())
-    })?;
     let saved = rms_norm(&gpu, rows(&x), Some(&w), &opts)?;
     let bopts = RmsNormBackwardOptions::default();
-    let bwd = host_us(&device, &mut || {
-        rms_norm_backward(&gpu, &saved.spec, rows(&x), Some(&w), rows(&dy), &saved.rstd, &bopts)?;
-        Ok(())
-    })?;
-    // Where the forward's time goes: its steps one at a time.
+    // The forward's steps one at a time.
     let spec = RmsNormSpec::new(dtype, Some(dtype));
     let problem = Problem { pass: Pass::Forward, spec, dresidual_out: false, m, n };
-    let lookup = host_us(&device, &mut || {
-        select(&gpu, &problem, &mut |_| {})?;
-        Ok(())
-    })?;
     let cfg = select(&gpu, &problem, &mut |_| {})?.config;
+    let given = RmsNormOptions { config: Some(cfg), ..RmsNormOptions::default() };
     let shape = ForwardShape::contiguous(m, n);
-    let planning = host_us(&device, &mut || {
-        forward_plan(&spec, &shape, 1e-6, 0.0, &cfg)?;
-        Ok(())
-    })?;
-    let allocs = host_us(&device, &mut || {
-        let _y = gpu.alloc_output(dtype, m * n)?;
-        let _rstd = gpu.alloc_output(DType::F32, m)?;
-        Ok(())
-    })?;
     let plan = forward_plan(&spec, &shape, 1e-6, 0.0, &cfg)?;
     let rstd = gpu.alloc(DType::F32, m)?;
     let bindings =
         [Binding::whole("x", &x), Binding::whole("w", &w), Binding::whole("y", &y), Binding::whole("rstd", &rstd)];
-    let running = host_us(&device, &mut || Ok(gpu.run(&plan, &bindings)?))?;
-    let preparing = host_us(&device, &mut || {
-        gpu.prepare(&plan, &bindings)?;
-        Ok(())
-    })?;
     let prepared = gpu.prepare(&plan, &bindings)?;
-    let launching = host_us(&device, &mut || Ok(gpu.launch(&plan, &prepared, &bindings)?))?;
     // The floor: a prepared launch of a kernel that stores one element (one argument).
     let tiny = tritonite::lang::build_kernel("dispatch_floor", |k| {
         let out = k.mut_ptr_arg("out", DType::F32);
@@ -116,27 +92,57 @@ pub fn run(m: usize, n: usize, dtype: DType) -> Result<()> {
     });
     let floor_bindings = [Binding::whole("out", &rstd)];
     let floor_prepared = gpu.prepare(&floor_plan, &floor_bindings)?;
-    let floor = host_us(&device, &mut || Ok(gpu.launch(&floor_plan, &floor_prepared, &floor_bindings)?))?;
-    let given = RmsNormOptions { config: Some(cfg), ..RmsNormOptions::default() };
-    let fwd_given = host_us(&device, &mut || {
-        rms_norm(&gpu, rows(&x), Some(&w), &given)?;
-        Ok(())
-    })?;
+
+    type Call<'a> = Box<dyn FnMut() -> Result<()> + 'a>;
+    let mut calls: Vec<(&str, Call<'_>)> = vec![
+        ("rms_norm (new y, rstd)", Box::new(|| done(rms_norm(&gpu, rows(&x), Some(&w), &opts)))),
+        ("rms_norm into a caller's y (new rstd)", Box::new(|| done(rms_norm(&gpu, rows(&x), Some(&w), &into)))),
+        ("rms_norm with the config given (no lookup)", Box::new(|| done(rms_norm(&gpu, rows(&x), Some(&w), &given)))),
+        (
+            "rms_norm_backward (new dx, dw, partials)",
+            Box::new(|| done(rms_norm_backward(&gpu, &saved.spec, rows(&x), Some(&w), rows(&dy), &saved.rstd, &bopts))),
+        ),
+        ("forward, step: config lookup (select)", Box::new(|| done(select(&gpu, &problem, &mut |_| {})))),
+        (
+            "forward, step: build the plan (memoized kernel; calls reuse plans)",
+            Box::new(|| done(forward_plan(&spec, &shape, 1e-6, 0.0, &cfg))),
+        ),
+        (
+            "forward, step: allocate and free y and rstd",
+            Box::new(|| {
+                let _y = gpu.alloc_output(dtype, m * n)?;
+                let _rstd = gpu.alloc_output(DType::F32, m)?;
+                Ok(())
+            }),
+        ),
+        (
+            "forward, step: prepare a built plan (binding checks, variant lookup)",
+            Box::new(|| done(gpu.prepare(&plan, &bindings))),
+        ),
+        ("forward, step: launch a prepared plan", Box::new(|| Ok(gpu.launch(&plan, &prepared, &bindings)?))),
+        (
+            "floor: launch a prepared one-argument kernel that stores one element",
+            Box::new(|| Ok(gpu.launch(&floor_plan, &floor_prepared, &floor_bindings)?)),
+        ),
+    ];
+    // Rounds over all rows, so no row is favoured by when it ran (the host's speed drifts).
+    let mut per_round: Vec<Vec<f64>> = vec![vec![]; calls.len()];
+    for _ in 0..ROUNDS {
+        for ((_, call), times) in calls.iter_mut().zip(&mut per_round) {
+            times.push(host_us(&device, call.as_mut())?);
+        }
+    }
 
     println!("device {name}: host time per call through the public API, {m}x{n} {dtype}, warm caches");
-    println!("(median of {BATCHES} batches of {BATCH} calls; outputs allocated and freed per call unless given)\n");
+    println!(
+        "(median over {ROUNDS} rounds of each row's median of {BATCHES} batches of {BATCH} calls; rows interleaved; \
+         outputs allocated and freed per call unless given)\n"
+    );
     println!("| call | host us per call |");
     println!("|---|---|");
-    println!("| rms_norm (new y, rstd) | {fwd:.2} |");
-    println!("| rms_norm into a caller's y (new rstd) | {fwd_into:.2} |");
-    println!("| rms_norm with the config given (no lookup) | {fwd_given:.2} |");
-    println!("| rms_norm_backward (new dx, dw, partials) | {bwd:.2} |");
-    println!("| forward, step: config lookup (select) | {lookup:.2} |");
-    println!("| forward, step: build the plan (memoized kernel; calls reuse plans) | {planning:.2} |");
-    println!("| forward, step: allocate and free y and rstd | {allocs:.2} |");
-    println!("| forward, step: run a built plan (binding checks, variant lookup, launch) | {running:.2} |");
-    println!("| forward, step: prepare a built plan (binding checks, variant lookup) | {preparing:.2} |");
-    println!("| forward, step: launch a prepared plan | {launching:.2} |");
-    println!("| floor: launch a prepared one-argument kernel that stores one element | {floor:.2} |");
+    for ((label, _), mut times) in calls.iter().zip(per_round) {
+        times.sort_by(f64::total_cmp);
+        println!("| {label} | {:.2} |", times[times.len() / 2]);
+    }
     Ok(())
 }
