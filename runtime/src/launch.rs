@@ -55,6 +55,13 @@ fn param_size(kind: ParamKind) -> usize {
 /// reports the same offsets and sizes for `func`; `None` when it does not or cannot say (drivers
 /// before CUDA 12.4).
 fn packed_layout(func: &CudaFunction, params: &[Param]) -> Option<(Vec<usize>, usize)> {
+    // Older drivers lack `cuFuncGetParamInfo` (and calling a missing symbol would panic).
+    let mut version: std::ffi::c_int = 0;
+    // SAFETY: libcuda is loaded (a kernel is) and `version` outlives the call.
+    let r = unsafe { cudarc::driver::sys::cuDriverGetVersion(&mut version) };
+    if r.result().is_err() || version < 12040 {
+        return None;
+    }
     let mut offsets = Vec::with_capacity(params.len());
     let mut end = 0usize;
     for (i, p) in params.iter().enumerate() {

@@ -106,10 +106,10 @@ impl Problem {
         let top = self.n.next_power_of_two().clamp(16, max_block);
         let sms = sm_count.max(1);
         let programs = |c: RmsNormConfig| -> Vec<usize> {
-            match self.pass {
-                Pass::Forward if c.block_size >= self.n => vec![self.heuristic(sm_count).programs],
-                Pass::Forward => vec![sms, 2 * sms, 4 * sms],
-                Pass::Backward => vec![sms, 2 * sms, 4 * sms],
+            if self.pass == Pass::Forward && c.block_size >= self.n {
+                vec![self.heuristic(sm_count).programs]
+            } else {
+                vec![sms, 2 * sms, 4 * sms]
             }
         };
         let mut out = vec![self.heuristic(sm_count)];
