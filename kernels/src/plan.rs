@@ -81,26 +81,49 @@ impl From<Kernel> for SharedKernel {
     }
 }
 
+/// Values built once per key and shared: what [`KernelMemo`] and [`PlanMemo`] keep. Holds at
+/// most `capacity` values (it starts over when full).
+struct Memo<K, V> {
+    map: Mutex<FastMap<K, V>>,
+    capacity: usize,
+}
+
+impl<K: Hash + Eq, V: Clone> Memo<K, V> {
+    fn new(capacity: usize) -> Memo<K, V> {
+        Memo { map: Mutex::new(FastMap::default()), capacity }
+    }
+
+    /// The value of `key`, built by `build` the first time (the lock is not held while building).
+    fn get<E>(&self, key: &K, build: impl FnOnce() -> Result<V, E>) -> Result<V, E>
+    where
+        K: Clone,
+    {
+        if let Some(v) = self.map.lock().unwrap_or_else(|e| e.into_inner()).get(key) {
+            return Ok(v.clone());
+        }
+        let v = build()?;
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= self.capacity {
+            map.clear();
+        }
+        map.insert(key.clone(), v.clone());
+        Ok(v)
+    }
+}
+
 /// Kernels built once per process: tracing a kernel costs far more than launching it, and the
 /// same few variants run over and over. `K` names a variant exactly (its builder's arguments).
-pub struct KernelMemo<K> {
-    built: Mutex<FastMap<K, SharedKernel>>,
-}
+pub struct KernelMemo<K>(Memo<K, SharedKernel>);
 
 impl<K: Hash + Eq + Clone> KernelMemo<K> {
     /// An empty memo.
     pub fn new() -> KernelMemo<K> {
-        KernelMemo { built: Mutex::new(FastMap::default()) }
+        KernelMemo(Memo::new(usize::MAX))
     }
 
     /// The kernel for `key`, built by `build` the first time.
     pub fn get(&self, key: &K, build: impl FnOnce() -> Result<Kernel, LangError>) -> Result<SharedKernel, KernelError> {
-        if let Some(k) = self.built.lock().expect("kernel memo lock").get(key) {
-            return Ok(k.clone());
-        }
-        let k = SharedKernel::new(build()?);
-        self.built.lock().expect("kernel memo lock").insert(key.clone(), k.clone());
-        Ok(k)
+        self.0.get(key, || Ok(SharedKernel::new(build()?)))
     }
 }
 
@@ -113,35 +136,24 @@ impl<K: Hash + Eq + Clone> Default for KernelMemo<K> {
 /// Plans built once per distinct call (problem, strides, scalars and config), for the typed entry
 /// points: a repeated call reuses its plan instead of building it again. Holds at most
 /// [`PlanMemo::CAPACITY`] plans (it starts over when full).
-pub struct PlanMemo<K> {
-    plans: Mutex<FastMap<K, Arc<Plan>>>,
-}
+pub struct PlanMemo<K>(Memo<K, Arc<Plan>>);
 
-impl<K: Hash + Eq> PlanMemo<K> {
+impl<K: Hash + Eq + Clone> PlanMemo<K> {
     /// Plans kept at most.
     pub const CAPACITY: usize = 256;
 
     /// An empty memo.
     pub fn new() -> PlanMemo<K> {
-        PlanMemo { plans: Mutex::new(FastMap::default()) }
+        PlanMemo(Memo::new(Self::CAPACITY))
     }
 
     /// The plan of `key`, built by `build` the first time.
     pub fn get(&self, key: K, build: impl FnOnce() -> Result<Plan, KernelError>) -> Result<Arc<Plan>, KernelError> {
-        if let Some(p) = self.plans.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
-            return Ok(p.clone());
-        }
-        let plan = Arc::new(build()?);
-        let mut plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
-        if plans.len() >= Self::CAPACITY {
-            plans.clear();
-        }
-        plans.insert(key, plan.clone());
-        Ok(plan)
+        self.0.get(&key, || Ok(Arc::new(build()?)))
     }
 }
 
-impl<K: Hash + Eq> Default for PlanMemo<K> {
+impl<K: Hash + Eq + Clone> Default for PlanMemo<K> {
     fn default() -> Self {
         Self::new()
     }
