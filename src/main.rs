@@ -284,7 +284,7 @@ fn demo_gpu(device: Device, args: &DemoArgs, dtype: DType) -> Result<()> {
     // Bytes moved: x and residual read, y and residual_out written, the weight once.
     let bytes = ((4 * m * n + n) * dtype.size_bytes()) as f64;
     println!(
-        "forward {m}x{n} {dtype}: median {:.1} us over {} runs, {:.0} GB/s (small shapes are launch-bound; `tritonite bench` for more)",
+        "forward {m}x{n} {dtype}: median {:.1} us over {} runs, {:.0} GB/s (GPU time, L2 flushed before each run; `tritonite bench` for more)",
         median * 1e3,
         times.len(),
         bytes / (median * 1e-3) / 1e9

@@ -92,6 +92,11 @@ impl Device {
 
     /// Times `work` with CUDA events (created with timing): `warmup` untimed runs, then `reps`
     /// timed runs; returns each run's milliseconds. `work`'s errors pass through unchanged.
+    ///
+    /// Timed as `triton.testing.do_bench` times: before each run, a 256 MiB buffer is zeroed, which
+    /// flushes the L2 and keeps the GPU busy while the host queues the start event, the run and
+    /// the end event, so a run's time is the GPU's alone and never includes the host's launch
+    /// latency. One synchronization at the end.
     pub fn time_ms<E: From<RuntimeError>>(
         &self,
         warmup: usize,
@@ -99,19 +104,31 @@ impl Device {
         mut work: impl FnMut() -> Result<(), E>,
     ) -> Result<Vec<f32>, E> {
         use cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT;
+        const FLUSH_BYTES: usize = 256 << 20;
+        let mut flush = self
+            .stream
+            .alloc_zeros::<u8>(FLUSH_BYTES)
+            .map_err(RuntimeError::driver("allocating the L2 flush buffer"))?;
+        let mut flush_l2 = || self.stream.memset_zeros(&mut flush).map_err(RuntimeError::driver("flushing the L2"));
         for _ in 0..warmup {
+            flush_l2()?;
             work()?;
         }
-        let mut times = Vec::with_capacity(reps);
+        let mut events = Vec::with_capacity(reps);
         for _ in 0..reps {
+            flush_l2()?;
             let start =
                 self.stream.record_event(Some(CU_EVENT_DEFAULT)).map_err(RuntimeError::driver("recording an event"))?;
             work()?;
             let end =
                 self.stream.record_event(Some(CU_EVENT_DEFAULT)).map_err(RuntimeError::driver("recording an event"))?;
-            end.synchronize().map_err(RuntimeError::driver("waiting for an event"))?;
-            times.push(start.elapsed_ms(&end).map_err(RuntimeError::driver("reading an event"))?);
+            events.push((start, end));
         }
+        self.synchronize()?;
+        let times = events
+            .iter()
+            .map(|(start, end)| start.elapsed_ms(end).map_err(RuntimeError::driver("reading an event")))
+            .collect::<Result<Vec<f32>, RuntimeError>>()?;
         Ok(times)
     }
 }

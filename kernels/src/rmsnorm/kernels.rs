@@ -72,13 +72,19 @@ fn forward_body<'k>(k: &'k KernelBuilder, spec: &RmsNormSpec, block_size: usize,
             None => h,
         }
     };
-    let store_y = |t: Tile<'k>, h: Value<'k>, rstd| {
+    // `w + offset` and the bias at a tile's columns: loaded next to x, before the reduction, so
+    // that their latency hides behind x's instead of following the reduction.
+    let load_affine = |t: Tile<'k>| {
+        let scale = w.zip(offset).map(|(w, offset)| load_f32(k, w + t.cols, t.col_ok, 0.0) + offset);
+        (scale, bias.map(|b| load_f32(k, b + t.cols, t.col_ok, 0.0)))
+    };
+    let store_y = |t: Tile<'k>, h: Value<'k>, rstd, (scale, shift): (Option<Value<'k>>, Option<Value<'k>>)| {
         let mut v = h * per_row(rstd);
-        if let (Some(w), Some(offset)) = (w, offset) {
-            v = v * (load_f32(k, w + t.cols, t.col_ok, 0.0) + offset);
+        if let Some(scale) = scale {
+            v = v * scale;
         }
-        if let Some(b) = bias {
-            v = v + load_f32(k, b + t.cols, t.col_ok, 0.0);
+        if let Some(shift) = shift {
+            v = v + shift;
         }
         k.store_masked(t.at(y), v, t.mask);
     };
@@ -97,9 +103,10 @@ fn forward_body<'k>(k: &'k KernelBuilder, spec: &RmsNormSpec, block_size: usize,
         let row_ok = rows.lt(m);
         let t = Tile::new(rows, row_ok, cols, n);
         let h = load_h(t);
+        let affine = load_affine(t);
         store_residual_out(t, h);
         let rstd = finish_rstd(rows, row_ok, (h * h).sum(1));
-        store_y(t, h, rstd);
+        store_y(t, h, rstd, affine);
         return;
     }
     let tiles = (m + (tile_len - 1)) / tile_len;
@@ -116,7 +123,7 @@ fn forward_body<'k>(k: &'k KernelBuilder, spec: &RmsNormSpec, block_size: usize,
         let rstd = finish_rstd(rows, row_ok, acc[0].sum(1));
         walk_back(k, n, block, |start| {
             let t = Tile::new(rows, row_ok, start + cols, n);
-            store_y(t, load_h(t), rstd);
+            store_y(t, load_h(t), rstd, load_affine(t));
         });
         vec![]
     });
@@ -221,11 +228,10 @@ fn backward_body<'k>(
             k.store_masked(t.at(dres), dxv, t.mask);
         }
     };
-    // rstd and mean(g·h)·rstd² of a tile's rows, from Σ g·h.
-    let row_terms = |rows: Value<'k>, row_ok, sum_gh: Value<'k>| {
-        let rstd = k.load_masked(rstd_in + rows, row_ok, 0.0);
-        (rstd, sum_gh * rstd * rstd / n_f)
-    };
+    // A tile's rstd, loaded at the tile's start so that its latency hides behind the row loads'.
+    let load_rstd = |rows: Value<'k>, row_ok| k.load_masked(rstd_in + rows, row_ok, 0.0);
+    // mean(g·h)·rstd² of a tile's rows, from Σ g·h.
+    let mean_gh = |rstd: Value<'k>, sum_gh: Value<'k>| sum_gh * rstd * rstd / n_f;
 
     if row_in_block {
         let zeros: Vec<Value> =
@@ -236,8 +242,9 @@ fn backward_body<'k>(
             let t = Tile::new(rows, row_ok, cols, n);
             let xv = load_f32(k, t.at(x), t.mask, 0.0);
             let dyv = load_f32(k, t.at(dy), t.mask, 0.0);
+            let rstd = load_rstd(rows, row_ok);
             let g = g_of(t, dyv);
-            let (rstd, c_row) = row_terms(rows, row_ok, (g * xv).sum(1));
+            let c_row = mean_gh(rstd, (g * xv).sum(1));
             store_dx(t, g, xv, c_row, rstd);
             acc.iter().zip(contributions(dyv, xv, rstd)).map(|(a, c)| *a + c).collect()
         });
@@ -255,12 +262,13 @@ fn backward_body<'k>(
         k.for_range(pid, tiles, programs, &[], |i, _| {
             let rows = i * tile_len + tile_rows;
             let row_ok = rows.lt(m);
+            let rstd = load_rstd(rows, row_ok);
             let acc = k.zeros(&[tile_len as usize, block_size], DType::F32);
             let acc = k.for_range(0, n, block, &[acc], |start, c| {
                 let t = Tile::new(rows, row_ok, start + cols, n);
                 vec![c[0] + g_of(t, load_f32(k, t.at(dy), t.mask, 0.0)) * load_f32(k, t.at(x), t.mask, 0.0)]
             });
-            let (rstd, c_row) = row_terms(rows, row_ok, acc[0].sum(1));
+            let c_row = mean_gh(rstd, acc[0].sum(1));
             walk_back(k, n, block, |start| {
                 let t = Tile::new(rows, row_ok, start + cols, n);
                 let xv = load_f32(k, t.at(x), t.mask, 0.0);

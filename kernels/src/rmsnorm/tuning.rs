@@ -105,11 +105,14 @@ impl Problem {
         };
         let top = self.n.next_power_of_two().clamp(16, max_block);
         let sms = sm_count.max(1);
+        // Held rows of the forward take one program per tile whatever `programs` says; chunked
+        // ones may also try nearly a program per tile (64 per SM), which walks the rows in order
+        // with the block scheduler, not a loop, handing out the next tile.
         let programs = |c: RmsNormConfig| -> Vec<usize> {
-            if self.pass == Pass::Forward && c.block_size >= self.n {
-                vec![self.heuristic(sm_count).programs]
-            } else {
-                vec![sms, 2 * sms, 4 * sms]
+            match self.pass {
+                Pass::Forward if c.block_size >= self.n => vec![self.heuristic(sm_count).programs],
+                Pass::Forward => vec![sms, 2 * sms, 4 * sms, 64 * sms],
+                Pass::Backward => vec![sms, 2 * sms, 4 * sms],
             }
         };
         let mut out = vec![self.heuristic(sm_count)];
