@@ -209,7 +209,18 @@ fn compile(args: &CompileArgs) -> Result<()> {
     match args.emit {
         Stage::Ir => print!("{}", built.kernel),
         Stage::Mlir => print!("{}", lowering::emit_mlir(&built.kernel, &opts)?),
-        Stage::Ptx => print!("{}", lowering::compile(&built.kernel, &opts)?.ptx),
+        Stage::Ptx => {
+            let ptx = lowering::compile(&built.kernel, &opts)?.ptx;
+            print!("{ptx}");
+            // What a kernel author looks at next: registers (occupancy) and spills.
+            if lowering::ptxas::find_ptxas().is_some() {
+                let r = lowering::ptxas::assemble(&ptx, &opts.target.chip)?;
+                eprintln!(
+                    "ptxas ({}): {} registers a thread, {} bytes spill stores, {} bytes spill loads, {} bytes stack",
+                    opts.target.chip, r.registers, r.spill_stores, r.spill_loads, r.stack_frame
+                );
+            }
+        }
     }
     Ok(())
 }
