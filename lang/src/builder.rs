@@ -177,6 +177,40 @@ impl KernelBuilder {
         self.grid_query(axis, OpKind::NumPrograms(axis), "num_programs")
     }
 
+    /// Groups the programs along grid axis 0 into clusters of `size` consecutive programs (a
+    /// power of two, at most 16), which run at the same time on neighbouring SMs and combine
+    /// values with [`Value::cluster_sum`] and its kin (on the GPU through each other's shared
+    /// memory). A launch's grid along axis 0 must be a multiple of `size`. Without a call, every
+    /// program is a cluster of one.
+    pub fn cluster(&self, size: u32) {
+        self.with(|st| {
+            if !size.is_power_of_two() || size > 16 {
+                st.fail("cluster", format!("a cluster of {size} programs"), Some("use 1, 2, 4, 8 or 16"), Type::scalar(DType::I32));
+            } else if st.cluster != 1 {
+                st.fail("cluster", "the cluster size is declared twice".into(), None, Type::scalar(DType::I32));
+            }
+            st.cluster = size;
+        });
+    }
+
+    /// This program's rank in its cluster (`program_id(0) % size`), as `i32`.
+    pub fn cluster_rank(&self) -> Value<'_> {
+        let size = self.with(|st| st.cluster) as i64;
+        self.program_id(0) % size
+    }
+
+    /// This program's cluster (`program_id(0) / size`), as `i32`.
+    pub fn cluster_id(&self) -> Value<'_> {
+        let size = self.with(|st| st.cluster) as i64;
+        self.program_id(0) / size
+    }
+
+    /// The number of clusters along grid axis 0, as `i32`.
+    pub fn num_clusters(&self) -> Value<'_> {
+        let size = self.with(|st| st.cluster) as i64;
+        self.num_programs(0) / size
+    }
+
     fn grid_query(&self, axis: u32, kind: OpKind, name: &str) -> Value<'_> {
         self.wrap(self.with(|st| {
             if axis > 2 {
@@ -380,7 +414,8 @@ impl KernelBuilder {
                 hint: None,
             });
         }
-        let kernel = Kernel { name: st.name, params: st.params, meta: st.meta, body, types: st.types };
+        let kernel =
+            Kernel { name: st.name, params: st.params, meta: st.meta, cluster: st.cluster, body, types: st.types };
         verify::verify(&kernel)?;
         Ok(kernel)
     }
@@ -492,6 +527,20 @@ impl<'k> Value<'k> {
     /// Minimum along `axis`.
     pub fn min(self, axis: usize) -> Value<'k> {
         self.lift(|st| semantic::reduce(st, ReduceOp::Min, self.id, axis))
+    }
+    /// The elementwise sum of this value over the programs of the cluster (see
+    /// [`KernelBuilder::cluster`]), added in rank order; every program of the cluster gets it.
+    /// Every program of a cluster must reach it the same number of times.
+    pub fn cluster_sum(self) -> Value<'k> {
+        self.lift(|st| semantic::cluster_reduce(st, ReduceOp::Sum, self.id))
+    }
+    /// The elementwise maximum over the programs of the cluster (see [`Value::cluster_sum`]).
+    pub fn cluster_max(self) -> Value<'k> {
+        self.lift(|st| semantic::cluster_reduce(st, ReduceOp::Max, self.id))
+    }
+    /// The elementwise minimum over the programs of the cluster (see [`Value::cluster_sum`]).
+    pub fn cluster_min(self) -> Value<'k> {
+        self.lift(|st| semantic::cluster_reduce(st, ReduceOp::Min, self.id))
     }
     /// The transpose of a 2-D block (`[R, C]` → `[C, R]`). The GPU lowering takes it as an operand
     /// of [`KernelBuilder::dot`], e.g. `dot(x, w.trans(), acc)` for `x · wᵀ`.

@@ -105,4 +105,22 @@ pub enum InterpError {
         /// What is wrong.
         why: String,
     },
+    /// Two programs of one cluster reached a cluster reduction a different number of times.
+    #[error(
+        "kernel `{kernel}`: programs {first:?} and {second:?} of one cluster take {first_trips} and \
+         {second_trips} trips of a loop that combines values across the cluster; every program of a \
+         cluster must reach each cluster reduction equally often"
+    )]
+    ClusterDiverged {
+        /// Kernel name.
+        kernel: String,
+        /// The cluster's first program.
+        first: [u32; 3],
+        /// A program whose trip count differs from the first's.
+        second: [u32; 3],
+        /// The first program's trips.
+        first_trips: i64,
+        /// The other program's trips.
+        second_trips: i64,
+    },
 }

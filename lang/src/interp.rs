@@ -14,7 +14,7 @@
 use half::{bf16, f16};
 
 use crate::error::InterpError;
-use crate::ir::{BinOp, CmpOp, Kernel, Lit, OpKind, ParamKind, ReduceOp, Region, UnOp, ValueId};
+use crate::ir::{BinOp, CmpOp, Kernel, Lit, Op, OpKind, ParamKind, ReduceOp, Region, UnOp, ValueId};
 use crate::types::{DType, Elem};
 
 /// A host buffer of one dtype: what a pointer argument points to.
@@ -288,6 +288,13 @@ fn float_binop(op: BinOp, a: f64, b: f64) -> f64 {
     }
 }
 
+/// True when `region` or a loop in it holds a cluster reduction.
+fn holds_cluster_reduce(region: &Region) -> bool {
+    let mut found = false;
+    crate::ir::walk_ops(region, &mut |op| found |= matches!(op.kind, OpKind::ClusterReduce(..)));
+    found
+}
+
 /// Row-major strides of a shape.
 fn strides(shape: &[usize]) -> Vec<usize> {
     let mut s = vec![1; shape.len()];
@@ -358,13 +365,27 @@ pub fn run(kernel: &Kernel, grid: [u32; 3], args: &mut [Arg<'_>]) -> Result<(), 
         })
         .collect();
     let writer = work.iter().map(|w| vec![0u32; w.as_ref().map_or(0, Buffer::len)]).collect();
+    let size = kernel.cluster;
+    if grid[0] % size != 0 {
+        return Err(InterpError::Grid {
+            kernel: kernel.name.clone(),
+            grid,
+            why: format!("axis 0 must be a multiple of the kernel's cluster size {size}"),
+        });
+    }
     let mut launch = Launch { kernel, grid, args, work, writer, pid: [0; 3] };
     for z in 0..grid[2] {
         for y in 0..grid[1] {
-            for x in 0..grid[0] {
-                launch.pid = [x, y, z];
-                let mut env: Vec<Option<Val>> = vec![None; kernel.types.len()];
-                launch.region(&kernel.body, &mut env)?;
+            for c in 0..grid[0] / size {
+                if size == 1 {
+                    launch.pid = [c, y, z];
+                    let mut env: Vec<Option<Val>> = vec![None; kernel.types.len()];
+                    launch.region(&kernel.body, &mut env)?;
+                } else {
+                    let pids: Vec<[u32; 3]> = (0..size).map(|r| [c * size + r, y, z]).collect();
+                    let mut envs = vec![vec![None; kernel.types.len()]; size as usize];
+                    launch.cluster_region(&kernel.body, &pids, &mut envs)?;
+                }
             }
         }
     }
@@ -404,121 +425,242 @@ impl Launch<'_, '_> {
 
     fn region(&mut self, region: &Region, env: &mut Vec<Option<Val>>) -> Result<Option<Vec<Val>>, InterpError> {
         for op in &region.ops {
-            let get = |env: &Vec<Option<Val>>, v: ValueId| -> Val {
-                env[v.0 as usize].clone().expect("the verifier checks values are defined before use")
-            };
-            let result: Option<Val> = match &op.kind {
-                OpKind::Param(i) => Some(match (&self.kernel.params[*i].kind, &self.args[*i]) {
-                    (ParamKind::Scalar(d), Arg::Scalar(l)) => {
-                        if d.is_float() {
-                            Val::Float(vec![round_to(*d, l.as_f64())])
-                        } else {
-                            Val::Int(vec![wrap_int(*d, l.as_i64())])
-                        }
+            if let Some(yielded) = self.op(op, env)? {
+                return Ok(Some(yielded));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Runs `region` for the programs of one cluster side by side (`pids[i]` with `envs[i]`), op
+    /// by op, so that a cluster reduction combines every program's value. A loop that holds a
+    /// cluster reduction runs in step too, which needs the same number of trips in every
+    /// program; other loops run program by program. A `yield` returns each program's values.
+    fn cluster_region(
+        &mut self,
+        region: &Region,
+        pids: &[[u32; 3]],
+        envs: &mut [Vec<Option<Val>>],
+    ) -> Result<Option<Vec<Vec<Val>>>, InterpError> {
+        let get = |env: &Vec<Option<Val>>, v: ValueId| -> Val {
+            env[v.0 as usize].clone().expect("the verifier checks values are defined before use")
+        };
+        for op in &region.ops {
+            match &op.kind {
+                OpKind::Yield(vs) => {
+                    return Ok(Some(envs.iter().map(|env| vs.iter().map(|v| get(env, *v)).collect()).collect()));
+                }
+                OpKind::ClusterReduce(r, v) => {
+                    let combined = self.cluster_combine(*r, *v, envs.iter().map(|env| get(env, *v)));
+                    for env in envs.iter_mut() {
+                        env[op.results[0].0 as usize] = Some(combined.clone());
                     }
-                    _ => Val::Ptr { param: *i, offs: vec![0] },
-                }),
-                OpKind::Const(l) => {
-                    let d = self.elem_dtype(op.results[0]);
-                    Some(match d {
-                        DType::Bool => Val::Bool(vec![l.as_f64() != 0.0]),
-                        d if d.is_int() => Val::Int(vec![wrap_int(d, l.as_i64())]),
-                        d => Val::Float(vec![round_to(d, l.as_f64())]),
-                    })
                 }
-                OpKind::ProgramId(a) => Some(Val::Int(vec![self.pid[*a as usize] as i64])),
-                OpKind::NumPrograms(a) => Some(Val::Int(vec![self.grid[*a as usize] as i64])),
-                OpKind::Arange { start, end } => Some(Val::Int((*start..*end).collect())),
-                OpKind::Splat(v) => {
-                    let n = self.kernel.ty(op.results[0]).numel();
-                    Some(get(env, *v).gather(&vec![0; n]))
-                }
-                OpKind::Broadcast(v) => {
-                    let src = self.kernel.ty(*v).shape.clone();
-                    let dst = self.kernel.ty(op.results[0]).shape.clone();
-                    let (ss, ds) = (strides(&src), strides(&dst));
-                    let idx: Vec<usize> = (0..dst.iter().product::<usize>())
-                        .map(|lin| {
-                            (0..dst.len()).map(|d| if src[d] == 1 { 0 } else { (lin / ds[d]) % dst[d] * ss[d] }).sum()
-                        })
-                        .collect();
-                    Some(get(env, *v).gather(&idx))
-                }
-                OpKind::ExpandDims(v, _) => Some(get(env, *v)),
-                OpKind::Binary(b, x, y) => Some(self.binary(*b, op.results[0], &get(env, *x), &get(env, *y))?),
-                OpKind::Cmp(c, x, y) => Some(self.compare(*c, *x, &get(env, *x), &get(env, *y))),
-                OpKind::Unary(u, x) => Some(self.unary(*u, op.results[0], &get(env, *x))),
-                OpKind::Select(c, a, b) => {
-                    let (c, a, b) = (get(env, *c), get(env, *a), get(env, *b));
-                    let pick: Vec<usize> = (0..c.len()).collect();
-                    Some(match (a, b) {
-                        (Val::Float(a), Val::Float(b)) => {
-                            Val::Float(pick.iter().map(|&i| if c.as_bool(i) { a[i] } else { b[i] }).collect())
+                OpKind::For { lo, hi, step, init, body } if holds_cluster_reduce(body) => {
+                    let mut bounds = vec![];
+                    for env in envs.iter() {
+                        let (lo, hi, step) = (get(env, *lo).as_i64(0), get(env, *hi).as_i64(0), get(env, *step).as_i64(0));
+                        if step <= 0 {
+                            return Err(InterpError::BadStep {
+                                kernel: self.kernel.name.clone(),
+                                value: op.results.first().map_or("loop".into(), |r| r.to_string()),
+                                step,
+                            });
                         }
-                        (Val::Int(a), Val::Int(b)) => {
-                            Val::Int(pick.iter().map(|&i| if c.as_bool(i) { a[i] } else { b[i] }).collect())
-                        }
-                        (Val::Bool(a), Val::Bool(b)) => {
-                            Val::Bool(pick.iter().map(|&i| if c.as_bool(i) { a[i] } else { b[i] }).collect())
-                        }
-                        _ => unreachable!("the verifier checks where's operands share a type"),
-                    })
-                }
-                OpKind::Cast(v) => Some(self.cast(op.results[0], &get(env, *v))),
-                OpKind::AddPtr(p, o) => {
-                    let (Val::Ptr { param, offs }, o) = (get(env, *p), get(env, *o)) else {
-                        unreachable!("the verifier checks addptr takes a pointer")
-                    };
-                    Some(Val::Ptr { param, offs: offs.iter().enumerate().map(|(i, b)| b + o.as_i64(i)).collect() })
-                }
-                OpKind::Load { ptr, mask, other } => {
-                    let p = get(env, *ptr);
-                    let mask = mask.map(|m| get(env, m));
-                    let other = other.map(|o| get(env, o));
-                    Some(self.load(op.results[0], &p, mask.as_ref(), other.as_ref())?)
-                }
-                OpKind::Store { ptr, value, mask } => {
-                    let mask = mask.map(|m| get(env, m));
-                    self.store(*ptr, &get(env, *ptr), &get(env, *value), mask.as_ref())?;
-                    None
-                }
-                OpKind::Reduce(r, v, axis) => Some(self.reduce(*r, *v, *axis, &get(env, *v))),
-                OpKind::Trans(v) => {
-                    let s = &self.kernel.ty(*v).shape;
-                    let (rows, cols) = (s[0], s[1]);
-                    let idx: Vec<usize> = (0..rows * cols).map(|i| (i % rows) * cols + i / rows).collect();
-                    Some(get(env, *v).gather(&idx))
-                }
-                OpKind::Dot { a, b, acc } => Some(self.dot(*a, *b, &get(env, *a), &get(env, *b), &get(env, *acc))),
-                OpKind::For { lo, hi, step, init, body } => {
-                    let (lo, hi, step) = (get(env, *lo).as_i64(0), get(env, *hi).as_i64(0), get(env, *step).as_i64(0));
-                    if step <= 0 {
-                        return Err(InterpError::BadStep {
+                        bounds.push((lo, step, if hi > lo { (hi - lo + step - 1) / step } else { 0 }));
+                    }
+                    let trips = bounds[0].2;
+                    if let Some(i) = bounds.iter().position(|b| b.2 != trips) {
+                        return Err(InterpError::ClusterDiverged {
                             kernel: self.kernel.name.clone(),
-                            value: op.results.first().map_or("loop".into(), |r| r.to_string()),
-                            step,
+                            first: pids[0],
+                            second: pids[i],
+                            first_trips: trips,
+                            second_trips: bounds[i].2,
                         });
                     }
-                    let mut carried: Vec<Val> = init.iter().map(|v| get(env, *v)).collect();
-                    let mut i = lo;
-                    while i < hi {
-                        env[body.args[0].0 as usize] = Some(Val::Int(vec![i]));
-                        for (a, c) in body.args[1..].iter().zip(carried.drain(..)) {
-                            env[a.0 as usize] = Some(c);
+                    let mut carried: Vec<Vec<Val>> =
+                        envs.iter().map(|env| init.iter().map(|v| get(env, *v)).collect()).collect();
+                    for j in 0..trips {
+                        for ((env, (lo, step, _)), c) in envs.iter_mut().zip(&bounds).zip(carried) {
+                            env[body.args[0].0 as usize] = Some(Val::Int(vec![lo + j * step]));
+                            for (a, c) in body.args[1..].iter().zip(c) {
+                                env[a.0 as usize] = Some(c);
+                            }
                         }
-                        carried = self.region(body, env)?.expect("the verifier checks loop bodies end with yield");
-                        i += step;
+                        carried = self
+                            .cluster_region(body, pids, envs)?
+                            .expect("the verifier checks loop bodies end with yield");
                     }
-                    for (r, c) in op.results.iter().zip(carried) {
-                        env[r.0 as usize] = Some(c);
+                    for (env, c) in envs.iter_mut().zip(carried) {
+                        for (r, c) in op.results.iter().zip(c) {
+                            env[r.0 as usize] = Some(c);
+                        }
                     }
-                    None
                 }
-                OpKind::Yield(vs) => return Ok(Some(vs.iter().map(|v| get(env, *v)).collect())),
-            };
-            if let Some(val) = result {
-                env[op.results[0].0 as usize] = Some(val);
+                _ => {
+                    for (pid, env) in pids.iter().zip(envs.iter_mut()) {
+                        self.pid = *pid;
+                        self.op(op, env)?;
+                    }
+                }
             }
+        }
+        Ok(None)
+    }
+
+    /// `op` over the values of a cluster's programs, in rank order: `f32` (or integer)
+    /// arithmetic, as the GPU combines them, rounded once to the value's dtype at the end.
+    fn cluster_combine(&self, op: ReduceOp, v: ValueId, mut vals: impl Iterator<Item = Val>) -> Val {
+        let d = self.elem_dtype(v);
+        let mut acc = vals.next().expect("a cluster has programs");
+        for x in vals {
+            acc = match (acc, x) {
+                (Val::Float(a), Val::Float(b)) => Val::Float(
+                    a.iter().zip(&b).map(|(&a, &b)| round_to(DType::F32, float_binop(op.combiner(), a, b))).collect(),
+                ),
+                (Val::Int(a), Val::Int(b)) => Val::Int(
+                    a.iter()
+                        .zip(&b)
+                        .map(|(&a, &b)| {
+                            wrap_int(
+                                d,
+                                match op {
+                                    ReduceOp::Sum => a.wrapping_add(b),
+                                    ReduceOp::Max => a.max(b),
+                                    ReduceOp::Min => a.min(b),
+                                },
+                            )
+                        })
+                        .collect(),
+                ),
+                _ => unreachable!("the verifier checks cluster reductions take numbers"),
+            };
+        }
+        match acc {
+            Val::Float(a) => Val::Float(a.into_iter().map(|x| round_to(d, x)).collect()),
+            other => other,
+        }
+    }
+
+    /// Runs one op in this program; a `yield` returns what it yields.
+    fn op(&mut self, op: &Op, env: &mut Vec<Option<Val>>) -> Result<Option<Vec<Val>>, InterpError> {
+        let get = |env: &Vec<Option<Val>>, v: ValueId| -> Val {
+            env[v.0 as usize].clone().expect("the verifier checks values are defined before use")
+        };
+        let result: Option<Val> = match &op.kind {
+            OpKind::Param(i) => Some(match (&self.kernel.params[*i].kind, &self.args[*i]) {
+                (ParamKind::Scalar(d), Arg::Scalar(l)) => {
+                    if d.is_float() {
+                        Val::Float(vec![round_to(*d, l.as_f64())])
+                    } else {
+                        Val::Int(vec![wrap_int(*d, l.as_i64())])
+                    }
+                }
+                _ => Val::Ptr { param: *i, offs: vec![0] },
+            }),
+            OpKind::Const(l) => {
+                let d = self.elem_dtype(op.results[0]);
+                Some(match d {
+                    DType::Bool => Val::Bool(vec![l.as_f64() != 0.0]),
+                    d if d.is_int() => Val::Int(vec![wrap_int(d, l.as_i64())]),
+                    d => Val::Float(vec![round_to(d, l.as_f64())]),
+                })
+            }
+            OpKind::ProgramId(a) => Some(Val::Int(vec![self.pid[*a as usize] as i64])),
+            OpKind::NumPrograms(a) => Some(Val::Int(vec![self.grid[*a as usize] as i64])),
+            OpKind::Arange { start, end } => Some(Val::Int((*start..*end).collect())),
+            OpKind::Splat(v) => {
+                let n = self.kernel.ty(op.results[0]).numel();
+                Some(get(env, *v).gather(&vec![0; n]))
+            }
+            OpKind::Broadcast(v) => {
+                let src = self.kernel.ty(*v).shape.clone();
+                let dst = self.kernel.ty(op.results[0]).shape.clone();
+                let (ss, ds) = (strides(&src), strides(&dst));
+                let idx: Vec<usize> = (0..dst.iter().product::<usize>())
+                    .map(|lin| {
+                        (0..dst.len()).map(|d| if src[d] == 1 { 0 } else { (lin / ds[d]) % dst[d] * ss[d] }).sum()
+                    })
+                    .collect();
+                Some(get(env, *v).gather(&idx))
+            }
+            OpKind::ExpandDims(v, _) => Some(get(env, *v)),
+            OpKind::Binary(b, x, y) => Some(self.binary(*b, op.results[0], &get(env, *x), &get(env, *y))?),
+            OpKind::Cmp(c, x, y) => Some(self.compare(*c, *x, &get(env, *x), &get(env, *y))),
+            OpKind::Unary(u, x) => Some(self.unary(*u, op.results[0], &get(env, *x))),
+            OpKind::Select(c, a, b) => {
+                let (c, a, b) = (get(env, *c), get(env, *a), get(env, *b));
+                let pick: Vec<usize> = (0..c.len()).collect();
+                Some(match (a, b) {
+                    (Val::Float(a), Val::Float(b)) => {
+                        Val::Float(pick.iter().map(|&i| if c.as_bool(i) { a[i] } else { b[i] }).collect())
+                    }
+                    (Val::Int(a), Val::Int(b)) => {
+                        Val::Int(pick.iter().map(|&i| if c.as_bool(i) { a[i] } else { b[i] }).collect())
+                    }
+                    (Val::Bool(a), Val::Bool(b)) => {
+                        Val::Bool(pick.iter().map(|&i| if c.as_bool(i) { a[i] } else { b[i] }).collect())
+                    }
+                    _ => unreachable!("the verifier checks where's operands share a type"),
+                })
+            }
+            OpKind::Cast(v) => Some(self.cast(op.results[0], &get(env, *v))),
+            OpKind::AddPtr(p, o) => {
+                let (Val::Ptr { param, offs }, o) = (get(env, *p), get(env, *o)) else {
+                    unreachable!("the verifier checks addptr takes a pointer")
+                };
+                Some(Val::Ptr { param, offs: offs.iter().enumerate().map(|(i, b)| b + o.as_i64(i)).collect() })
+            }
+            OpKind::Load { ptr, mask, other } => {
+                let p = get(env, *ptr);
+                let mask = mask.map(|m| get(env, m));
+                let other = other.map(|o| get(env, o));
+                Some(self.load(op.results[0], &p, mask.as_ref(), other.as_ref())?)
+            }
+            OpKind::Store { ptr, value, mask } => {
+                let mask = mask.map(|m| get(env, m));
+                self.store(*ptr, &get(env, *ptr), &get(env, *value), mask.as_ref())?;
+                None
+            }
+            OpKind::Reduce(r, v, axis) => Some(self.reduce(*r, *v, *axis, &get(env, *v))),
+            // A cluster of one (larger clusters run through `cluster_region`).
+            OpKind::ClusterReduce(_, v) => Some(get(env, *v)),
+            OpKind::Trans(v) => {
+                let s = &self.kernel.ty(*v).shape;
+                let (rows, cols) = (s[0], s[1]);
+                let idx: Vec<usize> = (0..rows * cols).map(|i| (i % rows) * cols + i / rows).collect();
+                Some(get(env, *v).gather(&idx))
+            }
+            OpKind::Dot { a, b, acc } => Some(self.dot(*a, *b, &get(env, *a), &get(env, *b), &get(env, *acc))),
+            OpKind::For { lo, hi, step, init, body } => {
+                let (lo, hi, step) = (get(env, *lo).as_i64(0), get(env, *hi).as_i64(0), get(env, *step).as_i64(0));
+                if step <= 0 {
+                    return Err(InterpError::BadStep {
+                        kernel: self.kernel.name.clone(),
+                        value: op.results.first().map_or("loop".into(), |r| r.to_string()),
+                        step,
+                    });
+                }
+                let mut carried: Vec<Val> = init.iter().map(|v| get(env, *v)).collect();
+                let mut i = lo;
+                while i < hi {
+                    env[body.args[0].0 as usize] = Some(Val::Int(vec![i]));
+                    for (a, c) in body.args[1..].iter().zip(carried.drain(..)) {
+                        env[a.0 as usize] = Some(c);
+                    }
+                    carried = self.region(body, env)?.expect("the verifier checks loop bodies end with yield");
+                    i += step;
+                }
+                for (r, c) in op.results.iter().zip(carried) {
+                    env[r.0 as usize] = Some(c);
+                }
+                None
+            }
+            OpKind::Yield(vs) => return Ok(Some(vs.iter().map(|v| get(env, *v)).collect())),
+        };
+        if let Some(val) = result {
+            env[op.results[0].0 as usize] = Some(val);
         }
         Ok(None)
     }

@@ -301,6 +301,11 @@ pub enum OpKind {
     },
     /// Reduces `axis` of a block away.
     Reduce(ReduceOp, ValueId, usize),
+    /// Combines a value (scalar or block, elementwise) across the programs of this program's
+    /// cluster (see [`Kernel::cluster`]), in the order of their ranks; every program of the
+    /// cluster gets the same result. Every program of a cluster must reach it the same number of
+    /// times.
+    ClusterReduce(ReduceOp, ValueId),
     /// The transpose of a 2-D block.
     Trans(ValueId),
     /// `acc + a · b` for blocks `a: [M, K]` and `b: [K, N]` of one 16-bit float dtype and an `f32`
@@ -346,6 +351,7 @@ impl OpKind {
             | OpKind::Unary(_, v)
             | OpKind::Cast(v)
             | OpKind::Reduce(_, v, _)
+            | OpKind::ClusterReduce(_, v)
             | OpKind::Trans(v) => vec![*v],
             OpKind::Binary(_, a, b) | OpKind::Cmp(_, a, b) | OpKind::AddPtr(a, b) => vec![*a, *b],
             OpKind::Select(c, a, b) => vec![*c, *a, *b],
@@ -396,6 +402,10 @@ pub struct Kernel {
     pub params: Vec<Param>,
     /// Meta-parameters the kernel was built with.
     pub meta: Vec<Meta>,
+    /// Programs per cluster along grid axis 0 (1: no clusters). The programs `c·cluster …
+    /// c·cluster + cluster − 1` form cluster `c`: they run at the same time and combine values
+    /// with [`OpKind::ClusterReduce`]; a launch's grid along axis 0 is a multiple of it.
+    pub cluster: u32,
     /// The body.
     pub body: Region,
     /// `types[v.0]` is the type of value `v`.
@@ -488,6 +498,9 @@ impl Kernel {
                 OpKind::Reduce(r, v, a) => {
                     let _ = write!(out, "reduce {} {v}, axis={a}", r.name());
                 }
+                OpKind::ClusterReduce(r, v) => {
+                    let _ = write!(out, "cluster_reduce {} {v}", r.name());
+                }
                 OpKind::Trans(v) => {
                     let _ = write!(out, "trans {v}");
                 }
@@ -526,6 +539,9 @@ impl fmt::Display for Kernel {
         if !self.meta.is_empty() {
             let meta: Vec<String> = self.meta.iter().map(|m| format!("{} = {}", m.name, m.value)).collect();
             write!(f, " meta {{{}}}", meta.join(", "))?;
+        }
+        if self.cluster > 1 {
+            write!(f, " cluster {}", self.cluster)?;
         }
         f.write_str(" {\n")?;
         let mut body = String::new();

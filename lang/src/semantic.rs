@@ -19,6 +19,8 @@ pub(crate) struct State {
     pub name: String,
     pub params: Vec<Param>,
     pub meta: Vec<Meta>,
+    /// Programs per cluster (1 until the kernel declares clusters).
+    pub cluster: u32,
     pub types: Vec<Type>,
     /// Regions under construction; `regions[0]` is the kernel body, the last one is current.
     pub regions: Vec<Region>,
@@ -32,6 +34,7 @@ impl State {
             name: name.to_string(),
             params: vec![],
             meta: vec![],
+            cluster: 1,
             types: vec![],
             regions: vec![Region::default()],
             error: None,
@@ -579,6 +582,16 @@ pub(crate) fn reduce(st: &mut State, op: ReduceOp, v: ValueId, axis: usize) -> V
     let mut shape = ty.shape.clone();
     shape.remove(axis);
     st.emit(OpKind::Reduce(op, v, axis), Type { elem: ty.elem, shape })
+}
+
+/// Combines `v` across the programs of a cluster (see [`OpKind::ClusterReduce`]).
+pub(crate) fn cluster_reduce(st: &mut State, op: ReduceOp, v: ValueId) -> ValueId {
+    let ty = st.ty(v).clone();
+    let name = format!("cluster_{}", op.name());
+    match ty.dtype() {
+        Some(d) if d != DType::Bool => st.emit(OpKind::ClusterReduce(op, v), ty),
+        _ => st.fail(&name, format!("cannot combine {v}: {ty}"), Some("cluster reductions take numbers"), ty),
+    }
 }
 
 /// The transpose of a 2-D block.

@@ -19,6 +19,9 @@ struct Verifier<'a> {
 /// Checks a kernel; the error names the op, the values and their types.
 pub fn verify(kernel: &Kernel) -> Result<(), LangError> {
     let mut v = Verifier { kernel, defined: vec![false; kernel.types.len()], root: HashMap::new() };
+    if !kernel.cluster.is_power_of_two() || kernel.cluster > 16 {
+        return Err(v.err("cluster", format!("a cluster of {} programs (1, 2, 4, 8 or 16 expected)", kernel.cluster)));
+    }
     v.region(&kernel.body, false)
 }
 
@@ -334,6 +337,16 @@ impl Verifier<'_> {
                 let mut shape = vt.shape.clone();
                 shape.remove(*axis);
                 self.expect_ty(op.name(), r, &Type { elem: vt.elem, shape })?;
+            }
+            OpKind::ClusterReduce(op, v) => {
+                let name = format!("cluster_{}", op.name());
+                let r = one(&name)?;
+                self.use_(&name, *v)?;
+                if self.number(&name, *v)? == DType::Bool {
+                    return Err(self.err(&name, format!("cannot combine {}", self.desc(*v))));
+                }
+                let vt = self.ty(*v).clone();
+                self.expect_ty(&name, r, &vt)?;
             }
             OpKind::Trans(v) => {
                 let r = one("trans")?;

@@ -146,14 +146,6 @@ impl Emitter<'_> {
         })
     }
 
-    /// A new 16-byte aligned shared buffer of `len` elements of `d`, as an `!llvm.ptr<3>`.
-    fn shared_ptr(&mut self, d: DType, len: usize) -> String {
-        let (buf, memref) = self.shared_buffer(d, len);
-        let idx = self.assign(&format!("memref.extract_aligned_pointer_as_index {buf} : {memref} -> index"));
-        let i = self.assign(&format!("arith.index_cast {idx} : index to i64"));
-        self.assign(&format!("llvm.inttoptr {i} : i64 to !llvm.ptr<3>"))
-    }
-
     fn bin(&mut self, op: &str, a: &str, c: usize) -> String {
         let c = self.const_i32(c as i64);
         self.assign(&format!("arith.{op} {a}, {c} : i32"))

@@ -141,6 +141,14 @@ impl<'a> Emitter<'a> {
         (name, format!("memref<{len}x{}, #gpu.address_space<workgroup>>", mlir_type(d)))
     }
 
+    /// A new 16-byte aligned shared buffer of `len` elements of `d`, as an `!llvm.ptr<3>`.
+    pub fn shared_ptr(&mut self, d: DType, len: usize) -> String {
+        let (buf, memref) = self.shared_buffer(d, len);
+        let idx = self.assign(&format!("memref.extract_aligned_pointer_as_index {buf} : {memref} -> index"));
+        let i = self.assign(&format!("arith.index_cast {idx} : index to i64"));
+        self.assign(&format!("llvm.inttoptr {i} : i64 to !llvm.ptr<3>"))
+    }
+
     /// An `i32` constant.
     pub fn const_i32(&mut self, v: i64) -> String {
         self.assign(&format!("arith.constant {v} : i32"))
@@ -206,6 +214,7 @@ impl<'a> Emitter<'a> {
                 None
             }
             OpKind::Reduce(op, v, axis) => Some(Lowered::Block(self.reduce(*op, *v, *axis)?)),
+            OpKind::ClusterReduce(op, v) => Some(Lowered::Block(self.cluster_reduce(*op, *v)?)),
             OpKind::Trans(v) => {
                 self.trans_of.insert(r.expect("trans has a result"), *v);
                 None

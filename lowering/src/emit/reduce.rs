@@ -3,6 +3,11 @@
 //! lanes along that dimension) → store each warp's partials to shared memory → barrier → every
 //! thread combines the warps' partials. The result keeps the other dimension's distribution, so a
 //! row reduction of a 2-D block comes out laid out as that block's rows.
+//!
+//! Cluster reductions combine a value across the programs (CTAs) of a cluster through distributed
+//! shared memory: each program stores its value to its shared memory → cluster barrier → every
+//! thread reads each program's copy (`mapa` + `ld.shared::cluster`) and combines them in rank
+//! order → cluster barrier (no program leaves or reuses its buffer while another still reads it).
 
 use tritonite_lang::ir::{ReduceOp, ValueId};
 use tritonite_lang::DType;
@@ -211,5 +216,103 @@ impl Emitter<'_> {
             out.push(self.tree(op, d, items));
         }
         out
+    }
+
+    /// Combines `v` (a scalar or a 1-D block) across the programs of the kernel's cluster; see
+    /// the module's doc.
+    pub(crate) fn cluster_reduce(&mut self, op: ReduceOp, v: ValueId) -> Result<String, LowerError> {
+        let size = self.k.cluster;
+        let src = self.num(v);
+        if size == 1 {
+            return Ok(src);
+        }
+        let d = self.ty(v).dtype().expect("cluster reductions take numbers");
+        let rank = self.ty(v).shape.len();
+        if !(d.is_float() || d == DType::I32) || rank > 1 {
+            return Err(LowerError::Unsupported {
+                kernel: self.k.name.clone(),
+                what: format!("cluster reduction of {} (scalars and 1-D blocks of floats or i32 are lowered)", self.ty(v)),
+            });
+        }
+        let t = mlir_type(d);
+        let at = if d.is_float() { DType::F32 } else { d };
+        let att = mlir_type(at);
+        // This thread's elements, their places in the buffer, and whether this thread writes them.
+        let (items, places, writer, len) = if rank == 0 {
+            let zero = self.const_i32(0);
+            let tid = self.tid.clone();
+            (vec![src.clone()], vec![zero.clone()], Some(self.assign(&format!("arith.cmpi eq, {tid}, {zero} : i32"))), 1)
+        } else {
+            let l = self.layout(v);
+            let dim = Self::long_dim(&l);
+            let n = l.elems_per_thread();
+            let u = self.owner_coord(&l, dim);
+            let spt = self.const_i32(l.size_per_thread[dim] as i64);
+            let base = self.assign(&format!("arith.muli {u}, {spt} : i32"));
+            let mut items = vec![];
+            let mut places = vec![];
+            for i in 0..n {
+                items.push(self.assign(&format!("vector.extract {src}[{i}] : {t} from vector<{n}x{t}>")));
+                let g = self.const_i32(l.global_index(dim, 0, i) as i64);
+                places.push(self.assign(&format!("arith.addi {g}, {base} : i32")));
+            }
+            (items, places, self.is_owner(&l), l.shape[dim])
+        };
+        let items: Vec<String> = items
+            .into_iter()
+            .map(|x| if at != d { self.assign(&format!("arith.extf {x} : {t} to f32")) } else { x })
+            .collect();
+        let buf = self.shared_ptr(at, len);
+        let addrs: Vec<String> = places
+            .iter()
+            .map(|p| self.assign(&format!("llvm.getelementptr {buf}[{p}] : (!llvm.ptr<3>, i32) -> !llvm.ptr<3>, {att}")))
+            .collect();
+        if let Some(w) = &writer {
+            self.line(&format!("scf.if {w} {{"));
+            self.indent += 1;
+        }
+        for (x, a) in items.iter().zip(&addrs) {
+            self.line(&format!("llvm.store {x}, {a} : {att}, !llvm.ptr<3>"));
+        }
+        if writer.is_some() {
+            self.indent -= 1;
+            self.line("}");
+        }
+        self.cluster_barrier();
+        let (constraint, ptx) = if d.is_float() { ("f", "f32") } else { ("r", "s32") };
+        let asm = format!("{{ .reg .u32 t; mapa.shared::cluster.u32 t, $1, $2; ld.shared::cluster.{ptx} $0, [t]; }}");
+        let mut out = vec![];
+        for a in &addrs {
+            let a32 = self.assign(&format!("llvm.ptrtoint {a} : !llvm.ptr<3> to i32"));
+            let mut acc: Option<String> = None;
+            for r in 0..size {
+                let rc = self.const_i32(r as i64);
+                // Side effects keep the read between the two barriers.
+                let x = self.assign(&format!(
+                    "llvm.inline_asm has_side_effects asm_dialect = att \"{asm}\", \"={constraint},r,r\" {a32}, {rc} : (i32, i32) -> {att}"
+                ));
+                acc = Some(match acc {
+                    Some(acc) => self.combine(op, at, &acc, &x),
+                    None => x,
+                });
+            }
+            let acc = acc.expect("a cluster has programs");
+            out.push(if at != d { self.assign(&format!("arith.truncf {acc} : f32 to {t}")) } else { acc });
+        }
+        self.cluster_barrier();
+        Ok(if rank == 0 {
+            out.pop().expect("one element")
+        } else {
+            let n = out.len();
+            self.assign(&format!("vector.from_elements {} : vector<{n}x{t}>", out.join(", ")))
+        })
+    }
+
+    /// Every thread of every program of the cluster arrives, then waits for all of them; shared
+    /// memory written before it (release) is visible to the cluster after it (acquire).
+    fn cluster_barrier(&mut self) {
+        self.line(
+            "llvm.inline_asm has_side_effects asm_dialect = att \"barrier.cluster.arrive.release; barrier.cluster.wait.acquire;\", \"~{memory}\" : () -> ()",
+        );
     }
 }
