@@ -237,14 +237,14 @@ fn demo_case(args: &DemoArgs, dtype: DType, sm_count: usize) -> Case {
     let spec = RmsNormSpec { residual: Some(dtype), residual_out: Some(dtype), ..RmsNormSpec::new(dtype, Some(dtype)) };
     let heuristic = RmsNormConfig::heuristic(&spec, args.n, sm_count);
     let rows = if args.block_size == heuristic.block_size { heuristic.rows } else { 1 };
-    let config = RmsNormConfig { block_size: args.block_size, rows, ..heuristic };
+    let config = RmsNormConfig { block_size: args.block_size, rows, cluster: 1, ..heuristic };
     Case { dresidual_out: true, seed: 1, ..Case::new(args.m, args.n, spec, config) }
 }
 
 fn demo(args: &DemoArgs) -> Result<()> {
     let dtype = parse_dtype(&args.dtype)?;
     let case = demo_case(args, dtype, 1);
-    let kernel = rmsnorm::forward(&case.spec, args.block_size, case.config.rows, args.n <= args.block_size)
+    let kernel = rmsnorm::forward(&case.spec, args.block_size, case.config.rows, args.n <= args.block_size, 1)
         .context("building the RMSNorm forward kernel")?;
     println!(
         "RMSNorm forward with a fused residual add, {}x{} {dtype}, BLOCK_SIZE={}: the block IR\n",

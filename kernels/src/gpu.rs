@@ -148,6 +148,7 @@ impl GpuExecutor {
             &compiled.name,
             launch.kernel.params.clone(),
             compiled.threads,
+            launch.kernel.cluster,
         )?);
         if source == Source::Compiled {
             *self.compiles.lock().expect("counter lock") += 1;

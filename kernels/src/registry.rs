@@ -38,6 +38,10 @@ const ROWS: MetaParam = MetaParam {
     name: "ROWS",
     doc: "rows per tile (each program step handles ROWS × BLOCK_SIZE elements), a power of two ≤ 64 (default 1)",
 };
+const CLUSTER: MetaParam = MetaParam {
+    name: "CLUSTER",
+    doc: "programs each row is split over (a cluster: 1, 2, 4, 8 or 16; rows of up to CLUSTER × BLOCK_SIZE are held) (default 1)",
+};
 const WARPS: MetaParam =
     MetaParam { name: "num_warps", doc: "warps per program (default: BLOCK_SIZE / 256, between 1 and 16)" };
 
@@ -46,12 +50,12 @@ pub const KERNELS: &[KernelInfo] = &[
     KernelInfo {
         name: "rmsnorm-fwd",
         about: "RMSNorm forward: y = h · rstd · (w + offset) + bias, h = x + residual, rstd = 1/sqrt(mean(h²) + eps)",
-        meta: &[BLOCK, ROWS, WEIGHT, BIAS, RESIDUAL, WARPS],
+        meta: &[BLOCK, ROWS, CLUSTER, WEIGHT, BIAS, RESIDUAL, WARPS],
     },
     KernelInfo {
         name: "rmsnorm-bwd",
         about: "RMSNorm backward: dx (and dresidual), and per-program dw and dbias partials",
-        meta: &[BLOCK, ROWS, WEIGHT, BIAS, RESIDUAL, WARPS],
+        meta: &[BLOCK, ROWS, CLUSTER, WEIGHT, BIAS, RESIDUAL, WARPS],
     },
     KernelInfo {
         name: "rmsnorm-sum-partials",
@@ -124,6 +128,23 @@ pub fn build(name: &str, dtype: DType, n: usize, settings: &[(String, i64)]) -> 
         });
     }
     let rows = rows as usize;
+    let cluster = get("CLUSTER").unwrap_or(1);
+    if cluster <= 0 || !(cluster as u64).is_power_of_two() || cluster > 16 {
+        return Err(KernelError::BadArgument {
+            arg: "CLUSTER",
+            expected: "1, 2, 4, 8 or 16".into(),
+            got: cluster.to_string(),
+        });
+    }
+    let cluster = cluster as usize;
+    let held = n <= cluster * block;
+    if cluster > 1 && !held {
+        return Err(KernelError::BadArgument {
+            arg: "CLUSTER",
+            expected: format!("a cluster that holds a row: CLUSTER × BLOCK_SIZE ≥ N = {n}"),
+            got: format!("{cluster} × {block}"),
+        });
+    }
     let param = |on: bool| on.then_some(dtype);
     let residual = param(flag("RESIDUAL", 0)?);
     let spec = RmsNormSpec {
@@ -135,8 +156,8 @@ pub fn build(name: &str, dtype: DType, n: usize, settings: &[(String, i64)]) -> 
         out: dtype,
     };
     let kernel = match name {
-        "rmsnorm-fwd" => rmsnorm::forward(&spec, block, rows, n <= block)?,
-        "rmsnorm-bwd" => rmsnorm::backward(&spec, false, block, rows, n <= block)?,
+        "rmsnorm-fwd" => rmsnorm::forward(&spec, block, rows, held, cluster)?,
+        "rmsnorm-bwd" => rmsnorm::backward(&spec, false, block, rows, held, cluster)?,
         _ => crate::partials::sum_partials(dtype, block)?,
     };
     Ok(Built { kernel, num_warps: num_warps as u32 })

@@ -59,7 +59,7 @@ fn long_rows_walk_in_chunks() {
         residual_out: Some(DType::F32),
         out: DType::BF16,
     };
-    let config = RmsNormConfig { block_size: 4096, num_warps: 4, programs: 2, rows: 1 };
+    let config = RmsNormConfig { block_size: 4096, num_warps: 4, programs: 2, rows: 1, cluster: 1 };
     let case = Case {
         offset: 1.0,
         pad: 8,
@@ -74,7 +74,7 @@ fn long_rows_walk_in_chunks() {
 #[test]
 fn forward_and_backward_are_deterministic() {
     let spec = RmsNormSpec { bias: Some(DType::BF16), ..RmsNormSpec::new(DType::BF16, Some(DType::BF16)) };
-    let case = Case::new(37, 300, spec, RmsNormConfig { block_size: 128, num_warps: 2, programs: 5, rows: 4 });
+    let case = Case::new(37, 300, spec, RmsNormConfig { block_size: 128, num_warps: 2, programs: 5, rows: 4, cluster: 1 });
     let a = run_case(&Cpu, &case).unwrap();
     let b = run_case(&Cpu, &case).unwrap();
     assert!(a.failures().is_empty(), "{:?}", a.failures());

@@ -76,7 +76,13 @@ fn candidates_are_pruned_and_include_the_heuristic() {
                 let per_thread = cfg.rows * cfg.block_size / (32 * cfg.num_warps as usize);
                 assert!(cfg == &c[0] || (4..=32).contains(&per_thread), "{cfg:?}");
             }
-            assert!(c.len() <= 64, "{} candidates for {pass:?} n={n}", c.len());
+            assert!(c.len() <= 72, "{} candidates for {pass:?} n={n}", c.len());
+            for cfg in c.iter().filter(|c| c.cluster > 1) {
+                assert!(cfg.cluster * cfg.block_size >= n && cfg.block_size >= 1024, "{cfg:?} for n={n}");
+            }
+            // The backward's blocks are at most 8192 columns: clusters hold rows up to 16 of them.
+            let splits = n >= 4096 && (pass == Pass::Forward || n <= 16 * 8192);
+            assert_eq!(c.iter().any(|x| x.cluster > 1), splits, "clusters tried for {pass:?} n={n}");
             if pass == Pass::Backward && n > 1 {
                 assert!(c.iter().any(|x| x.programs != c[0].programs), "no program counts tried");
             }
@@ -142,7 +148,7 @@ fn on_miss_tunes_once_persists_and_the_api_runs_the_winner() {
     let w = HostBuffer::new(random_buffer(DType::F32, p.n, 2));
     let out = rms_norm(&backend, Rows::new(&x, &[p.m, p.n]), Some(&w), &RmsNormOptions::default()).unwrap();
     assert_eq!(out.config, winner);
-    let given = RmsNormConfig { block_size: 128, num_warps: 1, programs: 1, rows: 1 };
+    let given = RmsNormConfig { block_size: 128, num_warps: 1, programs: 1, rows: 1, cluster: 1 };
     let out = rms_norm(
         &backend,
         Rows::new(&x, &[p.m, p.n]),

@@ -38,6 +38,17 @@ pub enum RuntimeError {
         /// What was passed.
         got: String,
     },
+    /// A grid the kernel cannot be launched on (its axis 0 is no multiple of the kernel's
+    /// cluster size).
+    #[error("kernel `{kernel}`: grid {grid:?} is invalid: {why}")]
+    Grid {
+        /// Kernel name.
+        kernel: String,
+        /// The grid asked for.
+        grid: [u32; 3],
+        /// What is wrong.
+        why: String,
+    },
     /// A buffer operation was given mismatched sizes or dtypes.
     #[error("{0}")]
     Buffer(String),

@@ -37,6 +37,8 @@ pub struct GpuKernel {
     name: String,
     params: Vec<Param>,
     threads: u32,
+    /// Programs per cluster along grid axis 0 (1: launched without clusters).
+    cluster: u32,
     /// Where each parameter starts in the kernel's parameter buffer and the buffer's size, when
     /// the driver confirmed them: launches then pass one packed buffer, which the driver copies
     /// whole, instead of a pointer per parameter.
@@ -82,7 +84,8 @@ fn packed_layout(func: &CudaFunction, params: &[Param]) -> Option<(Vec<usize>, u
 
 impl GpuKernel {
     /// Loads a cubin when given one (no JIT at load time), else the PTX text, and finds kernel
-    /// `name` in it.
+    /// `name` in it; its launches group `cluster` programs along grid axis 0 into a cluster (1:
+    /// none; more than 8 needs a device that allows non-portable cluster sizes).
     pub fn load(
         device: &Device,
         ptx: &str,
@@ -90,6 +93,7 @@ impl GpuKernel {
         name: &str,
         params: Vec<Param>,
         threads: u32,
+        cluster: u32,
     ) -> Result<GpuKernel, RuntimeError> {
         let image = match cubin {
             Some(c) => cudarc::nvrtc::Ptx::from_binary(c.to_vec()),
@@ -98,7 +102,14 @@ impl GpuKernel {
         let module = device.ctx.load_module(image).map_err(RuntimeError::driver("loading the kernel image"))?;
         let func = module.load_function(name).map_err(RuntimeError::driver("finding the kernel in its module"))?;
         let packed = packed_layout(&func, &params);
-        Ok(GpuKernel { func, name: name.to_string(), params, threads, packed })
+        if cluster > 8 {
+            use cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED;
+            // SAFETY: `func` is a loaded kernel.
+            unsafe { cudarc::driver::sys::cuFuncSetAttribute(func.cu_function(), CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED, 1) }
+                .result()
+                .map_err(RuntimeError::driver("allowing clusters of more than 8 programs"))?;
+        }
+        Ok(GpuKernel { func, name: name.to_string(), params, threads, cluster, packed })
     }
 
     /// The kernel's name.
@@ -119,6 +130,13 @@ impl GpuKernel {
         }
         if grid.contains(&0) {
             return Ok(());
+        }
+        if grid[0] % self.cluster != 0 {
+            return Err(RuntimeError::Grid {
+                kernel: self.name.clone(),
+                grid,
+                why: format!("axis 0 must be a multiple of the kernel's cluster size {}", self.cluster),
+            });
         }
         // One 8-byte slot per argument (addresses, i64; i32 and f32 in the low bytes): the driver
         // reads each parameter's size from the kernel, from the slot's start, little-endian.
@@ -169,19 +187,41 @@ impl GpuKernel {
             // and `extra` point to outlives the call (the driver copies the values before it
             // returns).
             unsafe {
-                cudarc::driver::sys::cuLaunchKernel(
-                    self.func.cu_function(),
-                    grid[0],
-                    grid[1],
-                    grid[2],
-                    self.threads,
-                    1,
-                    1,
-                    0,
-                    device.stream.cu_stream(),
-                    params,
-                    extra,
-                )
+                if self.cluster == 1 {
+                    cudarc::driver::sys::cuLaunchKernel(
+                        self.func.cu_function(),
+                        grid[0],
+                        grid[1],
+                        grid[2],
+                        self.threads,
+                        1,
+                        1,
+                        0,
+                        device.stream.cu_stream(),
+                        params,
+                        extra,
+                    )
+                } else {
+                    use cudarc::driver::sys::{CUlaunchAttribute, CUlaunchAttributeID, CUlaunchConfig};
+                    let mut attr: CUlaunchAttribute = std::mem::zeroed();
+                    attr.id = CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+                    attr.value.clusterDim.x = self.cluster;
+                    attr.value.clusterDim.y = 1;
+                    attr.value.clusterDim.z = 1;
+                    let config = CUlaunchConfig {
+                        gridDimX: grid[0],
+                        gridDimY: grid[1],
+                        gridDimZ: grid[2],
+                        blockDimX: self.threads,
+                        blockDimY: 1,
+                        blockDimZ: 1,
+                        sharedMemBytes: 0,
+                        hStream: device.stream.cu_stream(),
+                        attrs: &mut attr,
+                        numAttrs: 1,
+                    };
+                    cudarc::driver::sys::cuLaunchKernelEx(&config, self.func.cu_function(), params, extra)
+                }
             }
             .result()
             .map_err(RuntimeError::driver("launching"))

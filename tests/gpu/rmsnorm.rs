@@ -1,7 +1,8 @@
 //! RMSNorm forward and backward on a GPU against the fp64 reference, through the typed API: random
 //! shapes × dtypes × every option (weight in x's dtype or f32, Gemma offset, bias, residual with
 //! its own dtypes, output dtype, strided and offset views, caller `out`, the residual stream's
-//! gradient) × configs, plus fixed cases at the limits (N = 262144, M = 65536). Inputs are random,
+//! gradient) × configs (rows split over clusters among them), plus fixed cases at the limits
+//! (N = 262144, M = 65536). Inputs are random,
 //! new outputs start as NaN. Skips, saying so, where there is no GPU.
 
 use super::{executor, quick, run_all, MAX_ELEMENTS};
@@ -23,7 +24,7 @@ fn random_cases(count: u64, sms: usize) -> Vec<Case> {
 /// Cases at the limits of the shapes the issue names.
 fn fixed_cases(sms: usize) -> Vec<Case> {
     let base = |m, n, spec, block_size, num_warps| {
-        Case::new(m, n, spec, RmsNormConfig { block_size, num_warps, programs: 2 * sms, rows: 1 })
+        Case::new(m, n, spec, RmsNormConfig { block_size, num_warps, programs: 2 * sms, rows: 1, cluster: 1 })
     };
     let plain = |d| RmsNormSpec::new(d, Some(d));
     let fused = |d| RmsNormSpec {
@@ -41,6 +42,12 @@ fn fixed_cases(sms: usize) -> Vec<Case> {
         cases.push(Case { caller_out: true, pad: 3, view_offset: 1, ..base(257, 1000, fused(d), 1024, 4) });
         cases.push(base(1, 1, plain(d), 16, 1));
         cases.push(base(7, 65535, plain(d), 16384, 16));
+        // Rows split over clusters of 16, 4 and 2 programs.
+        let split = |c: Case, cluster| Case { config: RmsNormConfig { cluster, ..c.config }, ..c };
+        cases.push(split(base(4, 262144, plain(d), 16384, 32), 16));
+        cases.push(split(base(7, 65535, plain(d), 16384, 32), 4));
+        cases.push(split(Case { offset: 1.0, dresidual_out: true, pad: 16, ..base(300, 20000, fused(d), 8192, 16) }, 4));
+        cases.push(split(base(1000, 5000, plain(d), 4096, 8), 2));
     }
     cases
 }
@@ -75,10 +82,11 @@ fn rmsnorm_is_deterministic_on_the_gpu() {
         residual_out: Some(DType::BF16),
         ..RmsNormSpec::new(DType::BF16, None)
     };
-    for (m, n, block) in [(1000, 3000, 4096), (300, 20000, 4096)] {
+    for (m, n, block, cluster) in [(1000, 3000, 4096, 1), (300, 20000, 4096, 1), (300, 20000, 8192, 4)] {
         let mut case = Case::random(5, m, n, gpu.sm_count());
         (case.m, case.n, case.spec, case.offset, case.dresidual_out) = (m, n, spec, 1.0, true);
-        case.config = RmsNormConfig { block_size: block, num_warps: 8, programs: 2 * gpu.sm_count(), rows: 1 };
+        let programs = 2 * gpu.sm_count() / cluster;
+        case.config = RmsNormConfig { block_size: block, num_warps: 8, programs, rows: 1, cluster };
         let (a, b) = (run_case(&gpu, &case).unwrap(), run_case(&gpu, &case).unwrap());
         assert!(a.failures().is_empty(), "{case}: {}", a.summary());
         for (i, (p, q)) in a.outputs.iter().zip(&b.outputs).enumerate() {
@@ -86,5 +94,5 @@ fn rmsnorm_is_deterministic_on_the_gpu() {
             assert!(same, "{case}: output {i} differs between two identical runs");
         }
     }
-    println!("ok: forward and backward bit-identical across runs (row in registers and chunked)");
+    println!("ok: forward and backward bit-identical across runs (row in registers, chunked, split over a cluster)");
 }

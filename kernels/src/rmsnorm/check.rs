@@ -129,7 +129,11 @@ impl Case {
         let caller_out = d.chance(30);
         let dresidual_out = residual_out.is_some() && d.chance(60);
         let heuristic = RmsNormConfig::heuristic(&spec, n, sm_count);
-        let block_size = if d.chance(50) {
+        // A third of the cases split each row over a cluster of programs.
+        let cluster = if d.chance(33) { d.pick(&[2, 4, 8, 16]) } else { 1 };
+        let block_size = if cluster > 1 {
+            n.div_ceil(cluster).next_power_of_two().max(16)
+        } else if d.chance(50) {
             heuristic.block_size
         } else {
             // Anything from 16 to 4× the row: chunked walks included.
@@ -142,7 +146,7 @@ impl Case {
         let tile = rows * block_size;
         let num_warps = d.pick(&[1, 2, 4, 8, 16]).clamp(tile / 2048, (tile / 32).max(1)) as u32;
         let programs = 1 + d.below(2 * sm_count.max(1) as u64) as usize;
-        let config = RmsNormConfig { block_size, num_warps, programs, rows };
+        let config = RmsNormConfig { block_size, num_warps, programs, rows, cluster };
         Case { m, n, spec, offset, eps, pad, view_offset, caller_out, dresidual_out, config, seed: d.next() }
     }
 
@@ -206,8 +210,8 @@ impl fmt::Display for Case {
         let c = &self.config;
         write!(
             f,
-            " eps={} block={} rows={} warps={} programs={}",
-            self.eps, c.block_size, c.rows, c.num_warps, c.programs
+            " eps={} block={} rows={} warps={} programs={} cluster={}",
+            self.eps, c.block_size, c.rows, c.num_warps, c.programs, c.cluster
         )
     }
 }

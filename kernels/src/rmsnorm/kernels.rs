@@ -1,7 +1,10 @@
 //! The RMSNorm kernels, written in the block language.
 //!
 //! Both work on tiles of `ROWS` rows × `BLOCK_SIZE` columns. When a row fits the block, the tile
-//! holds whole rows in registers between the reduction and its use; longer rows are walked twice
+//! holds whole rows in registers between the reduction and its use. A row that fits a cluster of
+//! `CLUSTER` programs' blocks is held too, split over the cluster: each program holds its
+//! `BLOCK_SIZE` columns and the row's sums are combined across the cluster (`cluster_sum`), so
+//! x is read once however long the row. Longer rows are walked twice
 //! in column chunks of the tile, the second walk from the last chunk back, so the chunks read last
 //! in the first walk are read first again while they are still in L2. Forward: one program per
 //! tile of held rows; chunked rows go to a persistent grid of `G` programs striding over the
@@ -22,7 +25,10 @@ fn record_meta(
     block_size: usize,
     rows: usize,
     row_in_block: bool,
+    cluster: usize,
 ) -> (i64, i64) {
+    k.cluster(cluster as u32);
+    k.meta("CLUSTER", cluster as i64);
     k.meta("X_BITS", spec.x.bits() as i64);
     k.meta("HAS_WEIGHT", spec.weight.is_some() as i64);
     k.meta("HAS_BIAS", spec.bias.is_some() as i64);
@@ -31,21 +37,81 @@ fn record_meta(
     (k.meta("BLOCK_SIZE", block_size as i64), k.meta("ROWS", rows as i64))
 }
 
+/// A program's share of a grid whose clusters split each row into `block`-column pieces: its
+/// cluster's index (the tile, or the first tile, it handles), the number of clusters, its
+/// columns, and whether it stores the per-row values (rank 0). Without clusters: the program, the
+/// grid, `cols` and always.
+struct Share<'k> {
+    cluster: Value<'k>,
+    clusters: Value<'k>,
+    cols: Value<'k>,
+    writes_rows: Option<Value<'k>>,
+}
+
+impl<'k> Share<'k> {
+    fn new(k: &'k KernelBuilder, cluster: usize, block: i64, cols: Value<'k>) -> Share<'k> {
+        if cluster == 1 {
+            return Share { cluster: k.program_id(0), clusters: k.num_programs(0), cols, writes_rows: None };
+        }
+        let rank = k.cluster_rank();
+        Share {
+            cluster: k.cluster_id(),
+            clusters: k.num_clusters(),
+            cols: rank * block + cols,
+            writes_rows: Some(rank.equal(0)),
+        }
+    }
+
+    /// A row sum of this program's columns, summed over the cluster.
+    fn row_sum(&self, v: Value<'k>) -> Value<'k> {
+        let s = v.sum(1);
+        if self.writes_rows.is_some() {
+            s.cluster_sum()
+        } else {
+            s
+        }
+    }
+
+    /// `row_ok`, and only in the cluster's first program.
+    fn row_store_mask(&self, row_ok: Value<'k>) -> Value<'k> {
+        match self.writes_rows {
+            Some(first) => row_ok & first,
+            None => row_ok,
+        }
+    }
+}
+
 /// Builds the forward kernel over tiles of `rows` rows × `block_size` columns; `row_in_block`
-/// (when `N ≤ block_size`) keeps the tile in registers between the reduction and its use,
-/// otherwise each row is walked twice in chunks.
+/// (when `N ≤ cluster × block_size`) keeps the tile in registers between the reduction and its
+/// use, split over clusters of `cluster` programs, otherwise each row is walked twice in chunks
+/// (`cluster` is then 1).
 ///
 /// Arguments, in order: `x, [residual], [w], [bias], y, [residual_out], rstd, m: i32, n: i32,
 /// stride_x: i64, [stride_residual], stride_y, [stride_residual_out], eps: f32, [offset: f32]`
 /// (the bracketed ones only when the spec has them; `offset` comes with a weight); grid
-/// `[ceil(M / rows), 1, 1]` when `row_in_block`, else `[G, 1, 1]` with any `G ≥ 1` (persistent
-/// programs striding over the tiles).
-pub fn forward(spec: &RmsNormSpec, block_size: usize, rows: usize, row_in_block: bool) -> Result<Kernel, LangError> {
-    build_kernel(&format!("rms_norm_fwd_{}", spec.suffix()), |k| forward_body(k, spec, block_size, rows, row_in_block))
+/// `[cluster · ceil(M / rows), 1, 1]` when `row_in_block`, else `[G, 1, 1]` with any `G ≥ 1`
+/// (persistent programs striding over the tiles).
+pub fn forward(
+    spec: &RmsNormSpec,
+    block_size: usize,
+    rows: usize,
+    row_in_block: bool,
+    cluster: usize,
+) -> Result<Kernel, LangError> {
+    build_kernel(&format!("rms_norm_fwd_{}", spec.suffix()), |k| {
+        forward_body(k, spec, block_size, rows, row_in_block, cluster)
+    })
 }
 
-fn forward_body<'k>(k: &'k KernelBuilder, spec: &RmsNormSpec, block_size: usize, rows: usize, row_in_block: bool) {
-    let (block, tile_len) = record_meta(k, spec, block_size, rows, row_in_block);
+fn forward_body<'k>(
+    k: &'k KernelBuilder,
+    spec: &RmsNormSpec,
+    block_size: usize,
+    rows: usize,
+    row_in_block: bool,
+    cluster: usize,
+) {
+    let (block, tile_len) = record_meta(k, spec, block_size, rows, row_in_block, cluster);
     let x = k.ptr_arg("x", spec.x);
     let residual = spec.residual.map(|d| k.ptr_arg("residual", d));
     let w = spec.weight.map(|d| k.ptr_arg("w", d));
@@ -93,19 +159,20 @@ fn forward_body<'k>(k: &'k KernelBuilder, spec: &RmsNormSpec, block_size: usize,
             k.store_masked(t.at(r), h, t.mask);
         }
     };
-    let finish_rstd = |rows: Value<'k>, row_ok, sum_sq: Value<'k>| {
+    let finish_rstd = |rows: Value<'k>, store_ok, sum_sq: Value<'k>| {
         let rstd = (sum_sq / n.cast(DType::F32) + eps).rsqrt();
-        k.store_masked(rstd_out + rows, rstd, row_ok);
+        k.store_masked(rstd_out + rows, rstd, store_ok);
         rstd
     };
     if row_in_block {
-        let rows = k.program_id(0) * tile_len + tile_rows;
+        let share = Share::new(k, cluster, block, cols);
+        let rows = share.cluster * tile_len + tile_rows;
         let row_ok = rows.lt(m);
-        let t = Tile::new(rows, row_ok, cols, n);
+        let t = Tile::new(rows, row_ok, share.cols, n);
         let h = load_h(t);
         let affine = load_affine(t);
         store_residual_out(t, h);
-        let rstd = finish_rstd(rows, row_ok, (h * h).sum(1));
+        let rstd = finish_rstd(rows, share.row_store_mask(row_ok), share.row_sum(h * h));
         store_y(t, h, rstd, affine);
         return;
     }
@@ -141,25 +208,26 @@ fn walk_back<'k>(k: &'k KernelBuilder, n: Value<'k>, block: i64, body: impl FnOn
 }
 
 /// Builds the backward kernel over tiles of `rows` rows × `block_size` columns; `row_in_block`
-/// (when `N ≤ block_size`) holds the tile in registers and keeps the partial sums as a tile until
-/// the end, otherwise each tile of rows is walked twice in chunks and its column sums are added
+/// (when `N ≤ cluster × block_size`) holds the tile in registers, split over clusters of
+/// `cluster` programs, and keeps the partial sums as a tile until the end, otherwise each tile of rows is walked twice in chunks and its column sums are added
 /// to the program's partials row chunk by chunk. `has_dresidual_out` adds the incoming gradient
 /// of `residual_out` to `dx` (the residual stream's gradient).
 ///
 /// Arguments, in order: `x (h, in spec.saved()), [w], dy, rstd, [dresidual_out], dx, [dresidual],
 /// [dw_partial], [db_partial], m: i32, n: i32, stride_x: i64, stride_dy, [stride_dresidual_out],
-/// stride_dx, [stride_dresidual], [offset: f32]`; grid `[G, 1, 1]` with any `G ≥ 1`. The partials
-/// buffers are `[G, N]` f32.
+/// stride_dx, [stride_dresidual], [offset: f32]`; grid `[cluster · G, 1, 1]` with any `G ≥ 1`.
+/// The partials buffers are `[G, N]` f32 (a row per cluster).
 pub fn backward(
     spec: &RmsNormSpec,
     has_dresidual_out: bool,
     block_size: usize,
     rows: usize,
     row_in_block: bool,
+    cluster: usize,
 ) -> Result<Kernel, LangError> {
     let dro_tag = if has_dresidual_out { "_dro" } else { "" };
     build_kernel(&format!("rms_norm_bwd_{}{dro_tag}", spec.suffix()), |k| {
-        backward_body(k, spec, has_dresidual_out, block_size, rows, row_in_block)
+        backward_body(k, spec, has_dresidual_out, block_size, rows, row_in_block, cluster)
     })
 }
 
@@ -170,8 +238,9 @@ fn backward_body<'k>(
     block_size: usize,
     rows: usize,
     row_in_block: bool,
+    cluster: usize,
 ) {
-    let (block, tile_len) = record_meta(k, spec, block_size, rows, row_in_block);
+    let (block, tile_len) = record_meta(k, spec, block_size, rows, row_in_block, cluster);
     k.meta("HAS_DRESIDUAL_OUT", has_dresidual_out as i64);
     let x = k.ptr_arg("x", spec.saved());
     let w = spec.weight.map(|d| k.ptr_arg("w", d));
@@ -191,9 +260,8 @@ fn backward_body<'k>(
     let dres = dres.map(|ptr| RowArg::stride_arg(k, ptr, "stride_dresidual"));
     let offset = w.map(|_| k.scalar_arg("offset", DType::F32));
 
-    let pid = k.program_id(0);
-    let programs = k.num_programs(0);
-    let cols = k.arange(0, block);
+    let share = Share::new(k, cluster, block, k.arange(0, block));
+    let (pid, programs, cols) = (share.cluster, share.clusters, share.cols);
     let tile_rows = k.arange(0, tile_len);
     let tiles = (m + (tile_len - 1)) / tile_len;
     let n_f = n.cast(DType::F32);
@@ -244,7 +312,7 @@ fn backward_body<'k>(
             let dyv = load_f32(k, t.at(dy), t.mask, 0.0);
             let rstd = load_rstd(rows, row_ok);
             let g = g_of(t, dyv);
-            let c_row = mean_gh(rstd, (g * xv).sum(1));
+            let c_row = mean_gh(rstd, share.row_sum(g * xv));
             store_dx(t, g, xv, c_row, rstd);
             acc.iter().zip(contributions(dyv, xv, rstd)).map(|(a, c)| *a + c).collect()
         });

@@ -127,40 +127,66 @@ pub struct RmsNormConfig {
     /// Rows per tile, a power of two: each program step handles `[rows, block_size]` elements
     /// (several short rows held at once, or several long rows walked together in chunks).
     pub rows: usize,
+    /// Programs a row is split over (a cluster, a power of two ≤ 16): rows of up to
+    /// `cluster × block_size` columns are held in registers, each program holding `block_size`
+    /// of them, and read once. 1: one program a row (rows longer than the block are walked in
+    /// chunks).
+    pub cluster: usize,
 }
 
 impl RmsNormConfig {
     /// The forward's default when nothing is tuned: the whole row in one block up to 16384
     /// columns (8192 with a residual or bias, whose loads add to the registers held), 512 columns
-    /// per warp (1 to 16 warps). Longer rows go in chunks of that size to 4 persistent programs
-    /// per SM; rows over 32768 columns in chunks of 8192 to 2 programs of 32 warps per SM, so
-    /// that the rows walked at once (264 on an H100, 33 MB at 65536 bf16 columns) mostly stay in
-    /// L2 for the second walk (measured on the H100, 4096 × 65536 bf16: 2019 → 2300 GB/s).
+    /// per warp (1 to 16 warps). Rows of up to 16 such blocks (8192 columns with an f32 x or
+    /// weight) are split over a cluster of programs, each holding a block of at most that size
+    /// (512 columns per warp, up to 32 warps), so x is read once. Longer rows go in chunks of 8192 to 2 programs of 32 warps per
+    /// SM, so that the rows walked at once (264 on an H100, 33 MB at 65536 bf16 columns) mostly
+    /// stay in L2 for the second walk (measured on the H100, 4096 × 65536 bf16: 2019 → 2300
+    /// GB/s, before clusters).
     pub fn heuristic(spec: &RmsNormSpec, n: usize, sm_count: usize) -> RmsNormConfig {
         let heavy = spec.residual.is_some() || spec.bias.is_some();
-        let cfg = Self::spread(n, sm_count, if heavy { 8192 } else { 16384 }, 512, 16);
-        let sms = sm_count.max(1);
+        let max_block = if heavy { 8192 } else { 16384 };
+        let cfg = Self::spread(n, sm_count, max_block, 512, 16);
+        // A split block is held by up to 32 warps, 64 registers a thread: 16384 columns fit
+        // with 16-bit x and w, 8192 with f32.
+        let split_block = if spec.x == DType::F32 || spec.weight == Some(DType::F32) { 8192 } else { max_block };
         match n {
             n if n <= cfg.block_size => cfg,
-            n if n <= 32768 => RmsNormConfig { programs: 4 * sms, ..cfg },
-            _ => RmsNormConfig { block_size: 8192, num_warps: 32, programs: 2 * sms, rows: 1 },
+            n if n <= 16 * split_block => Self::split(n, split_block, 512, 32, 1),
+            _ => RmsNormConfig { block_size: 8192, num_warps: 32, programs: 2 * sm_count.max(1), rows: 1, cluster: 1 },
         }
+    }
+
+    /// Rows of `n > max_block` columns split over the smallest cluster whose blocks (at most
+    /// `max_block` columns) hold them; `programs` clusters.
+    fn split(n: usize, max_block: usize, per_warp: usize, max_warps: usize, programs: usize) -> RmsNormConfig {
+        let cluster = n.div_ceil(max_block).next_power_of_two();
+        let block_size = n.div_ceil(cluster).next_power_of_two();
+        let num_warps = (block_size / per_warp).clamp(1, max_warps) as u32;
+        RmsNormConfig { block_size, num_warps, programs, rows: 1, cluster }
     }
 
     /// The backward's default: it holds `x`, `dy` and, per option, the weight, the `dw` and
     /// `dbias` sums and `dresidual_out` per thread, so at most 8192 columns in a block with up to
     /// four of those, 4096 with more; 256 columns per warp, at most 8 warps (ptxas gives 16 warps
-    /// only 64 registers a thread, too few for the fused variants); two programs per SM. Longer
-    /// rows go in tiles of 4 rows × 1024 columns, so each chunk's column sums reach the partials
-    /// once per 4 rows. (One row at a time, one program per SM, to keep the rows in flight in L2,
-    /// measured slower on the H100: 0.25–0.32 of copy against 0.40–0.46.)
+    /// only 64 registers a thread, too few for the fused variants); two programs per SM. Rows of
+    /// up to 16 such blocks are split over a cluster, each program holding a block of the row;
+    /// the clusters share the two programs per SM. Longer rows go in tiles of 4 rows × 1024
+    /// columns, so each chunk's column sums reach the partials once per 4 rows. (One row at a
+    /// time, one program per SM, to keep the rows in flight in L2, measured slower on the H100:
+    /// 0.25–0.32 of copy against 0.40–0.46.)
     pub fn heuristic_backward(spec: &RmsNormSpec, has_dresidual_out: bool, n: usize, sm_count: usize) -> RmsNormConfig {
         let held = 2 + 2 * spec.weight.is_some() as usize + spec.bias.is_some() as usize + has_dresidual_out as usize;
         let max_block = if held > 4 { 4096 } else { 8192 };
-        if n > max_block {
-            return RmsNormConfig { block_size: 1024, num_warps: 8, programs: 2 * sm_count.max(1), rows: 4 };
+        let programs = 2 * sm_count.max(1);
+        match n {
+            n if n <= max_block => Self::spread(n, sm_count, max_block, 256, 8),
+            n if n <= 16 * max_block => {
+                let cfg = Self::split(n, max_block, 256, 8, 1);
+                RmsNormConfig { programs: (programs / cfg.cluster).max(1), ..cfg }
+            }
+            _ => RmsNormConfig { block_size: 1024, num_warps: 8, programs, rows: 4, cluster: 1 },
         }
-        Self::spread(n, sm_count, max_block, 256, 8)
     }
 
     fn spread(n: usize, sm_count: usize, max_block: usize, per_warp: usize, max_warps: usize) -> RmsNormConfig {
@@ -169,11 +195,11 @@ impl RmsNormConfig {
         // worth of columns), so each thread has several independent loads in flight.
         let rows = (4096 / block_size).clamp(1, 32);
         let num_warps = (rows * block_size / per_warp).clamp(1, max_warps) as u32;
-        RmsNormConfig { block_size, num_warps, programs: 2 * sm_count.max(1), rows }
+        RmsNormConfig { block_size, num_warps, programs: 2 * sm_count.max(1), rows, cluster: 1 }
     }
 
     /// Checks the knobs: `block_size` a power of two ≤ 65536, `num_warps` a power of two ≤ 32,
-    /// `programs ≥ 1`, `rows` a power of two ≤ 64.
+    /// `programs ≥ 1`, `rows` a power of two ≤ 64, `cluster` a power of two ≤ 16.
     pub fn check(&self) -> Result<(), KernelError> {
         if !self.block_size.is_power_of_two() || self.block_size > 1 << 16 {
             return Err(KernelError::BadArgument {
@@ -197,6 +223,13 @@ impl RmsNormConfig {
                 arg: "rows",
                 expected: "a power of two ≤ 64".into(),
                 got: self.rows.to_string(),
+            });
+        }
+        if !self.cluster.is_power_of_two() || self.cluster > 16 {
+            return Err(KernelError::BadArgument {
+                arg: "cluster",
+                expected: "1, 2, 4, 8 or 16".into(),
+                got: self.cluster.to_string(),
             });
         }
         Ok(())

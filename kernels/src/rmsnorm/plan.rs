@@ -15,17 +15,19 @@ use crate::plan::{check_shape, span, KernelMemo, Launch, Plan, PlanArg, Role, Sh
 /// Which RMSNorm kernel, with every argument its builder takes.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Variant {
-    Forward { spec: RmsNormSpec, block: usize, rows: usize, row_in_block: bool },
-    Backward { spec: RmsNormSpec, dro: bool, block: usize, rows: usize, row_in_block: bool },
+    Forward { spec: RmsNormSpec, block: usize, rows: usize, row_in_block: bool, cluster: usize },
+    Backward { spec: RmsNormSpec, dro: bool, block: usize, rows: usize, row_in_block: bool, cluster: usize },
 }
 
 /// The kernel of `v`, built once per process.
 fn shared(v: Variant) -> Result<SharedKernel, KernelError> {
     static MEMO: OnceLock<KernelMemo<Variant>> = OnceLock::new();
     MEMO.get_or_init(KernelMemo::new).get(&v, || match &v {
-        Variant::Forward { spec, block, rows, row_in_block } => forward(spec, *block, *rows, *row_in_block),
-        Variant::Backward { spec, dro, block, rows, row_in_block } => {
-            backward(spec, *dro, *block, *rows, *row_in_block)
+        Variant::Forward { spec, block, rows, row_in_block, cluster } => {
+            forward(spec, *block, *rows, *row_in_block, *cluster)
+        }
+        Variant::Backward { spec, dro, block, rows, row_in_block, cluster } => {
+            backward(spec, *dro, *block, *rows, *row_in_block, *cluster)
         }
     })
 }
@@ -81,13 +83,27 @@ impl BackwardShape {
     }
 }
 
+/// Whether `cfg` holds rows of `n` columns in registers (in one program, or split over a
+/// cluster); a cluster that cannot hold them is an error.
+fn holds_rows(cfg: &RmsNormConfig, n: usize) -> Result<bool, KernelError> {
+    let held = n <= cfg.cluster * cfg.block_size;
+    if cfg.cluster > 1 && !held {
+        return Err(KernelError::BadArgument {
+            arg: "cluster",
+            expected: format!("1, or a cluster that holds a row: cluster × block_size ≥ N = {n}"),
+            got: format!("{} × {}", cfg.cluster, cfg.block_size),
+        });
+    }
+    Ok(held)
+}
+
 fn stride(s: usize) -> PlanArg {
     PlanArg::I64(s as i64)
 }
 
 /// The forward of `spec` over `shape`: inputs `x, [residual], [w], [bias]`; outputs `y, rstd [m]`
-/// (f32) and `[residual_out]`. One program per tile of rows when a row fits the block, else at
-/// most `cfg.programs` persistent programs. No launch when `m = 0`.
+/// (f32) and `[residual_out]`. One program (a cluster of `cfg.cluster`) per tile of rows when a
+/// row fits the block (the cluster's blocks), else at most `cfg.programs` persistent programs. No launch when `m = 0`.
 pub fn forward_plan(
     spec: &RmsNormSpec,
     shape: &ForwardShape,
@@ -134,10 +150,16 @@ pub fn forward_plan(
         args.push(PlanArg::F32(offset));
     }
     if m > 0 {
-        let row_in_block = n <= cfg.block_size;
-        let kernel = shared(Variant::Forward { spec: *spec, block: cfg.block_size, rows: cfg.rows, row_in_block })?;
+        let row_in_block = holds_rows(cfg, n)?;
+        let kernel = shared(Variant::Forward {
+            spec: *spec,
+            block: cfg.block_size,
+            rows: cfg.rows,
+            row_in_block,
+            cluster: cfg.cluster,
+        })?;
         let tiles = m.div_ceil(cfg.rows);
-        let programs = if row_in_block { tiles } else { tiles.min(cfg.programs) };
+        let programs = if row_in_block { tiles * cfg.cluster } else { tiles.min(cfg.programs) };
         plan.launches.push(Launch { kernel, grid: [programs as u32, 1, 1], args, num_warps: cfg.num_warps });
     }
     Ok(plan)
@@ -145,8 +167,8 @@ pub fn forward_plan(
 
 /// The backward of `spec` over `shape`: inputs `x` (the saved `h`), `[w]`, `dy`, `rstd`,
 /// `[dresidual_out]` (when `has_dresidual_out`); outputs `dx`, `[dresidual]`, `[dw]`, `[dbias]`.
-/// `cfg.programs` persistent programs (at most one per tile of rows) each own a row of the f32
-/// partials.
+/// `cfg.programs` persistent programs (at most one per tile of rows; clusters of
+/// `cfg.cluster` programs when rows are split over clusters) each own a row of the f32 partials.
 pub fn backward_plan(
     spec: &RmsNormSpec,
     has_dresidual_out: bool,
@@ -158,7 +180,7 @@ pub fn backward_plan(
     cfg.check()?;
     let (m, n) = (shape.m, shape.n);
     check_shape(m, n)?;
-    let row_in_block = n <= cfg.block_size;
+    let row_in_block = holds_rows(cfg, n)?;
     let programs = cfg.programs.min(m.div_ceil(cfg.rows).max(1));
     let mut plan = Plan::default();
     plan.buffer("x", spec.saved(), span(m, n, shape.stride_x), Role::Input);
@@ -199,8 +221,10 @@ pub fn backward_plan(
         block: cfg.block_size,
         rows: cfg.rows,
         row_in_block,
+        cluster: cfg.cluster,
     })?;
-    plan.launches.push(Launch { kernel, grid: [programs as u32, 1, 1], args, num_warps: cfg.num_warps });
+    let grid = [(programs * cfg.cluster) as u32, 1, 1];
+    plan.launches.push(Launch { kernel, grid, args, num_warps: cfg.num_warps });
     partials::push_sums(&mut plan, &grads, programs, n)?;
     Ok(plan)
 }

@@ -54,13 +54,14 @@ fn kernel_hash() -> u64 {
 }
 
 impl RmsNormConfig {
-    /// As autotune meta-parameters: `BLOCK_SIZE`, `ROWS`, `num_warps`, `PROGRAMS`.
+    /// As autotune meta-parameters: `BLOCK_SIZE`, `ROWS`, `num_warps`, `PROGRAMS`, `CLUSTER`.
     pub fn to_config(&self) -> Config {
         Config::new()
             .with("BLOCK_SIZE", self.block_size as i64)
             .with("ROWS", self.rows as i64)
             .with("num_warps", self.num_warps as i64)
             .with("PROGRAMS", self.programs as i64)
+            .with("CLUSTER", self.cluster as i64)
     }
 
     /// From autotune meta-parameters (every one present and valid).
@@ -77,6 +78,7 @@ impl RmsNormConfig {
             num_warps: get("num_warps")? as u32,
             programs: get("PROGRAMS")? as usize,
             rows: get("ROWS")? as usize,
+            cluster: get("CLUSTER")? as usize,
         };
         cfg.check()?;
         Ok(cfg)
@@ -96,8 +98,9 @@ impl Problem {
     /// down to a quarter of it (only the row's size when that is ≤ 4096); tiles of 1 to 32 rows
     /// (8 for rows walked in chunks) up to that many elements; 4 to 32 elements of a tile
     /// per thread (1 to 32 warps). Programs: for the backward 1, 2 or 4 per SM; for the forward 1, 2
-    /// or 4 per SM when rows are walked in chunks (held rows take one program per tile). The
-    /// heuristic is always among them.
+    /// or 4 per SM when rows are walked in chunks (held rows take one program per tile). Rows of
+    /// 4096 columns and more also try clusters (see the code). The heuristic is always among
+    /// them.
     pub fn candidates(&self, sm_count: usize) -> Vec<RmsNormConfig> {
         let max_block = match self.pass {
             Pass::Forward => 16384,
@@ -126,7 +129,7 @@ impl Problem {
                     if !(4..=32).contains(&per_thread) {
                         continue;
                     }
-                    let shape = RmsNormConfig { block_size: block, num_warps, programs: 1, rows };
+                    let shape = RmsNormConfig { block_size: block, num_warps, programs: 1, rows, cluster: 1 };
                     for p in programs(shape) {
                         let c = RmsNormConfig { programs: p, ..shape };
                         if !out.contains(&c) {
@@ -137,6 +140,33 @@ impl Problem {
                 rows *= 2;
             }
             block *= 2;
+        }
+        // Rows of 4096 columns and more may also be split over clusters of 2 to 16 programs, each
+        // holding 1024 columns or more of a row, 8 to 16 elements a thread. The backward's
+        // clusters share its 1, 2 or 4 programs per SM.
+        if self.n >= 4096 {
+            for cluster in [2usize, 4, 8, 16] {
+                let block = self.n.div_ceil(cluster).next_power_of_two();
+                if !(1024..=max_block).contains(&block) {
+                    continue;
+                }
+                for num_warps in [4u32, 8, 16, 32] {
+                    if !(8..=16).contains(&(block / (32 * num_warps as usize))) {
+                        continue;
+                    }
+                    let shape = RmsNormConfig { block_size: block, num_warps, programs: 1, rows: 1, cluster };
+                    let programs = match self.pass {
+                        Pass::Forward => vec![1],
+                        Pass::Backward => [1, 2, 4].iter().map(|p| (p * sms / cluster).max(1)).collect(),
+                    };
+                    for programs in programs {
+                        let c = RmsNormConfig { programs, ..shape };
+                        if !out.contains(&c) {
+                            out.push(c);
+                        }
+                    }
+                }
+            }
         }
         out
     }
