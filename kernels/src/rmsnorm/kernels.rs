@@ -170,10 +170,12 @@ fn forward_body<'k>(
         let row_ok = rows.lt(m);
         let t = Tile::new(rows, row_ok, share.cols, n);
         let h = load_h(t);
-        let affine = load_affine(t);
+        // Split over a cluster, the weight waits for the cluster's sum: the registers then hold
+        // x alone, so that more programs fit an SM to hide the cluster's barrier.
+        let early = (cluster == 1).then(|| load_affine(t));
         store_residual_out(t, h);
         let rstd = finish_rstd(rows, share.row_store_mask(row_ok), share.row_sum(h * h));
-        store_y(t, h, rstd, affine);
+        store_y(t, h, rstd, early.unwrap_or_else(|| load_affine(t)));
         return;
     }
     let tiles = (m + (tile_len - 1)) / tile_len;

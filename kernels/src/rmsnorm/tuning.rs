@@ -142,7 +142,7 @@ impl Problem {
             block *= 2;
         }
         // Rows of 4096 columns and more may also be split over clusters of 2 to 16 programs, each
-        // holding 1024 columns or more of a row, 8 to 16 elements a thread. The backward's
+        // holding 1024 columns or more of a row, 8 to 32 elements a thread. The backward's
         // clusters share its 1, 2 or 4 programs per SM.
         if self.n >= 4096 {
             for cluster in [2usize, 4, 8, 16] {
@@ -151,7 +151,7 @@ impl Problem {
                     continue;
                 }
                 for num_warps in [4u32, 8, 16, 32] {
-                    if !(8..=16).contains(&(block / (32 * num_warps as usize))) {
+                    if !(8..=32).contains(&(block / (32 * num_warps as usize))) {
                         continue;
                     }
                     let shape = RmsNormConfig { block_size: block, num_warps, programs: 1, rows: 1, cluster };

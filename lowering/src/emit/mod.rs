@@ -483,7 +483,18 @@ pub(crate) fn emit_module(k: &Kernel, opts: &CompileOptions) -> Result<String, L
     check_trans_uses(k)?;
     let tid = e.assign("gpu.thread_id x");
     e.tid = e.assign(&format!("arith.index_cast {tid} : index to i32"));
+    // Cluster reductions leave one arrival pending (see `reduce`): one at the start, one wait at
+    // the end.
+    let mut clustered = false;
+    tritonite_lang::ir::walk_ops(&k.body, &mut |op| clustered |= matches!(op.kind, OpKind::ClusterReduce(..)));
+    clustered &= k.cluster > 1;
+    if clustered {
+        e.cluster_arrive();
+    }
     e.region(&k.body)?;
+    if clustered {
+        e.cluster_wait();
+    }
     e.line("gpu.return");
 
     let params: Vec<String> = k

@@ -7,7 +7,10 @@
 //! Cluster reductions combine a value across the programs (CTAs) of a cluster through distributed
 //! shared memory: each program stores its value to its shared memory → cluster barrier → every
 //! thread reads each program's copy (`mapa` + `ld.shared::cluster`) and combines them in rank
-//! order → cluster barrier (no program leaves or reuses its buffer while another still reads it).
+//! order → arrives at the next cluster barrier without waiting. It waits at the next cluster
+//! reduction, before its store, or at the kernel's end: no program overwrites or leaves its buffer
+//! while another may still read it, and none waits for the slowest reader before going on. A
+//! kernel with cluster reductions arrives once at its start, so arrivals and waits alternate.
 
 use tritonite_lang::ir::{ReduceOp, ValueId};
 use tritonite_lang::DType;
@@ -267,6 +270,7 @@ impl Emitter<'_> {
             .iter()
             .map(|p| self.assign(&format!("llvm.getelementptr {buf}[{p}] : (!llvm.ptr<3>, i32) -> !llvm.ptr<3>, {att}")))
             .collect();
+        self.cluster_wait();
         if let Some(w) = &writer {
             self.line(&format!("scf.if {w} {{"));
             self.indent += 1;
@@ -278,7 +282,8 @@ impl Emitter<'_> {
             self.indent -= 1;
             self.line("}");
         }
-        self.cluster_barrier();
+        self.cluster_arrive();
+        self.cluster_wait();
         let (constraint, ptx) = if d.is_float() { ("f", "f32") } else { ("r", "s32") };
         let asm = format!("{{ .reg .u32 t; mapa.shared::cluster.u32 t, $1, $2; ld.shared::cluster.{ptx} $0, [t]; }}");
         let mut out = vec![];
@@ -299,7 +304,7 @@ impl Emitter<'_> {
             let acc = acc.expect("a cluster has programs");
             out.push(if at != d { self.assign(&format!("arith.truncf {acc} : f32 to {t}")) } else { acc });
         }
-        self.cluster_barrier();
+        self.cluster_arrive();
         Ok(if rank == 0 {
             out.pop().expect("one element")
         } else {
@@ -308,11 +313,14 @@ impl Emitter<'_> {
         })
     }
 
-    /// Every thread of every program of the cluster arrives, then waits for all of them; shared
-    /// memory written before it (release) is visible to the cluster after it (acquire).
-    fn cluster_barrier(&mut self) {
-        self.line(
-            "llvm.inline_asm has_side_effects asm_dialect = att \"barrier.cluster.arrive.release; barrier.cluster.wait.acquire;\", \"~{memory}\" : () -> ()",
-        );
+    /// This thread arrives at the cluster barrier: what it wrote to shared memory before
+    /// (release) is visible to every thread of the cluster after their wait.
+    pub(crate) fn cluster_arrive(&mut self) {
+        self.line("llvm.inline_asm has_side_effects asm_dialect = att \"barrier.cluster.arrive.release;\", \"~{memory}\" : () -> ()");
+    }
+
+    /// This thread waits until every thread of every program of the cluster has arrived (acquire).
+    pub(crate) fn cluster_wait(&mut self) {
+        self.line("llvm.inline_asm has_side_effects asm_dialect = att \"barrier.cluster.wait.acquire;\", \"~{memory}\" : () -> ()");
     }
 }
