@@ -129,7 +129,7 @@ fn time_calls<B: Backend>(backend: &B, m: usize, n: usize) -> Result<()> {
 fn main() -> Result<()> {
     // The forward kernel the library builds for N = 1000 held in registers, tiles of 4 rows.
     let spec = RmsNormSpec::new(DType::BF16, Some(DType::F32));
-    println!("{}", tritonite::kernels::rmsnorm::forward(&spec, 1024, 4, true, 1)?);
+    println!("{}", tritonite::kernels::rmsnorm::forward(&spec, 1024, 4, true, 1, true)?);
 
     // [cpu]
     // The heuristic config (rows held in registers), then forced configs: chunks of 1024 columns,

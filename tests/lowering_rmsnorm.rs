@@ -50,12 +50,12 @@ fn forward_variants_lower_without_spills() {
     for d in DTYPES {
         for spec in specs(d) {
             for (n, block, warps) in [(1000, 1024, 4), (8192, 1024, 4), (64, 64, 1), (300, 512, 2)] {
-                let kernel = rmsnorm::forward(&spec, block, 1, n <= block, 1).unwrap();
+                let kernel = rmsnorm::forward(&spec, block, 1, n <= block, 1, true).unwrap();
                 check(&kernel, &aligned(&kernel, warps));
             }
             for n in [100, 256, 1000, 4096, 8192, 16384, 262144] {
                 let cfg = RmsNormConfig::heuristic(&spec, n, 132);
-                let kernel = rmsnorm::forward(&spec, cfg.block_size, cfg.rows, n <= cfg.cluster * cfg.block_size, cfg.cluster).unwrap();
+                let kernel = rmsnorm::forward(&spec, cfg.block_size, cfg.rows, n <= cfg.cluster * cfg.block_size, cfg.cluster, false).unwrap();
                 check(&kernel, &aligned(&kernel, cfg.num_warps));
             }
         }
@@ -85,16 +85,16 @@ fn aligned_forward_uses_16_byte_loads() {
     for (d, want) in
         [(DType::F32, "ld.global.v4.b32"), (DType::BF16, "ld.global.v4.b32"), (DType::F16, "ld.global.v4.b32")]
     {
-        let kernel = rmsnorm::forward(&RmsNormSpec::new(d, Some(d)), 4096, 1, true, 1).unwrap();
+        let kernel = rmsnorm::forward(&RmsNormSpec::new(d, Some(d)), 4096, 1, true, 1, true).unwrap();
         let ptx = check(&kernel, &aligned(&kernel, 8));
         assert!(ptx.contains(want), "{d}: no {want} in the forward PTX");
         // Tiles of 8 rows of 256: still 16-byte accesses along each row.
-        let tile = rmsnorm::forward(&RmsNormSpec::new(d, Some(d)), 256, 8, true, 1).unwrap();
+        let tile = rmsnorm::forward(&RmsNormSpec::new(d, Some(d)), 256, 8, true, 1, true).unwrap();
         assert!(check(&tile, &aligned(&tile, 4)).contains(want), "{d}: no {want} in the tiled forward PTX");
         let tile = rmsnorm::backward(&RmsNormSpec::new(d, Some(d)), false, 256, 8, true, 1).unwrap();
         assert!(check(&tile, &aligned(&tile, 4)).contains(want), "{d}: no {want} in the tiled backward PTX");
         // Rows split over a cluster of 8: each program's columns start at a multiple of the block.
-        let split = rmsnorm::forward(&RmsNormSpec::new(d, Some(d)), 8192, 1, true, 8).unwrap();
+        let split = rmsnorm::forward(&RmsNormSpec::new(d, Some(d)), 8192, 1, true, 8, false).unwrap();
         assert!(check(&split, &aligned(&split, 16)).contains(want), "{d}: no {want} in the cluster forward PTX");
         let split = rmsnorm::backward(&RmsNormSpec::new(d, Some(d)), false, 4096, 1, true, 8).unwrap();
         assert!(check(&split, &aligned(&split, 16)).contains(want), "{d}: no {want} in the cluster backward PTX");
@@ -110,7 +110,7 @@ fn rows_of_1000_use_16_byte_loads() {
     // row starts 16-byte aligned, so 8 bf16 (or 4 f32) move per access; N = 1001 gets no vectors.
     use tritonite::kernels::registry::arg_divisibility;
     for d in DTYPES {
-        let kernel = rmsnorm::forward(&RmsNormSpec::new(d, Some(d)), 1024, 2, true, 1).unwrap();
+        let kernel = rmsnorm::forward(&RmsNormSpec::new(d, Some(d)), 1024, 2, true, 1, true).unwrap();
         let opts =
             |n| CompileOptions { num_warps: 4, divisibility: arg_divisibility(&kernel, n), ..Default::default() };
         assert!(check(&kernel, &opts(1000)).contains("ld.global.v4.b32"), "{d}: no 16-byte loads at N = 1000");

@@ -156,7 +156,10 @@ pub fn build(name: &str, dtype: DType, n: usize, settings: &[(String, i64)]) -> 
         out: dtype,
     };
     let kernel = match name {
-        "rmsnorm-fwd" => rmsnorm::forward(&spec, block, rows, held, cluster)?,
+        "rmsnorm-fwd" => {
+            let cfg = rmsnorm::RmsNormConfig { block_size: block, num_warps: num_warps as u32, programs: 1, rows, cluster };
+            rmsnorm::forward(&spec, block, rows, held, cluster, rmsnorm::plan::weight_early(&cfg, held))?
+        }
         "rmsnorm-bwd" => rmsnorm::backward(&spec, false, block, rows, held, cluster)?,
         _ => crate::partials::sum_partials(dtype, block)?,
     };

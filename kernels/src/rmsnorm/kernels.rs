@@ -84,7 +84,9 @@ impl<'k> Share<'k> {
 /// Builds the forward kernel over tiles of `rows` rows × `block_size` columns; `row_in_block`
 /// (when `N ≤ cluster × block_size`) keeps the tile in registers between the reduction and its
 /// use, split over clusters of `cluster` programs, otherwise each row is walked twice in chunks
-/// (`cluster` is then 1).
+/// (`cluster` is then 1). `weight_early` (held rows only) loads `w + offset` and the bias next to
+/// x, before the reduction, so their latency hides behind x's; it costs a register per element
+/// held, so it pays only while threads hold few elements (else they load after the sum).
 ///
 /// Arguments, in order: `x, [residual], [w], [bias], y, [residual_out], rstd, m: i32, n: i32,
 /// stride_x: i64, [stride_residual], stride_y, [stride_residual_out], eps: f32, [offset: f32]`
@@ -97,9 +99,10 @@ pub fn forward(
     rows: usize,
     row_in_block: bool,
     cluster: usize,
+    weight_early: bool,
 ) -> Result<Kernel, LangError> {
     build_kernel(&format!("rms_norm_fwd_{}", spec.suffix()), |k| {
-        forward_body(k, spec, block_size, rows, row_in_block, cluster)
+        forward_body(k, spec, block_size, rows, row_in_block, cluster, weight_early)
     })
 }
 
@@ -110,8 +113,10 @@ fn forward_body<'k>(
     rows: usize,
     row_in_block: bool,
     cluster: usize,
+    weight_early: bool,
 ) {
     let (block, tile_len) = record_meta(k, spec, block_size, rows, row_in_block, cluster);
+    k.meta("WEIGHT_EARLY", weight_early as i64);
     let x = k.ptr_arg("x", spec.x);
     let residual = spec.residual.map(|d| k.ptr_arg("residual", d));
     let w = spec.weight.map(|d| k.ptr_arg("w", d));
@@ -138,8 +143,7 @@ fn forward_body<'k>(
             None => h,
         }
     };
-    // `w + offset` and the bias at a tile's columns: loaded next to x, before the reduction, so
-    // that their latency hides behind x's instead of following the reduction.
+    // `w + offset` and the bias at a tile's columns.
     let load_affine = |t: Tile<'k>| {
         let scale = w.zip(offset).map(|(w, offset)| load_f32(k, w + t.cols, t.col_ok, 0.0) + offset);
         (scale, bias.map(|b| load_f32(k, b + t.cols, t.col_ok, 0.0)))
@@ -170,9 +174,7 @@ fn forward_body<'k>(
         let row_ok = rows.lt(m);
         let t = Tile::new(rows, row_ok, share.cols, n);
         let h = load_h(t);
-        // Split over a cluster, the weight waits for the cluster's sum: the registers then hold
-        // x alone, so that more programs fit an SM to hide the cluster's barrier.
-        let early = (cluster == 1).then(|| load_affine(t));
+        let early = weight_early.then(|| load_affine(t));
         store_residual_out(t, h);
         let rstd = finish_rstd(rows, share.row_store_mask(row_ok), share.row_sum(h * h));
         store_y(t, h, rstd, early.unwrap_or_else(|| load_affine(t)));

@@ -94,16 +94,16 @@ impl Problem {
         }
     }
 
-    /// The candidates, pruned: blocks from the row's size (up to 16384 forward, 8192 backward)
+    /// The candidates, pruned: blocks from the row's size (up to 32768 forward, 8192 backward)
     /// down to a quarter of it (only the row's size when that is ≤ 4096); tiles of 1 to 32 rows
-    /// (8 for rows walked in chunks) up to that many elements; 4 to 32 elements of a tile
+    /// (8 for rows walked in chunks) up to 16384 elements (8192 backward); 4 to 32 elements of a tile
     /// per thread (1 to 32 warps). Programs: for the backward 1, 2 or 4 per SM; for the forward 1, 2
     /// or 4 per SM when rows are walked in chunks (held rows take one program per tile). Rows of
     /// 4096 columns and more also try clusters (see the code). The heuristic is always among
     /// them.
     pub fn candidates(&self, sm_count: usize) -> Vec<RmsNormConfig> {
         let max_block = match self.pass {
-            Pass::Forward => 16384,
+            Pass::Forward => 32768,
             Pass::Backward => 8192,
         };
         let top = self.n.next_power_of_two().clamp(16, max_block);
@@ -121,7 +121,7 @@ impl Problem {
         let mut out = vec![self.heuristic(sm_count)];
         let mut block = if top <= 4096 { top } else { top / 4 };
         while block <= top {
-            let max_rows = (max_block / block).min(if block >= self.n { 32 } else { 8 });
+            let max_rows = (max_block.min(16384) / block).clamp(1, if block >= self.n { 32 } else { 8 });
             let mut rows = 1;
             while rows <= max_rows {
                 for num_warps in [1u32, 2, 4, 8, 16, 32] {
