@@ -130,7 +130,9 @@ impl Case {
         let dresidual_out = residual_out.is_some() && d.chance(60);
         let heuristic = RmsNormConfig::heuristic(&spec, n, sm_count);
         // A third of the cases split each row over a cluster of programs.
-        let cluster = if d.chance(33) { d.pick(&[2, 4, 8, 16]) } else { 1 };
+        // Blocks stay ≤ 16384 columns: at least the cluster that holds the row in such blocks.
+        let need = n.div_ceil(1 << 14).next_power_of_two();
+        let cluster = if need <= 16 && d.chance(33) { d.pick(&[2, 4, 8, 16]).max(need) } else { 1 };
         let block_size = if cluster > 1 {
             n.div_ceil(cluster).next_power_of_two().max(16)
         } else if d.chance(50) {
