@@ -137,55 +137,47 @@ pub struct RmsNormConfig {
 impl RmsNormConfig {
     /// The forward's default when nothing is tuned: the whole row in one block up to 16384
     /// columns (8192 with a residual or bias, whose loads add to the registers held), 512 columns
-    /// per warp (1 to 16 warps). Rows of up to 16 such blocks (8192 columns with an f32 x or
-    /// weight) are split over a cluster of programs, each holding a block of at most that size
-    /// (512 columns per warp, up to 32 warps), so x is read once. Longer rows go in chunks of 8192 to 2 programs of 32 warps per
-    /// SM, so that the rows walked at once (264 on an H100, 33 MB at 65536 bf16 columns) mostly
-    /// stay in L2 for the second walk (measured on the H100, 4096 × 65536 bf16: 2019 → 2300
-    /// GB/s, before clusters).
+    /// per warp (1 to 16 warps); plain 16-bit rows up to 32768 columns in one block of 32 warps
+    /// (measured on the H100, 16384 × 32768 bf16: 3022 GB/s, against 2618 in chunks and 2397 split
+    /// over a cluster of 2). Longer rows go in chunks of that size to 4 persistent programs per
+    /// SM; rows over 32768 columns in chunks of 8192 to 2 programs of 32 warps per SM, so that the
+    /// rows walked at once (264 on an H100, 33 MB at 65536 bf16 columns) mostly stay in L2 for the
+    /// second walk (4096 × 65536 bf16: 2019 → 2300 GB/s). Rows split over clusters measured slower
+    /// than chunks for the forward at every length tried (32768 to 262144 bf16 columns).
     pub fn heuristic(spec: &RmsNormSpec, n: usize, sm_count: usize) -> RmsNormConfig {
         let heavy = spec.residual.is_some() || spec.bias.is_some();
-        let max_block = if heavy { 8192 } else { 16384 };
-        let cfg = Self::spread(n, sm_count, max_block, 512, 16);
-        // A split block is held by up to 32 warps, 64 registers a thread: 16384 columns fit
-        // with 16-bit x and w, 8192 with f32.
-        let split_block = if spec.x == DType::F32 || spec.weight == Some(DType::F32) { 8192 } else { max_block };
+        let cfg = Self::spread(n, sm_count, if heavy { 8192 } else { 16384 }, 512, 16);
+        let sms = sm_count.max(1);
+        let narrow = spec.x.bits() == 16 && spec.weight.is_none_or(|w| w.bits() == 16) && !heavy;
         match n {
             n if n <= cfg.block_size => cfg,
-            n if n <= 16 * split_block => Self::split(n, split_block, 512, 32, 1),
-            _ => RmsNormConfig { block_size: 8192, num_warps: 32, programs: 2 * sm_count.max(1), rows: 1, cluster: 1 },
+            n if n <= 32768 && narrow => RmsNormConfig { block_size: 32768, num_warps: 32, rows: 1, ..cfg },
+            n if n <= 32768 => RmsNormConfig { programs: 4 * sms, ..cfg },
+            _ => RmsNormConfig { block_size: 8192, num_warps: 32, programs: 2 * sms, rows: 1, cluster: 1 },
         }
-    }
-
-    /// Rows of `n > max_block` columns split over the smallest cluster whose blocks (at most
-    /// `max_block` columns) hold them; `programs` clusters.
-    fn split(n: usize, max_block: usize, per_warp: usize, max_warps: usize, programs: usize) -> RmsNormConfig {
-        let cluster = n.div_ceil(max_block).next_power_of_two();
-        let block_size = n.div_ceil(cluster).next_power_of_two();
-        let num_warps = (block_size / per_warp).clamp(1, max_warps) as u32;
-        RmsNormConfig { block_size, num_warps, programs, rows: 1, cluster }
     }
 
     /// The backward's default: it holds `x`, `dy` and, per option, the weight, the `dw` and
     /// `dbias` sums and `dresidual_out` per thread, so at most 8192 columns in a block with up to
     /// four of those, 4096 with more; 256 columns per warp, at most 8 warps (ptxas gives 16 warps
     /// only 64 registers a thread, too few for the fused variants); two programs per SM. Rows of
-    /// up to 16 such blocks are split over a cluster, each program holding a block of the row;
-    /// the clusters share the two programs per SM. Longer rows go in tiles of 4 rows × 1024
-    /// columns, so each chunk's column sums reach the partials once per 4 rows. (One row at a
-    /// time, one program per SM, to keep the rows in flight in L2, measured slower on the H100:
+    /// up to 16 blocks of 4096 columns are split over a cluster, each program of 4 warps holding
+    /// a block of the row, 4 programs per SM (measured on the H100, bf16: 16384 × 32768 1861 GB/s
+    /// against 1471 in chunks; 4096 × 65536 1669 against 1394). Longer rows go in tiles of 4 rows
+    /// × 1024 columns, so each chunk's column sums reach the partials once per 4 rows. (One row at
+    /// a time, one program per SM, to keep the rows in flight in L2, measured slower on the H100:
     /// 0.25–0.32 of copy against 0.40–0.46.)
     pub fn heuristic_backward(spec: &RmsNormSpec, has_dresidual_out: bool, n: usize, sm_count: usize) -> RmsNormConfig {
         let held = 2 + 2 * spec.weight.is_some() as usize + spec.bias.is_some() as usize + has_dresidual_out as usize;
         let max_block = if held > 4 { 4096 } else { 8192 };
-        let programs = 2 * sm_count.max(1);
+        let sms = sm_count.max(1);
         match n {
             n if n <= max_block => Self::spread(n, sm_count, max_block, 256, 8),
-            n if n <= 16 * max_block => {
-                let cfg = Self::split(n, max_block, 256, 8, 1);
-                RmsNormConfig { programs: (programs / cfg.cluster).max(1), ..cfg }
+            n if n <= 16 * 4096 => {
+                let cluster = n.div_ceil(4096).next_power_of_two();
+                RmsNormConfig { block_size: 4096, num_warps: 4, programs: (4 * sms / cluster).max(1), rows: 1, cluster }
             }
-            _ => RmsNormConfig { block_size: 1024, num_warps: 8, programs, rows: 4, cluster: 1 },
+            _ => RmsNormConfig { block_size: 1024, num_warps: 8, programs: 2 * sms, rows: 4, cluster: 1 },
         }
     }
 
