@@ -62,7 +62,11 @@ fn check<B: Backend>(backend: &B, who: &str, m: usize, n: usize, config: Option<
         ensure!(err <= tol, "{who} {m}x{n}: {name} relative error {err:.2e} > {tol:.0e}");
     }
     let c = |c: RmsNormConfig| {
-        let how = if n <= c.block_size { "held" } else { "chunked" };
+        let how = match c.cluster {
+            1 if n <= c.block_size => "held".to_string(),
+            1 => "chunked".to_string(),
+            k => format!("held by {k}"),
+        };
         format!("{}x{} {how}", c.rows, c.block_size)
     };
     println!(

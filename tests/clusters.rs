@@ -125,14 +125,18 @@ fn programs_of_a_cluster_that_diverge_are_reported() {
         k.cluster(2);
         let out = k.mut_ptr_arg("out", DType::F32);
         let trips = k.cluster_rank() + 1;
-        let acc = k.for_range(0, trips, 1, &[k.constant(0.0, DType::F32)], |_, c| vec![c[0] + k.constant(1.0, DType::F32).cluster_sum()]);
+        let acc = k.for_range(0, trips, 1, &[k.constant(0.0, DType::F32)], |_, c| {
+            vec![c[0] + k.constant(1.0, DType::F32).cluster_sum()]
+        });
         k.store(out + k.program_id(0), acc[0]);
     })
     .unwrap();
     let mut out = Buffer::filled(DType::F32, 2, 0.0);
     let err = run(&k, [2, 1, 1], &mut [Arg::Out(&mut out)]).unwrap_err();
     match err {
-        InterpError::ClusterDiverged { first_trips, second_trips, .. } => assert_eq!((first_trips, second_trips), (1, 2)),
+        InterpError::ClusterDiverged { first_trips, second_trips, .. } => {
+            assert_eq!((first_trips, second_trips), (1, 2))
+        }
         other => panic!("expected ClusterDiverged, got {other}"),
     }
     assert_eq!(out.to_f64(), vec![0.0, 0.0], "a failed launch leaves its outputs unchanged");
@@ -152,7 +156,12 @@ fn cluster_reductions_lower_to_distributed_shared_memory() {
         for (size, rows, block) in [(2, 1, 1024), (16, 4, 64), (8, 1, 4096)] {
             let k = split_rows(size, rows, block, dtype);
             let compiled = compile(&k, &CompileOptions::default()).unwrap_or_else(|e| panic!("{}: {e}", k.name));
-            for needle in ["barrier.cluster.arrive.release", "barrier.cluster.wait.acquire", "mapa.shared::cluster", "ld.shared::cluster"] {
+            for needle in [
+                "barrier.cluster.arrive.release",
+                "barrier.cluster.wait.acquire",
+                "mapa.shared::cluster",
+                "ld.shared::cluster",
+            ] {
                 assert!(compiled.ptx.contains(needle), "{}: no {needle} in the PTX", k.name);
             }
             if ptxas::find_ptxas().is_some() {

@@ -55,7 +55,15 @@ fn forward_variants_lower_without_spills() {
             }
             for n in [100, 256, 1000, 4096, 8192, 16384, 262144] {
                 let cfg = RmsNormConfig::heuristic(&spec, n, 132);
-                let kernel = rmsnorm::forward(&spec, cfg.block_size, cfg.rows, n <= cfg.cluster * cfg.block_size, cfg.cluster, false).unwrap();
+                let kernel = rmsnorm::forward(
+                    &spec,
+                    cfg.block_size,
+                    cfg.rows,
+                    n <= cfg.cluster * cfg.block_size,
+                    cfg.cluster,
+                    false,
+                )
+                .unwrap();
                 check(&kernel, &aligned(&kernel, cfg.num_warps));
             }
         }
@@ -69,8 +77,15 @@ fn backward_variants_lower_without_spills() {
             for n in [100, 256, 1000, 4096, 8192, 16384, 262144] {
                 for dro in [false, spec.residual_out.is_some()] {
                     let cfg = RmsNormConfig::heuristic_backward(&spec, dro, n, 132);
-                    let kernel = rmsnorm::backward(&spec, dro, cfg.block_size, cfg.rows, n <= cfg.cluster * cfg.block_size, cfg.cluster)
-                        .unwrap();
+                    let kernel = rmsnorm::backward(
+                        &spec,
+                        dro,
+                        cfg.block_size,
+                        cfg.rows,
+                        n <= cfg.cluster * cfg.block_size,
+                        cfg.cluster,
+                    )
+                    .unwrap();
                     check(&kernel, &aligned(&kernel, cfg.num_warps));
                 }
             }

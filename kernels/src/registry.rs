@@ -157,7 +157,8 @@ pub fn build(name: &str, dtype: DType, n: usize, settings: &[(String, i64)]) -> 
     };
     let kernel = match name {
         "rmsnorm-fwd" => {
-            let cfg = rmsnorm::RmsNormConfig { block_size: block, num_warps: num_warps as u32, programs: 1, rows, cluster };
+            let cfg =
+                rmsnorm::RmsNormConfig { block_size: block, num_warps: num_warps as u32, programs: 1, rows, cluster };
             rmsnorm::forward(&spec, block, rows, held, cluster, rmsnorm::plan::weight_early(&cfg, held))?
         }
         "rmsnorm-bwd" => rmsnorm::backward(&spec, false, block, rows, held, cluster)?,

@@ -74,7 +74,8 @@ fn long_rows_walk_in_chunks() {
 #[test]
 fn forward_and_backward_are_deterministic() {
     let spec = RmsNormSpec { bias: Some(DType::BF16), ..RmsNormSpec::new(DType::BF16, Some(DType::BF16)) };
-    let case = Case::new(37, 300, spec, RmsNormConfig { block_size: 128, num_warps: 2, programs: 5, rows: 4, cluster: 1 });
+    let case =
+        Case::new(37, 300, spec, RmsNormConfig { block_size: 128, num_warps: 2, programs: 5, rows: 4, cluster: 1 });
     let a = run_case(&Cpu, &case).unwrap();
     let b = run_case(&Cpu, &case).unwrap();
     assert!(a.failures().is_empty(), "{:?}", a.failures());

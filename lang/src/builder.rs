@@ -185,7 +185,12 @@ impl KernelBuilder {
     pub fn cluster(&self, size: u32) {
         self.with(|st| {
             if !size.is_power_of_two() || size > 16 {
-                st.fail("cluster", format!("a cluster of {size} programs"), Some("use 1, 2, 4, 8 or 16"), Type::scalar(DType::I32));
+                st.fail(
+                    "cluster",
+                    format!("a cluster of {size} programs"),
+                    Some("use 1, 2, 4, 8 or 16"),
+                    Type::scalar(DType::I32),
+                );
             } else if st.cluster != 1 {
                 st.fail("cluster", "the cluster size is declared twice".into(), None, Type::scalar(DType::I32));
             }

@@ -366,7 +366,7 @@ pub fn run(kernel: &Kernel, grid: [u32; 3], args: &mut [Arg<'_>]) -> Result<(), 
         .collect();
     let writer = work.iter().map(|w| vec![0u32; w.as_ref().map_or(0, Buffer::len)]).collect();
     let size = kernel.cluster;
-    if grid[0] % size != 0 {
+    if !grid[0].is_multiple_of(size) {
         return Err(InterpError::Grid {
             kernel: kernel.name.clone(),
             grid,
@@ -459,7 +459,8 @@ impl Launch<'_, '_> {
                 OpKind::For { lo, hi, step, init, body } if holds_cluster_reduce(body) => {
                     let mut bounds = vec![];
                     for env in envs.iter() {
-                        let (lo, hi, step) = (get(env, *lo).as_i64(0), get(env, *hi).as_i64(0), get(env, *step).as_i64(0));
+                        let (lo, hi, step) =
+                            (get(env, *lo).as_i64(0), get(env, *hi).as_i64(0), get(env, *step).as_i64(0));
                         if step <= 0 {
                             return Err(InterpError::BadStep {
                                 kernel: self.kernel.name.clone(),

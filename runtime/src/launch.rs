@@ -105,9 +105,15 @@ impl GpuKernel {
         if cluster > 8 {
             use cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED;
             // SAFETY: `func` is a loaded kernel.
-            unsafe { cudarc::driver::sys::cuFuncSetAttribute(func.cu_function(), CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED, 1) }
-                .result()
-                .map_err(RuntimeError::driver("allowing clusters of more than 8 programs"))?;
+            unsafe {
+                cudarc::driver::sys::cuFuncSetAttribute(
+                    func.cu_function(),
+                    CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED,
+                    1,
+                )
+            }
+            .result()
+            .map_err(RuntimeError::driver("allowing clusters of more than 8 programs"))?;
         }
         Ok(GpuKernel { func, name: name.to_string(), params, threads, cluster, packed })
     }
@@ -131,7 +137,7 @@ impl GpuKernel {
         if grid.contains(&0) {
             return Ok(());
         }
-        if grid[0] % self.cluster != 0 {
+        if !grid[0].is_multiple_of(self.cluster) {
             return Err(RuntimeError::Grid {
                 kernel: self.name.clone(),
                 grid,

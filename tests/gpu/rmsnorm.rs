@@ -46,7 +46,8 @@ fn fixed_cases(sms: usize) -> Vec<Case> {
         let split = |c: Case, cluster| Case { config: RmsNormConfig { cluster, ..c.config }, ..c };
         cases.push(split(base(4, 262144, plain(d), 16384, 32), 16));
         cases.push(split(base(7, 65535, plain(d), 16384, 32), 4));
-        cases.push(split(Case { offset: 1.0, dresidual_out: true, pad: 16, ..base(300, 20000, fused(d), 8192, 16) }, 4));
+        cases
+            .push(split(Case { offset: 1.0, dresidual_out: true, pad: 16, ..base(300, 20000, fused(d), 8192, 16) }, 4));
         cases.push(split(base(1000, 5000, plain(d), 4096, 8), 2));
     }
     cases

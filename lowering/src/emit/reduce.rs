@@ -234,7 +234,10 @@ impl Emitter<'_> {
         if !(d.is_float() || d == DType::I32) || rank > 1 {
             return Err(LowerError::Unsupported {
                 kernel: self.k.name.clone(),
-                what: format!("cluster reduction of {} (scalars and 1-D blocks of floats or i32 are lowered)", self.ty(v)),
+                what: format!(
+                    "cluster reduction of {} (scalars and 1-D blocks of floats or i32 are lowered)",
+                    self.ty(v)
+                ),
             });
         }
         let t = mlir_type(d);
@@ -244,7 +247,12 @@ impl Emitter<'_> {
         let (items, places, writer, len) = if rank == 0 {
             let zero = self.const_i32(0);
             let tid = self.tid.clone();
-            (vec![src.clone()], vec![zero.clone()], Some(self.assign(&format!("arith.cmpi eq, {tid}, {zero} : i32"))), 1)
+            (
+                vec![src.clone()],
+                vec![zero.clone()],
+                Some(self.assign(&format!("arith.cmpi eq, {tid}, {zero} : i32"))),
+                1,
+            )
         } else {
             let l = self.layout(v);
             let dim = Self::long_dim(&l);
@@ -268,7 +276,9 @@ impl Emitter<'_> {
         let buf = self.shared_ptr(at, len);
         let addrs: Vec<String> = places
             .iter()
-            .map(|p| self.assign(&format!("llvm.getelementptr {buf}[{p}] : (!llvm.ptr<3>, i32) -> !llvm.ptr<3>, {att}")))
+            .map(|p| {
+                self.assign(&format!("llvm.getelementptr {buf}[{p}] : (!llvm.ptr<3>, i32) -> !llvm.ptr<3>, {att}"))
+            })
             .collect();
         self.cluster_wait();
         if let Some(w) = &writer {
