@@ -136,15 +136,14 @@ pub fn build(name: &str, dtype: DType, n: usize, settings: &[(String, i64)]) -> 
             got: cluster.to_string(),
         });
     }
-    let cluster = cluster as usize;
-    let held = n <= cluster * block;
-    if cluster > 1 && !held {
-        return Err(KernelError::BadArgument {
-            arg: "CLUSTER",
-            expected: format!("a cluster that holds a row: CLUSTER × BLOCK_SIZE ≥ N = {n}"),
-            got: format!("{cluster} × {block}"),
-        });
-    }
+    let cfg = rmsnorm::RmsNormConfig {
+        block_size: block,
+        num_warps: num_warps as u32,
+        programs: 1,
+        rows,
+        cluster: cluster as usize,
+    };
+    let held = rmsnorm::plan::holds_rows(&cfg, n)?;
     let param = |on: bool| on.then_some(dtype);
     let residual = param(flag("RESIDUAL", 0)?);
     let spec = RmsNormSpec {
@@ -157,11 +156,9 @@ pub fn build(name: &str, dtype: DType, n: usize, settings: &[(String, i64)]) -> 
     };
     let kernel = match name {
         "rmsnorm-fwd" => {
-            let cfg =
-                rmsnorm::RmsNormConfig { block_size: block, num_warps: num_warps as u32, programs: 1, rows, cluster };
-            rmsnorm::forward(&spec, block, rows, held, cluster, rmsnorm::plan::weight_early(&cfg, held))?
+            rmsnorm::forward(&spec, block, rows, held, cfg.cluster, rmsnorm::plan::weight_early(&cfg, held))?
         }
-        "rmsnorm-bwd" => rmsnorm::backward(&spec, false, block, rows, held, cluster)?,
+        "rmsnorm-bwd" => rmsnorm::backward(&spec, false, block, rows, held, cfg.cluster)?,
         _ => crate::partials::sum_partials(dtype, block)?,
     };
     Ok(Built { kernel, num_warps: num_warps as u32 })

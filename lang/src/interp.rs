@@ -288,6 +288,18 @@ fn float_binop(op: BinOp, a: f64, b: f64) -> f64 {
     }
 }
 
+/// `op` of two integers of dtype `d`, wrapped to it (reductions' and cluster reductions' step).
+fn combine_int(op: ReduceOp, d: DType, a: i64, b: i64) -> i64 {
+    wrap_int(
+        d,
+        match op {
+            ReduceOp::Sum => a.wrapping_add(b),
+            ReduceOp::Max => a.max(b),
+            ReduceOp::Min => a.min(b),
+        },
+    )
+}
+
 /// True when `region` or a loop in it holds a cluster reduction.
 fn holds_cluster_reduce(region: &Region) -> bool {
     let mut found = false;
@@ -520,21 +532,9 @@ impl Launch<'_, '_> {
                 (Val::Float(a), Val::Float(b)) => Val::Float(
                     a.iter().zip(&b).map(|(&a, &b)| round_to(DType::F32, float_binop(op.combiner(), a, b))).collect(),
                 ),
-                (Val::Int(a), Val::Int(b)) => Val::Int(
-                    a.iter()
-                        .zip(&b)
-                        .map(|(&a, &b)| {
-                            wrap_int(
-                                d,
-                                match op {
-                                    ReduceOp::Sum => a.wrapping_add(b),
-                                    ReduceOp::Max => a.max(b),
-                                    ReduceOp::Min => a.min(b),
-                                },
-                            )
-                        })
-                        .collect(),
-                ),
+                (Val::Int(a), Val::Int(b)) => {
+                    Val::Int(a.iter().zip(&b).map(|(&a, &b)| combine_int(op, d, a, b)).collect())
+                }
                 _ => unreachable!("the verifier checks cluster reductions take numbers"),
             };
         }
@@ -927,14 +927,7 @@ impl Launch<'_, '_> {
                         let mut acc = x[base];
                         for j in 1..len {
                             let y = x[base + j * stride];
-                            acc = wrap_int(
-                                d,
-                                match op {
-                                    ReduceOp::Sum => acc.wrapping_add(y),
-                                    ReduceOp::Max => acc.max(y),
-                                    ReduceOp::Min => acc.min(y),
-                                },
-                            );
+                            acc = combine_int(op, d, acc, y);
                         }
                         out_i.push(acc);
                     }

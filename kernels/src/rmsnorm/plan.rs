@@ -94,7 +94,7 @@ pub(crate) fn weight_early(cfg: &RmsNormConfig, row_in_block: bool) -> bool {
 
 /// Whether `cfg` holds rows of `n` columns in registers (in one program, or split over a
 /// cluster); a cluster that cannot hold them is an error.
-fn holds_rows(cfg: &RmsNormConfig, n: usize) -> Result<bool, KernelError> {
+pub(crate) fn holds_rows(cfg: &RmsNormConfig, n: usize) -> Result<bool, KernelError> {
     let held = n <= cfg.cluster * cfg.block_size;
     if cfg.cluster > 1 && !held {
         return Err(KernelError::BadArgument {
@@ -112,7 +112,8 @@ fn stride(s: usize) -> PlanArg {
 
 /// The forward of `spec` over `shape`: inputs `x, [residual], [w], [bias]`; outputs `y, rstd [m]`
 /// (f32) and `[residual_out]`. One program (a cluster of `cfg.cluster`) per tile of rows when a
-/// row fits the block (the cluster's blocks), else at most `cfg.programs` persistent programs. No launch when `m = 0`.
+/// row fits the block (the cluster's blocks), else at most `cfg.programs` persistent programs. No
+/// launch when `m = 0`.
 pub fn forward_plan(
     spec: &RmsNormSpec,
     shape: &ForwardShape,

@@ -282,6 +282,14 @@ impl<'a> Emitter<'a> {
         }
     }
 
+    /// The index along `d` of the first element this thread owns in `l`; its `i`-th element
+    /// along `d` sits `l.global_index(d, 0, i)` further on.
+    pub fn owned_base(&mut self, l: &BlockedLayout, d: usize) -> String {
+        let u = self.owner_coord(l, d);
+        let spt = self.const_i32(l.size_per_thread[d] as i64);
+        self.assign(&format!("arith.muli {u}, {spt} : i32"))
+    }
+
     /// True (`i1`) when this thread is no replica along dimension `d` of `l`.
     pub fn owns_along(&mut self, l: &BlockedLayout, d: usize) -> String {
         let t = self.thread_coord(l, d);
@@ -320,9 +328,7 @@ impl<'a> Emitter<'a> {
         let e = l.elems_per_thread();
         let statics: Vec<String> = (0..e).map(|i| (l.global_index(d, 0, i) as i64 + start).to_string()).collect();
         let cst = self.assign(&format!("arith.constant dense<[{}]> : vector<{e}xi32>", statics.join(", ")));
-        let u = self.owner_coord(&l, d);
-        let spt = self.const_i32(l.size_per_thread[d] as i64);
-        let base = self.assign(&format!("arith.muli {u}, {spt} : i32"));
+        let base = self.owned_base(&l, d);
         let splat = self.assign(&format!("vector.broadcast {base} : i32 to vector<{e}xi32>"));
         Lowered::Block(self.assign(&format!("arith.addi {cst}, {splat} : vector<{e}xi32>")))
     }

@@ -184,9 +184,7 @@ impl Emitter<'_> {
         } else {
             first
         };
-        let u = self.owner_coord(l, keep);
-        let spt = self.const_i32(l.size_per_thread[keep] as i64);
-        let ubase = self.assign(&format!("arith.muli {u}, {spt} : i32"));
+        let ubase = self.owned_base(l, keep);
         let lenc = self.const_i32(len as i64);
         let row_of_warp = self.assign(&format!("arith.muli {warp}, {lenc} : i32"));
         // Index in the buffer of kept element `k` for warp slot `w_off` (an i32 SSA value).
@@ -257,9 +255,7 @@ impl Emitter<'_> {
             let l = self.layout(v);
             let dim = Self::long_dim(&l);
             let n = l.elems_per_thread();
-            let u = self.owner_coord(&l, dim);
-            let spt = self.const_i32(l.size_per_thread[dim] as i64);
-            let base = self.assign(&format!("arith.muli {u}, {spt} : i32"));
+            let base = self.owned_base(&l, dim);
             let mut items = vec![];
             let mut places = vec![];
             for i in 0..n {
