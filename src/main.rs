@@ -72,6 +72,11 @@ enum Command {
         /// Measure again even when cached.
         #[arg(long)]
         force: bool,
+        /// Tune among these configs (after the heuristic, which the others' outputs are checked
+        /// against) instead of the kernel's own candidates: NAME=VALUE pairs separated by spaces,
+        /// configs by ';', e.g. "BLOCK_SIZE=4096 CLUSTER=1 PROGRAMS=1 ROWS=1 num_warps=8".
+        #[arg(long)]
+        configs: Option<String>,
     },
     /// Inspect or manage tuned results: list, show KEY, clear, export FILE, import FILE.
     Cache {
@@ -184,9 +189,16 @@ fn main() -> Result<()> {
         Command::Bench(args) => bench::main(&args),
         Command::BenchDot(args) => bench_dot::main(&args),
         Command::Dispatch { m, n, dtype } => dispatch::run(m, n, parse_dtype(&dtype)?),
-        Command::Autotune { kernel, shapes, dtype, features, force } => {
+        Command::Autotune { kernel, shapes, dtype, features, force, configs } => {
             let dtype = dtype.as_deref().map(parse_dtype).transpose()?;
-            tune::autotune(&tune::AutotuneArgs { kernel: &kernel, shapes: &shapes, dtype, features: &features, force })
+            tune::autotune(&tune::AutotuneArgs {
+                kernel: &kernel,
+                shapes: &shapes,
+                dtype,
+                features: &features,
+                force,
+                configs: configs.as_deref(),
+            })
         }
         Command::Cache { action } => tune::cache(match &action {
             CacheCommand::List => tune::CacheAction::List,

@@ -13,7 +13,7 @@ use tritonite::kernels::layernorm::{self, LayerNormSpec};
 use tritonite::kernels::matmul::tuning::{DotKernel, Problem as DotProblem};
 use tritonite::kernels::rmsnorm::{self, RmsNormSpec};
 use tritonite::kernels::softmax::{self, SoftmaxSpec};
-use tritonite::kernels::tuning::{select, Cache, Knobs, Phase, Progress, Source, Tunable, TuneMode};
+use tritonite::kernels::tuning::{select_among, Cache, Config, Knobs, Phase, Progress, Source, Tunable, TuneMode};
 use tritonite::lang::DType;
 use tritonite::runtime::Device;
 
@@ -32,6 +32,9 @@ pub struct AutotuneArgs<'a> {
     pub features: &'a [String],
     /// Re-measure even when cached.
     pub force: bool,
+    /// Configs to tune among instead of the kernel's own candidates: `NAME=VALUE ...` each,
+    /// separated by `;`.
+    pub configs: Option<&'a str>,
 }
 
 /// The kernels `--kernel` accepts: each pass by name, a family for both passes, `all` for
@@ -191,10 +194,30 @@ struct Tally {
     cached: usize,
 }
 
-/// The dtype and features columns of a row.
+/// The dtype and features columns of a row, and `--configs`.
 struct Row<'a> {
     dtype: DType,
     features: &'a str,
+    configs: Option<&'a str>,
+}
+
+/// `--configs`: `NAME=VALUE ...` configs separated by `;`.
+fn config_list(text: &str) -> Result<Vec<Config>> {
+    let configs: Vec<Config> = text
+        .split(';')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(|c| c.parse().with_context(|| format!("--configs: {c:?}")))
+        .collect::<Result<_>>()?;
+    if configs.is_empty() {
+        bail!("--configs: expected configs as NAME=VALUE ..., separated by ';'");
+    }
+    Ok(configs)
+}
+
+/// `--configs` as the knobs of one kernel.
+fn parse_configs<K: Knobs>(text: &str) -> Result<Vec<K>> {
+    config_list(text)?.iter().map(|c| K::from_config(c).with_context(|| format!("--configs: \"{c}\""))).collect()
 }
 
 /// Tunes (or finds cached) the config of `problem` moving `bytes` and prints its table row.
@@ -202,7 +225,8 @@ fn tune_row<P: Tunable>(gpu: &GpuExecutor, problem: &P, bytes: f64, what: &Row<'
     let tuner = gpu.autotuner().expect("the GPU executor tunes");
     let (m, n) = problem.shape();
     let label = format!("{} {m}x{n} {}", problem.kernel(), what.dtype);
-    let selected = select(gpu, problem, &mut |p| progress_line(&label, &p))?;
+    let only = what.configs.map(parse_configs::<P::Knobs>).transpose()?;
+    let selected = select_among(gpu, problem, only.as_deref(), &mut |p| progress_line(&label, &p))?;
     eprint!("\r\x1b[2K");
     let entry = tuner.cache().entry(&problem.key(tuner.device())).cloned();
     let (winner_ms, default_ms) = match &entry {
@@ -291,6 +315,7 @@ fn autotune_dot(kernels: &[DotKernel], args: &AutotuneArgs<'_>) -> Result<()> {
         bail!("--features: the tensor-core kernels take none");
     }
     let shapes = parse_dot_shapes(args.shapes, args.dtype)?;
+    args.configs.map(config_list).transpose()?;
     let gpu = open_tuner(args.force)?;
     let mut tally = Tally::default();
     for &kernel in kernels {
@@ -299,7 +324,7 @@ fn autotune_dot(kernels: &[DotKernel], args: &AutotuneArgs<'_>) -> Result<()> {
             // Bytes at least moved: both operands and the output (what bounds a decode step).
             let bytes = ((m * k + k * n + m * n) * dtype.size_bytes()) as f64;
             let features = format!("K={k}");
-            tune_row(&gpu, &p, bytes, &Row { dtype, features: &features }, &mut tally)?;
+            tune_row(&gpu, &p, bytes, &Row { dtype, features: &features, configs: args.configs }, &mut tally)?;
         }
     }
     println!();
@@ -335,6 +360,7 @@ pub fn autotune(args: &AutotuneArgs<'_>) -> Result<()> {
     }
     let targets = targets(args.kernel)?;
     check_features(&targets, args.features)?;
+    args.configs.map(config_list).transpose()?;
     // Per family (in the order named): its shapes, and for each shape its passes (RMSNorm's table
     // keeps its order: forward, then backward, shape by shape).
     let mut work: Vec<(Family, Vec<bool>, Vec<Shape>)> = vec![];
@@ -356,7 +382,7 @@ pub fn autotune(args: &AutotuneArgs<'_>) -> Result<()> {
         let own: Vec<&str> = features.iter().map(String::as_str).filter(|f| family.features().contains(f)).collect();
         let own = if own.is_empty() { "-".to_string() } else { own.join(",") };
         for ((m, n, dtype), &backward) in shapes.into_iter().flat_map(|s| passes.iter().map(move |b| (s, b))) {
-            let what = Row { dtype, features: &own };
+            let what = Row { dtype, features: &own, configs: args.configs };
             match family {
                 Family::RmsNorm => {
                     use rmsnorm::tuning::{Pass, Problem};

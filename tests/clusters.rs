@@ -157,13 +157,21 @@ fn cluster_reductions_lower_to_distributed_shared_memory() {
             let k = split_rows(size, rows, block, dtype);
             let compiled = compile(&k, &CompileOptions::default()).unwrap_or_else(|e| panic!("{}: {e}", k.name));
             for needle in [
-                "barrier.cluster.arrive.release",
+                "mbarrier.init.shared::cta.b64",
+                "fence.mbarrier_init.release.cluster",
+                "barrier.cluster.arrive.relaxed",
                 "barrier.cluster.wait.acquire",
+                "mbarrier.arrive.expect_tx",
                 "mapa.shared::cluster",
-                "ld.shared::cluster",
+                "st.async.shared::cluster.mbarrier::complete_tx::bytes",
+                "mbarrier.try_wait.parity",
             ] {
                 assert!(compiled.ptx.contains(needle), "{}: no {needle} in the PTX", k.name);
             }
+            // No cluster barrier per exchange: one arrival and one wait in all, and the use
+            // counter lives in registers.
+            assert_eq!(compiled.ptx.matches("barrier.cluster.").count(), 2, "{}", k.name);
+            assert!(!compiled.ptx.contains(".local"), "{}: the use counter went to local memory", k.name);
             if ptxas::find_ptxas().is_some() {
                 ptxas::assemble(&compiled.ptx, "sm_90").unwrap_or_else(|e| panic!("{}: {e}", k.name));
             }

@@ -168,6 +168,18 @@ pub fn select<B: Backend, P: Tunable>(
     problem: &P,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Selected<P::Knobs>, KernelError> {
+    select_among(backend, problem, None, progress)
+}
+
+/// [`select`], tuning among `only` (after the heuristic, whose output the others are checked
+/// against) instead of the kernel's own candidates when given: a kernel author's list of configs
+/// to try, as Triton's `@autotune(configs=[...])`. Results merge into the cached entry.
+pub fn select_among<B: Backend, P: Tunable>(
+    backend: &B,
+    problem: &P,
+    only: Option<&[P::Knobs]>,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<Selected<P::Knobs>, KernelError> {
     let sms = backend.sm_count();
     let Some(tuner) = backend.autotuner() else {
         return Ok(Selected { config: problem.heuristic(sms), source: Source::Default });
@@ -196,7 +208,10 @@ pub fn select<B: Backend, P: Tunable>(
     let heuristic = problem.heuristic(sms);
     let key = problem.key(tuner.device());
     let mut cache = tuner.cache();
-    let candidates: Vec<Config> = problem.candidates(sms).iter().map(Knobs::to_config).collect();
+    let candidates: Vec<Config> = match only {
+        Some(only) => std::iter::once(&heuristic).chain(only).map(Knobs::to_config).collect(),
+        None => problem.candidates(sms).iter().map(Knobs::to_config).collect(),
+    };
     let mut bench: Option<Bench<'_, B, P>> = None;
     let measure = |c: &Config| {
         let cfg = P::Knobs::from_config(c).map_err(|e| Failure::new("config", e.to_string()))?;

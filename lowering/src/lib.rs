@@ -29,13 +29,14 @@ use tritonite_lang::Kernel;
 pub struct Target {
     /// SM architecture, e.g. `sm_90`.
     pub chip: String,
-    /// PTX ISA version times ten (`80` = PTX 8.0; the H100 machines' driver accepts ≤ 90).
+    /// PTX ISA version times ten (`81` = PTX 8.1, the first with `st.async`, which cluster reductions
+    /// use; the H100 machines' driver accepts ≤ 90).
     pub ptx_version: u32,
 }
 
 impl Default for Target {
     fn default() -> Self {
-        Target { chip: "sm_90".into(), ptx_version: 80 }
+        Target { chip: "sm_90".into(), ptx_version: 81 }
     }
 }
 

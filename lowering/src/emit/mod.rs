@@ -70,6 +70,11 @@ pub(crate) struct Emitter<'a> {
     pub tid: String,
     /// `trans` results (which only feed dots) and the blocks they transpose.
     pub trans_of: HashMap<ValueId, ValueId>,
+    /// Each cluster reduction's mbarriers and use counter, by its result (see `reduce`).
+    pub cluster_sites: HashMap<ValueId, reduce::ClusterSite>,
+    /// Whether the cluster barrier the prologue arrived at is still to be waited at, before the
+    /// first top-level op that holds a cluster reduction.
+    pub cluster_wait_pending: bool,
 }
 
 impl<'a> Emitter<'a> {
@@ -173,6 +178,10 @@ impl<'a> Emitter<'a> {
             if let OpKind::Yield(vs) = &op.kind {
                 return Ok(Some(vs.clone()));
             }
+            if self.cluster_wait_pending && reduce::holds_cluster_reduce(op) {
+                self.cluster_wait();
+                self.cluster_wait_pending = false;
+            }
             self.op(&op.kind, &op.results)?;
         }
         Ok(None)
@@ -214,7 +223,9 @@ impl<'a> Emitter<'a> {
                 None
             }
             OpKind::Reduce(op, v, axis) => Some(Lowered::Block(self.reduce(*op, *v, *axis)?)),
-            OpKind::ClusterReduce(op, v) => Some(Lowered::Block(self.cluster_reduce(*op, *v)?)),
+            OpKind::ClusterReduce(op, v) => {
+                Some(Lowered::Block(self.cluster_reduce(*op, *v, r.expect("cluster reductions have a result"))?))
+            }
             OpKind::Trans(v) => {
                 self.trans_of.insert(r.expect("trans has a result"), *v);
                 None
@@ -485,22 +496,14 @@ pub(crate) fn emit_module(k: &Kernel, opts: &CompileOptions) -> Result<String, L
         smem: vec![],
         tid: String::new(),
         trans_of: HashMap::new(),
+        cluster_sites: HashMap::new(),
+        cluster_wait_pending: false,
     };
     check_trans_uses(k)?;
     let tid = e.assign("gpu.thread_id x");
     e.tid = e.assign(&format!("arith.index_cast {tid} : index to i32"));
-    // Cluster reductions leave one arrival pending (see `reduce`): one at the start, one wait at
-    // the end.
-    let mut clustered = false;
-    tritonite_lang::ir::walk_ops(&k.body, &mut |op| clustered |= matches!(op.kind, OpKind::ClusterReduce(..)));
-    clustered &= k.cluster > 1;
-    if clustered {
-        e.cluster_arrive();
-    }
+    e.cluster_prologue();
     e.region(&k.body)?;
-    if clustered {
-        e.cluster_wait();
-    }
     e.line("gpu.return");
 
     let params: Vec<String> = k

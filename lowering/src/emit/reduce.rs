@@ -5,14 +5,18 @@
 //! row reduction of a 2-D block comes out laid out as that block's rows.
 //!
 //! Cluster reductions combine a value across the programs (CTAs) of a cluster through distributed
-//! shared memory: each program stores its value to its shared memory → cluster barrier → every
-//! thread reads each program's copy (`mapa` + `ld.shared::cluster`) and combines them in rank
-//! order → arrives at the next cluster barrier without waiting. It waits at the next cluster
-//! reduction, before its store, or at the kernel's end: no program overwrites or leaves its buffer
-//! while another may still read it, and none waits for the slowest reader before going on. A
-//! kernel with cluster reductions arrives once at its start, so arrivals and waits alternate.
+//! shared memory, pushed rather than pulled (Quack's exchange): each program sends its value into
+//! its slot of every program's buffer with `st.async`, which counts the bytes on the receiver's
+//! mbarrier → each program waits on its own mbarrier until all `size` values are in → combines
+//! them in rank order, so every program gets the same bits. No cluster barrier per exchange and
+//! no fence: one barrier arrival at the kernel's start (after thread 0 initializes the mbarriers)
+//! and its wait before the first exchange, so no program writes to a peer that has not started.
+//! Each reduction has two buffers and two mbarriers, used in turn (a per-thread counter picks
+//! them and the mbarrier's phase): a peer can send its next values only after it got this
+//! exchange's from every program, so a buffer is never overwritten before it was read. A program
+//! may leave once its last exchange is in: no peer writes to it after that.
 
-use tritonite_lang::ir::{ReduceOp, ValueId};
+use tritonite_lang::ir::{Op, OpKind, ReduceOp, ValueId};
 use tritonite_lang::DType;
 
 use super::{mlir_type, Emitter};
@@ -219,10 +223,73 @@ impl Emitter<'_> {
         out
     }
 
+    /// The cluster reductions' setup, at the kernel's start: for each, two mbarriers (thread 0
+    /// initializes them) and a use counter; then every thread arrives at the cluster barrier that
+    /// the first exchange waits at, so no program writes to a peer before the peer has started
+    /// and initialized its mbarriers.
+    pub(crate) fn cluster_prologue(&mut self) {
+        if self.k.cluster <= 1 {
+            return;
+        }
+        let mut sites = vec![];
+        tritonite_lang::ir::walk_ops(&self.k.body, &mut |op| {
+            if let OpKind::ClusterReduce(..) = op.kind {
+                sites.push(op.results[0]);
+            }
+        });
+        if sites.is_empty() {
+            return;
+        }
+        let (zero, one) = (self.const_i32(0), self.const_i32(1));
+        let mut mbars = vec![];
+        for r in sites {
+            let ptr = self.shared_ptr(DType::I64, 2);
+            let uses = self.assign(&format!("llvm.alloca {one} x i32 : (i32) -> !llvm.ptr"));
+            self.line(&format!("llvm.store {zero}, {uses} : i32, !llvm.ptr"));
+            mbars.push(ptr.clone());
+            self.cluster_sites.insert(r, ClusterSite { mbars: ptr, uses });
+        }
+        let tid = self.tid.clone();
+        let first = self.assign(&format!("arith.cmpi eq, {tid}, {zero} : i32"));
+        self.line(&format!("scf.if {first} {{"));
+        self.indent += 1;
+        for ptr in mbars {
+            for b in 0..2 {
+                let a = self.shared_addr(&ptr, "i64", b);
+                self.asm_void("mbarrier.init.shared::cta.b64 [$0], 1;", "r", &[a], "i32");
+            }
+        }
+        self.asm_void("fence.mbarrier_init.release.cluster;", "", &[], "");
+        self.indent -= 1;
+        self.line("}");
+        self.asm_void("barrier.cluster.arrive.relaxed;", "", &[], "");
+        self.cluster_wait_pending = true;
+    }
+
+    /// The 32-bit shared-memory address of element `i` (a constant or an `i32` SSA value) of the
+    /// shared buffer `ptr` of `elem`.
+    fn shared_addr(&mut self, ptr: &str, elem: &str, i: impl std::fmt::Display) -> String {
+        let i = i.to_string();
+        let index_ty = if i.starts_with('%') { ", i32" } else { "" };
+        let at =
+            self.assign(&format!("llvm.getelementptr {ptr}[{i}] : (!llvm.ptr<3>{index_ty}) -> !llvm.ptr<3>, {elem}"));
+        self.assign(&format!("llvm.ptrtoint {at} : !llvm.ptr<3> to i32"))
+    }
+
+    /// Inline PTX without results, operands `args` of MLIR types `types` (comma-separated).
+    fn asm_void(&mut self, ptx: &str, constraints: &str, args: &[String], types: &str) {
+        let clobber =
+            if constraints.is_empty() { "~{memory}".to_string() } else { format!("{constraints},~{{memory}}") };
+        self.line(&format!(
+            "llvm.inline_asm has_side_effects asm_dialect = att \"{ptx}\", \"{clobber}\" {} : ({types}) -> ()",
+            args.join(", ")
+        ));
+    }
+
     /// Combines `v` (a scalar or a 1-D block) across the programs of the kernel's cluster; see
-    /// the module's doc.
-    pub(crate) fn cluster_reduce(&mut self, op: ReduceOp, v: ValueId) -> Result<String, LowerError> {
-        let size = self.k.cluster;
+    /// the module docs. `r` is the reduction's result (its site).
+    pub(crate) fn cluster_reduce(&mut self, op: ReduceOp, v: ValueId, r: ValueId) -> Result<String, LowerError> {
+        let size = self.k.cluster as usize;
         let src = self.num(v);
         if size == 1 {
             return Ok(src);
@@ -238,10 +305,12 @@ impl Emitter<'_> {
                 ),
             });
         }
+        let site = self.cluster_sites[&r].clone();
         let t = mlir_type(d);
         let at = if d.is_float() { DType::F32 } else { d };
         let att = mlir_type(at);
-        // This thread's elements, their places in the buffer, and whether this thread writes them.
+        // This thread's elements, their places in a program's slot, and whether this thread sends
+        // them.
         let (items, places, writer, len) = if rank == 0 {
             let zero = self.const_i32(0);
             let tid = self.tid.clone();
@@ -269,39 +338,89 @@ impl Emitter<'_> {
             .into_iter()
             .map(|x| if at != d { self.assign(&format!("arith.extf {x} : {t} to f32")) } else { x })
             .collect();
-        let buf = self.shared_ptr(at, len);
-        let addrs: Vec<String> = places
-            .iter()
-            .map(|p| {
-                self.assign(&format!("llvm.getelementptr {buf}[{p}] : (!llvm.ptr<3>, i32) -> !llvm.ptr<3>, {att}"))
-            })
-            .collect();
-        self.cluster_wait();
+        // Two buffers of `size` slots of `len`, used in turn: a peer sends its next exchange's
+        // values only after receiving this one's from every program, so only after this program
+        // has read the buffer's previous values.
+        let buf = self.shared_ptr(at, 2 * size * len);
+        let uses = self.assign(&format!("llvm.load {} : !llvm.ptr -> i32", site.uses));
+        let one = self.const_i32(1);
+        let next = self.assign(&format!("arith.addi {uses}, {one} : i32"));
+        self.line(&format!("llvm.store {next}, {} : i32, !llvm.ptr", site.uses));
+        let which = self.assign(&format!("arith.andi {uses}, {one} : i32"));
+        let half = self.assign(&format!("arith.shrui {uses}, {one} : i32"));
+        let parity = self.assign(&format!("arith.andi {half}, {one} : i32"));
+        let mbar = self.shared_addr(&site.mbars, "i64", &which);
+        let slots = self.const_i32((size * len) as i64);
+        let first_slot = self.assign(&format!("arith.muli {which}, {slots} : i32"));
+        // This program's expected bytes: every program's `len` values.
+        let tid = self.tid.clone();
+        let zero = self.const_i32(0);
+        let lead = self.assign(&format!("arith.cmpi eq, {tid}, {zero} : i32"));
+        let bytes = self.const_i32((size * len * 4) as i64);
+        self.line(&format!("scf.if {lead} {{"));
+        self.indent += 1;
+        self.asm_void(
+            "{ .reg .b64 s; mbarrier.arrive.expect_tx.shared::cta.b64 s, [$0], $1; }",
+            "r,r",
+            &[mbar.clone(), bytes],
+            "i32, i32",
+        );
+        self.indent -= 1;
+        self.line("}");
+        // Send this program's values to its slot in every program (itself included).
+        let me = self.assign("nvvm.read.ptx.sreg.cluster.ctarank : i32");
+        let len_c = self.const_i32(len as i64);
+        let my_slot = self.assign(&format!("arith.muli {me}, {len_c} : i32"));
+        let mine = self.assign(&format!("arith.addi {first_slot}, {my_slot} : i32"));
         if let Some(w) = &writer {
             self.line(&format!("scf.if {w} {{"));
             self.indent += 1;
         }
-        for (x, a) in items.iter().zip(&addrs) {
-            self.line(&format!("llvm.store {x}, {a} : {att}, !llvm.ptr<3>"));
+        let (constraint, ptx) = if d.is_float() { ("f", "f32") } else { ("r", "b32") };
+        for (x, p) in items.iter().zip(&places) {
+            let at_place = self.assign(&format!("arith.addi {mine}, {p} : i32"));
+            let a = self.shared_addr(&buf, att, &at_place);
+            for peer in 0..size {
+                let pc = self.const_i32(peer as i64);
+                self.asm_void(
+                    &format!(
+                        "{{ .reg .u32 a, m; mapa.shared::cluster.u32 a, $0, $3; mapa.shared::cluster.u32 m, $2, $3; \
+                         st.async.shared::cluster.mbarrier::complete_tx::bytes.{ptx} [a], $1, [m]; }}"
+                    ),
+                    &format!("r,{constraint},r,r"),
+                    &[a.clone(), x.clone(), mbar.clone(), pc],
+                    &format!("i32, {att}, i32, i32"),
+                );
+            }
         }
         if writer.is_some() {
             self.indent -= 1;
             self.line("}");
         }
-        self.cluster_arrive();
-        self.cluster_wait();
-        let (constraint, ptx) = if d.is_float() { ("f", "f32") } else { ("r", "s32") };
-        let asm = format!("{{ .reg .u32 t; mapa.shared::cluster.u32 t, $1, $2; ld.shared::cluster.{ptx} $0, [t]; }}");
+        // Wait until every program's values are here, then combine them in rank order.
+        self.line("scf.while : () -> () {");
+        self.indent += 1;
+        let done = self.assign(&format!(
+            "llvm.inline_asm has_side_effects asm_dialect = att \"{{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [$1], $2; selp.u32 $0, 1, 0, p; }}\", \"=r,r,r,~{{memory}}\" {mbar}, {parity} : (i32, i32) -> i32"
+        ));
+        let waiting = self.assign(&format!("arith.cmpi eq, {done}, {zero} : i32"));
+        self.line(&format!("scf.condition({waiting})"));
+        self.indent -= 1;
+        self.line("} do {");
+        self.indent += 1;
+        self.line("scf.yield");
+        self.indent -= 1;
+        self.line("}");
         let mut out = vec![];
-        for a in &addrs {
-            let a32 = self.assign(&format!("llvm.ptrtoint {a} : !llvm.ptr<3> to i32"));
+        for p in &places {
             let mut acc: Option<String> = None;
-            for r in 0..size {
-                let rc = self.const_i32(r as i64);
-                // Side effects keep the read between the two barriers.
-                let x = self.assign(&format!(
-                    "llvm.inline_asm has_side_effects asm_dialect = att \"{asm}\", \"={constraint},r,r\" {a32}, {rc} : (i32, i32) -> {att}"
-                ));
+            for peer in 0..size {
+                let off = self.const_i32((peer * len) as i64);
+                let slot = self.assign(&format!("arith.addi {first_slot}, {off} : i32"));
+                let i = self.assign(&format!("arith.addi {slot}, {p} : i32"));
+                let at_i =
+                    self.assign(&format!("llvm.getelementptr {buf}[{i}] : (!llvm.ptr<3>, i32) -> !llvm.ptr<3>, {att}"));
+                let x = self.assign(&format!("llvm.load {at_i} : !llvm.ptr<3> -> {att}"));
                 acc = Some(match acc {
                     Some(acc) => self.combine(op, at, &acc, &x),
                     None => x,
@@ -310,7 +429,6 @@ impl Emitter<'_> {
             let acc = acc.expect("a cluster has programs");
             out.push(if at != d { self.assign(&format!("arith.truncf {acc} : f32 to {t}")) } else { acc });
         }
-        self.cluster_arrive();
         Ok(if rank == 0 {
             out.pop().expect("one element")
         } else {
@@ -319,14 +437,30 @@ impl Emitter<'_> {
         })
     }
 
-    /// This thread arrives at the cluster barrier: what it wrote to shared memory before
-    /// (release) is visible to every thread of the cluster after their wait.
-    pub(crate) fn cluster_arrive(&mut self) {
-        self.line("llvm.inline_asm has_side_effects asm_dialect = att \"barrier.cluster.arrive.release;\", \"~{memory}\" : () -> ()");
-    }
-
     /// This thread waits until every thread of every program of the cluster has arrived (acquire).
     pub(crate) fn cluster_wait(&mut self) {
         self.line("llvm.inline_asm has_side_effects asm_dialect = att \"barrier.cluster.wait.acquire;\", \"~{memory}\" : () -> ()");
+    }
+}
+
+/// A cluster reduction's state: its two mbarriers (an `!llvm.ptr<3>` to two `i64`) and the
+/// counter of its uses so far (an `!llvm.ptr` to an `i32`, kept in a register by LLVM), whose
+/// lowest bit picks the buffer and mbarrier and whose next bit is that mbarrier's phase.
+#[derive(Clone, Debug)]
+pub(crate) struct ClusterSite {
+    mbars: String,
+    uses: String,
+}
+
+/// Whether `op` is, or its body holds, a cluster reduction.
+pub(crate) fn holds_cluster_reduce(op: &Op) -> bool {
+    match &op.kind {
+        OpKind::ClusterReduce(..) => true,
+        OpKind::For { body, .. } => {
+            let mut found = false;
+            tritonite_lang::ir::walk_ops(body, &mut |o| found |= matches!(o.kind, OpKind::ClusterReduce(..)));
+            found
+        }
+        _ => false,
     }
 }
