@@ -53,7 +53,7 @@ fn forward_variants_lower_without_spills() {
                 let kernel = rmsnorm::forward(&spec, block, 1, n <= block, 1, true).unwrap();
                 check(&kernel, &aligned(&kernel, warps));
             }
-            for n in [100, 256, 1000, 4096, 8192, 16384, 262144] {
+            for n in [100, 256, 1000, 4096, 8192, 16384, 32768, 65536, 131072, 262144, 524288] {
                 let cfg = RmsNormConfig::heuristic(&spec, n, 132);
                 let kernel = rmsnorm::forward(
                     &spec,
@@ -74,7 +74,7 @@ fn forward_variants_lower_without_spills() {
 fn backward_variants_lower_without_spills() {
     for d in DTYPES {
         for spec in specs(d) {
-            for n in [100, 256, 1000, 4096, 8192, 16384, 262144] {
+            for n in [100, 256, 1000, 4096, 5120, 8192, 16384, 32768, 65536, 131072, 262144] {
                 for dro in [false, spec.residual_out.is_some()] {
                     let cfg = RmsNormConfig::heuristic_backward(&spec, dro, n, 132);
                     let kernel = rmsnorm::backward(

@@ -80,8 +80,8 @@ fn candidates_are_pruned_and_include_the_heuristic() {
             for cfg in c.iter().filter(|c| c.cluster > 1) {
                 assert!(cfg.cluster * cfg.block_size >= n && cfg.block_size >= 1024, "{cfg:?} for n={n}");
             }
-            // The backward's blocks are at most 8192 columns: clusters hold rows up to 16 of them.
-            let splits = n >= 4096 && (pass == Pass::Forward || n <= 16 * 8192);
+            // Cluster blocks are at most 16384 columns backward: clusters hold rows up to 16 of them.
+            let splits = n >= 4096 && (pass == Pass::Forward || n <= 16 * 16384);
             assert_eq!(c.iter().any(|x| x.cluster > 1), splits, "clusters tried for {pass:?} n={n}");
             if pass == Pass::Backward && n > 1 {
                 assert!(c.iter().any(|x| x.programs != c[0].programs), "no program counts tried");

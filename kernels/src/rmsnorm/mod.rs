@@ -138,44 +138,60 @@ impl RmsNormConfig {
     /// The forward's default when nothing is tuned: the whole row in one block up to 16384
     /// columns (8192 with a residual or bias, whose loads add to the registers held), 512 columns
     /// per warp (1 to 16 warps); plain 16-bit rows up to 32768 columns in one block of 32 warps
-    /// (measured on the H100, 16384 × 32768 bf16: 3022 GB/s, against 2618 in chunks and 2397 split
-    /// over a cluster of 2). Longer rows go in chunks of that size to 4 persistent programs per
-    /// SM; rows over 32768 columns in chunks of 8192 to 2 programs of 32 warps per SM, so that the
-    /// rows walked at once (264 on an H100, 33 MB at 65536 bf16 columns) mostly stay in L2 for the
-    /// second walk (4096 × 65536 bf16: 2019 → 2300 GB/s). Rows split over clusters measured slower
-    /// than chunks for the forward at every length tried (32768 to 262144 bf16 columns).
+    /// (measured on the H100, 16384 × 32768 bf16: 3022 GB/s, against 2618 in chunks). Longer rows
+    /// are split over a cluster of up to 16 programs of that block, 32 columns a thread
+    /// (4096 × 65536 bf16, clusters of 4: 366 µs against 459 in chunks; 1024 × 262144, clusters
+    /// of 16: 401 against 550). Rows longer than 16 blocks go in chunks of 8192 to 2 programs of
+    /// 32 warps per SM, so that the rows walked at once mostly stay in L2 for the second walk.
     pub fn heuristic(spec: &RmsNormSpec, n: usize, sm_count: usize) -> RmsNormConfig {
         let heavy = spec.residual.is_some() || spec.bias.is_some();
         let cfg = Self::spread(n, sm_count, if heavy { 8192 } else { 16384 }, 512, 16);
         let sms = sm_count.max(1);
         let narrow = spec.x.bits() == 16 && spec.weight.is_none_or(|w| w.bits() == 16) && !heavy;
+        let block = cfg.block_size;
         match n {
-            n if n <= cfg.block_size => cfg,
+            n if n <= block => cfg,
             n if n <= 32768 && narrow => RmsNormConfig { block_size: 32768, num_warps: 32, rows: 1, ..cfg },
-            n if n <= 32768 => RmsNormConfig { programs: 4 * sms, ..cfg },
+            n if n <= 16 * block => RmsNormConfig {
+                num_warps: (block / 1024) as u32,
+                rows: 1,
+                cluster: n.div_ceil(block).next_power_of_two(),
+                ..cfg
+            },
             _ => RmsNormConfig { block_size: 8192, num_warps: 32, programs: 2 * sms, rows: 1, cluster: 1 },
         }
     }
 
     /// The backward's default: it holds `x`, `dy` and, per option, the weight, the `dw` and
-    /// `dbias` sums and `dresidual_out` per thread, so at most 8192 columns in a block with up to
-    /// four of those, 4096 with more; 256 columns per warp, at most 8 warps (ptxas gives 16 warps
-    /// only 64 registers a thread, too few for the fused variants); two programs per SM. Rows of
-    /// up to 16 blocks of 4096 columns are split over a cluster, each program of 4 warps holding
-    /// a block of the row, 4 programs per SM (measured on the H100, bf16: 16384 × 32768 1861 GB/s
-    /// against 1471 in chunks; 4096 × 65536 1669 against 1394). Longer rows go in tiles of 4 rows
-    /// × 1024 columns, so each chunk's column sums reach the partials once per 4 rows. (One row at
-    /// a time, one program per SM, to keep the rows in flight in L2, measured slower on the H100:
-    /// 0.25–0.32 of copy against 0.40–0.46.)
+    /// `dbias` sums and `dresidual_out` per thread. Rows up to 4096 columns in one block, 256
+    /// columns per warp (at most 8 warps: ptxas gives 16 warps only 64 registers a thread, too
+    /// few for the fused variants), two programs per SM. Longer rows are split over a cluster of
+    /// up to 16 programs, each holding a block of at least 2048 columns, 16 to 32 a thread, at
+    /// most 8192 (4096 when a thread holds more than four of those values), 4 programs per SM
+    /// (1 at 16 warps). Measured on the H100, bf16: 32768 × 8192 606 µs (clusters of 4) against
+    /// 633 in one block; 16384 × 32768 1262 µs (16) against 1532 (8 of 4096 columns); 4096 ×
+    /// 65536 789 (16 of 4096 columns, 8 warps). Longer rows go in tiles of 4 rows × 1024 columns,
+    /// so each chunk's column sums reach the partials once per 4 rows. (Clusters of 16 blocks of
+    /// 16384 measured faster at 1024 × 262144, 1052 µs against 1335, but spill 88 bytes a thread:
+    /// the tuner may pick them, the default does not.)
     pub fn heuristic_backward(spec: &RmsNormSpec, has_dresidual_out: bool, n: usize, sm_count: usize) -> RmsNormConfig {
         let held = 2 + 2 * spec.weight.is_some() as usize + spec.bias.is_some() as usize + has_dresidual_out as usize;
         let max_block = if held > 4 { 4096 } else { 8192 };
         let sms = sm_count.max(1);
         match n {
-            n if n <= max_block => Self::spread(n, sm_count, max_block, 256, 8),
-            n if n <= 16 * 4096 => {
-                let cluster = n.div_ceil(4096).next_power_of_two();
-                RmsNormConfig { block_size: 4096, num_warps: 4, programs: (4 * sms / cluster).max(1), rows: 1, cluster }
+            n if n <= 4096 => Self::spread(n, sm_count, 4096, 256, 8),
+            n if n <= 16 * max_block => {
+                let block = n.div_ceil(16).next_power_of_two().clamp(2048, max_block);
+                let cluster = n.div_ceil(block).next_power_of_two();
+                let num_warps = (block / 512).clamp(4, 16) as u32;
+                let per_sm = if num_warps >= 16 { 1 } else { 4 };
+                RmsNormConfig {
+                    block_size: block,
+                    num_warps,
+                    programs: (per_sm * sms / cluster).max(1),
+                    rows: 1,
+                    cluster,
+                }
             }
             _ => RmsNormConfig { block_size: 1024, num_warps: 8, programs: 2 * sms, rows: 4, cluster: 1 },
         }

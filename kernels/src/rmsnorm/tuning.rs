@@ -142,12 +142,12 @@ impl Problem {
             block *= 2;
         }
         // Rows of 4096 columns and more may also be split over clusters of 2 to 16 programs, each
-        // holding 1024 columns or more of a row, 8 to 32 elements a thread. The backward's
-        // clusters share its 1, 2 or 4 programs per SM.
+        // holding 1024 to 32768 columns of a row (16384 backward), 8 to 32 elements a thread. The
+        // backward's clusters share its 1, 2 or 4 programs per SM.
         if self.n >= 4096 {
             for cluster in [2usize, 4, 8, 16] {
                 let block = self.n.div_ceil(cluster).next_power_of_two();
-                if !(1024..=max_block).contains(&block) {
+                if !(1024..=max_block.max(16384)).contains(&block) {
                     continue;
                 }
                 for num_warps in [4u32, 8, 16, 32] {
