@@ -1,6 +1,7 @@
 //! Every RMSNorm variant in a grid of configs × dtypes lowers through MLIR to PTX, assembles with
-//! ptxas for sm_90 without spills with the heuristic configs (rows up to 262144: held in registers
-//! up to 16384 columns forward, 8192 backward, walked in chunks beyond), and uses 16-byte global loads where N is aligned.
+//! ptxas for sm_90 without spills with the heuristic configs (rows up to 262144: held in registers,
+//! split over clusters beyond one block, walked in chunks beyond 16 blocks; the backward's 16-warp
+//! cluster blocks may spill a few bytes), and uses 16-byte global loads where N is aligned.
 
 use tritonite::kernels::rmsnorm::{self, RmsNormConfig, RmsNormSpec};
 use tritonite::lang::{DType, Kernel};
@@ -19,13 +20,23 @@ fn aligned(kernel: &Kernel, num_warps: u32) -> CompileOptions {
 }
 
 fn check(kernel: &Kernel, opts: &CompileOptions) -> String {
+    check_spills(kernel, opts, 0)
+}
+
+/// [`check`], allowing up to `max_spill` bytes of spill stores and loads.
+fn check_spills(kernel: &Kernel, opts: &CompileOptions, max_spill: u32) -> String {
     let compiled = compile(kernel, opts).unwrap_or_else(|e| panic!("{}: {e}", kernel.name));
     assert!(compiled.ptx.contains(&format!(".entry {}", kernel.name)), "{}: no entry in PTX", kernel.name);
     match ptxas::find_ptxas() {
         Some(_) => {
             let r = ptxas::assemble(&compiled.ptx, "sm_90").unwrap_or_else(|e| panic!("{}: {e}", kernel.name));
-            let spills = (r.spill_stores, r.spill_loads);
-            assert_eq!(spills, (0, 0), "{} with {opts:?} spills ({} registers)", kernel.name, r.registers);
+            let spills = r.spill_stores.max(r.spill_loads);
+            assert!(
+                spills <= max_spill,
+                "{} with {opts:?} spills {spills} bytes ({} registers)",
+                kernel.name,
+                r.registers
+            );
             assert!(!r.cubin.is_empty());
         }
         None => println!("ptxas not installed: skipped assembling {} (run scripts/setup.sh)", kernel.name),
@@ -86,7 +97,11 @@ fn backward_variants_lower_without_spills() {
                         cfg.cluster,
                     )
                     .unwrap();
-                    check(&kernel, &aligned(&kernel, cfg.num_warps));
+                    // A split row's 16-bit blocks of 16384 columns hold x, dy, w and the dw sums
+                    // at 32 elements a thread: ptxas spills a few registers (20-88 bytes), measured
+                    // faster than blocks half the size.
+                    let max_spill = if cfg.cluster > 1 && cfg.num_warps == 16 { 128 } else { 0 };
+                    check_spills(&kernel, &aligned(&kernel, cfg.num_warps), max_spill);
                 }
             }
         }

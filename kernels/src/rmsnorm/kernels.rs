@@ -306,6 +306,7 @@ fn backward_body<'k>(
     let mean_gh = |rstd: Value<'k>, sum_gh: Value<'k>| sum_gh * rstd * rstd / n_f;
 
     if row_in_block {
+        let weight_again = block_size >= 16384 && (2..=4).contains(&cluster);
         let zeros: Vec<Value> =
             partials.iter().map(|_| k.zeros(&[tile_len as usize, block_size], DType::F32)).collect();
         let sums = k.for_range(pid, tiles, programs, &zeros, |i, acc| {
@@ -317,6 +318,12 @@ fn backward_body<'k>(
             let rstd = load_rstd(rows, row_ok);
             let g = g_of(t, dyv);
             let c_row = mean_gh(rstd, share.row_sum(g * xv));
+            // Blocks of 16384 columns split over 2 or 4 programs compute g again after the
+            // reduction, loading w again (from L1), rather than hold it through the exchange: a
+            // register less per element (ptxas spills 20 bytes instead of 88; on the H100,
+            // 16384 × 32768 bf16 1237 → 1123 µs, 4096 × 65536 680 → 653; over 16 programs it
+            // measured slower, 740 → 836 µs at 1024 × 262144, as did smaller blocks).
+            let g = if weight_again { g_of(t, dyv) } else { g };
             store_dx(t, g, xv, c_row, rstd);
             acc.iter().zip(contributions(dyv, xv, rstd)).map(|(a, c)| *a + c).collect()
         });

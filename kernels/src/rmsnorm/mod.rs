@@ -166,33 +166,30 @@ impl RmsNormConfig {
     /// `dbias` sums and `dresidual_out` per thread. Rows up to 4096 columns in one block, 256
     /// columns per warp (at most 8 warps: ptxas gives 16 warps only 64 registers a thread, too
     /// few for the fused variants), two programs per SM. Longer rows are split over a cluster of
-    /// up to 16 programs, each holding a block of at least 2048 columns, 16 to 32 a thread, at
-    /// most 8192 (4096 when a thread holds more than four of those values), 4 programs per SM
-    /// (1 at 16 warps). Measured on the H100, bf16: 32768 × 8192 606 µs (clusters of 4) against
-    /// 633 in one block; 16384 × 32768 1262 µs (16) against 1532 (8 of 4096 columns); 4096 ×
-    /// 65536 789 (16 of 4096 columns, 8 warps). Longer rows go in tiles of 4 rows × 1024 columns,
-    /// so each chunk's column sums reach the partials once per 4 rows. (Clusters of 16 blocks of
-    /// 16384 measured faster at 1024 × 262144, 1052 µs against 1335, but spill 88 bytes a thread:
-    /// the tuner may pick them, the default does not.)
+    /// up to 16 programs: up to 16384 columns in blocks of 2048 (4 warps), longer ones in blocks
+    /// of 32 KB of x (16384 16-bit columns or 8192 f32 ones, 16 warps; 4096 columns and 8 warps
+    /// when a thread holds more than four values per element), 4 clusters' worth of programs per
+    /// SM. Measured on the H100, bf16: 32768 × 8192 605 µs against 633 in one block; 16384 ×
+    /// 32768 1237 µs against 1532 in clusters of 8 programs of 4096 columns; 4096 × 65536 680 µs
+    /// against 789 in clusters of 16 of 4096 columns; 1024 × 262144 740 µs against 1333 in
+    /// chunks. Rows longer than 16 blocks go in tiles of 4 rows × 1024 columns, so each chunk's
+    /// column sums reach the partials once per 4 rows.
     pub fn heuristic_backward(spec: &RmsNormSpec, has_dresidual_out: bool, n: usize, sm_count: usize) -> RmsNormConfig {
         let held = 2 + 2 * spec.weight.is_some() as usize + spec.bias.is_some() as usize + has_dresidual_out as usize;
-        let max_block = if held > 4 { 4096 } else { 8192 };
+        let (big, big_warps) = match (held > 4, spec.x.bits()) {
+            (true, _) => (4096, 8),
+            (false, 16) => (16384, 16),
+            (false, _) => (8192, 16),
+        };
         let sms = sm_count.max(1);
+        let split = |block: usize, num_warps: u32| {
+            let cluster = n.div_ceil(block).next_power_of_two();
+            RmsNormConfig { block_size: block, num_warps, programs: (4 * sms / cluster).max(1), rows: 1, cluster }
+        };
         match n {
             n if n <= 4096 => Self::spread(n, sm_count, 4096, 256, 8),
-            n if n <= 16 * max_block => {
-                let block = n.div_ceil(16).next_power_of_two().clamp(2048, max_block);
-                let cluster = n.div_ceil(block).next_power_of_two();
-                let num_warps = (block / 512).clamp(4, 16) as u32;
-                let per_sm = if num_warps >= 16 { 1 } else { 4 };
-                RmsNormConfig {
-                    block_size: block,
-                    num_warps,
-                    programs: (per_sm * sms / cluster).max(1),
-                    rows: 1,
-                    cluster,
-                }
-            }
+            n if n <= 16384 => split(2048, 4),
+            n if n <= 16 * big => split(big, big_warps),
             _ => RmsNormConfig { block_size: 1024, num_warps: 8, programs: 2 * sms, rows: 4, cluster: 1 },
         }
     }
