@@ -12,9 +12,10 @@
 //! no fence: one barrier arrival at the kernel's start (after thread 0 initializes the mbarriers)
 //! and its wait before the first exchange, so no program writes to a peer that has not started.
 //! Each reduction has two buffers and two mbarriers, used in turn (a per-thread counter picks
-//! them and the mbarrier's phase): a peer can send its next values only after it got this
-//! exchange's from every program, so a buffer is never overwritten before it was read. A program
-//! may leave once its last exchange is in: no peer writes to it after that.
+//! them and the mbarrier's phase), and a program sends only after all its threads passed a block
+//! barrier: a peer can send its next values only after it got this exchange's from every program,
+//! so a buffer is never overwritten before every thread read it. A program may leave once its
+//! last exchange is in: no peer writes to it after that.
 
 use tritonite_lang::ir::{Op, OpKind, ReduceOp, ValueId};
 use tritonite_lang::DType;
@@ -367,7 +368,10 @@ impl Emitter<'_> {
         );
         self.indent -= 1;
         self.line("}");
-        // Send this program's values to its slot in every program (itself included).
+        // Send this program's values to its slot in every program (itself included), once every
+        // thread here has read the previous exchange's values: a peer answers with its next
+        // exchange's, which go to the buffer that exchange used.
+        self.line("gpu.barrier");
         let me = self.assign("nvvm.read.ptx.sreg.cluster.ctarank : i32");
         let len_c = self.const_i32(len as i64);
         let my_slot = self.assign(&format!("arith.muli {me}, {len_c} : i32"));
