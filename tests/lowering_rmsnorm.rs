@@ -98,9 +98,9 @@ fn backward_variants_lower_without_spills() {
                     )
                     .unwrap();
                     // A split row's 16-bit blocks of 16384 columns hold x, dy, w and the dw sums
-                    // at 32 elements a thread: ptxas spills a few registers (20-88 bytes), measured
+                    // at 32 elements a thread: ptxas spills a few registers (20-132 bytes), measured
                     // faster than blocks half the size.
-                    let max_spill = if cfg.cluster > 1 && cfg.num_warps == 16 { 128 } else { 0 };
+                    let max_spill = if cfg.cluster > 1 && cfg.num_warps == 16 { 160 } else { 0 };
                     check_spills(&kernel, &aligned(&kernel, cfg.num_warps), max_spill);
                 }
             }
