@@ -163,9 +163,7 @@ impl Emitter<'_> {
         match self.get(ptr).clone() {
             Lowered::Ptr(p) => {
                 // Every thread holds the scalar: thread 0 alone writes it.
-                let zero = self.const_i32(0);
-                let tid = self.tid.clone();
-                let first = self.assign(&format!("arith.cmpi eq, {tid}, {zero} : i32"));
+                let first = self.is_first_thread();
                 let pred = self.and(Some(first), mask_name);
                 self.predicated_store(
                     pred,

@@ -308,6 +308,14 @@ impl<'a> Emitter<'a> {
         self.assign(&format!("arith.cmpi ult, {t}, {used} : i32"))
     }
 
+    /// True (`i1`) in the program's first thread (thread 0), which writes what all threads hold
+    /// alike.
+    pub fn is_first_thread(&mut self) -> String {
+        let zero = self.const_i32(0);
+        let tid = self.tid.clone();
+        self.assign(&format!("arith.cmpi eq, {tid}, {zero} : i32"))
+    }
+
     /// True (`i1`) when this thread owns its elements of `l` (is no replica), `None` when every
     /// thread does.
     pub fn is_owner(&mut self, l: &BlockedLayout) -> Option<String> {

@@ -250,8 +250,7 @@ impl Emitter<'_> {
             mbars.push(ptr.clone());
             self.cluster_sites.insert(r, ClusterSite { mbars: ptr, uses });
         }
-        let tid = self.tid.clone();
-        let first = self.assign(&format!("arith.cmpi eq, {tid}, {zero} : i32"));
+        let first = self.is_first_thread();
         self.line(&format!("scf.if {first} {{"));
         self.indent += 1;
         for ptr in mbars {
@@ -310,17 +309,13 @@ impl Emitter<'_> {
         let t = mlir_type(d);
         let at = if d.is_float() { DType::F32 } else { d };
         let att = mlir_type(at);
+        // Thread 0 announces the bytes its program expects, and sends a scalar.
+        let lead = self.is_first_thread();
+        let zero = self.const_i32(0);
         // This thread's elements, their places in a program's slot, and whether this thread sends
         // them.
         let (items, places, writer, len) = if rank == 0 {
-            let zero = self.const_i32(0);
-            let tid = self.tid.clone();
-            (
-                vec![src.clone()],
-                vec![zero.clone()],
-                Some(self.assign(&format!("arith.cmpi eq, {tid}, {zero} : i32"))),
-                1,
-            )
+            (vec![src.clone()], vec![zero.clone()], Some(lead.clone()), 1)
         } else {
             let l = self.layout(v);
             let dim = Self::long_dim(&l);
@@ -354,9 +349,6 @@ impl Emitter<'_> {
         let slots = self.const_i32((size * len) as i64);
         let first_slot = self.assign(&format!("arith.muli {which}, {slots} : i32"));
         // This program's expected bytes: every program's `len` values.
-        let tid = self.tid.clone();
-        let zero = self.const_i32(0);
-        let lead = self.assign(&format!("arith.cmpi eq, {tid}, {zero} : i32"));
         let bytes = self.const_i32((size * len * 4) as i64);
         self.line(&format!("scf.if {lead} {{"));
         self.indent += 1;
@@ -443,7 +435,7 @@ impl Emitter<'_> {
 
     /// This thread waits until every thread of every program of the cluster has arrived (acquire).
     pub(crate) fn cluster_wait(&mut self) {
-        self.line("llvm.inline_asm has_side_effects asm_dialect = att \"barrier.cluster.wait.acquire;\", \"~{memory}\" : () -> ()");
+        self.asm_void("barrier.cluster.wait.acquire;", "", &[], "");
     }
 }
 
