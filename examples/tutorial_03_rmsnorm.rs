@@ -133,15 +133,18 @@ fn time_calls<B: Backend>(backend: &B, m: usize, n: usize) -> Result<()> {
 fn main() -> Result<()> {
     // The forward kernel the library builds for N = 1000 held in registers, tiles of 4 rows.
     let spec = RmsNormSpec::new(DType::BF16, Some(DType::F32));
-    println!("{}", tritonite::kernels::rmsnorm::forward(&spec, 1024, 4, true, 1, true)?);
+    println!(
+        "{}",
+        tritonite::kernels::rmsnorm::forward(&spec, &tritonite::kernels::rmsnorm::Tiling::held(1024, 4, 1), true)?
+    );
 
     // [cpu]
     // The heuristic config (rows held in registers), then forced configs: chunks of 1024 columns,
     // tiles of 4 rows with a ragged last tile spread over 3 persistent backward programs, and rows
     // split over clusters of 4 programs holding 2048 columns each.
-    let chunked = RmsNormConfig { block_size: 1024, num_warps: 4, programs: 2, rows: 1, cluster: 1 };
-    let tiled = RmsNormConfig { block_size: 512, num_warps: 2, programs: 3, rows: 4, cluster: 1 };
-    let split = RmsNormConfig { block_size: 2048, num_warps: 4, programs: 2, rows: 1, cluster: 4 };
+    let chunked = RmsNormConfig { block_size: 1024, num_warps: 4, programs: 2, rows: 1, cluster: 1, prefetch: false };
+    let tiled = RmsNormConfig { block_size: 512, num_warps: 2, programs: 3, rows: 4, cluster: 1, prefetch: false };
+    let split = RmsNormConfig { block_size: 2048, num_warps: 4, programs: 2, rows: 1, cluster: 4, prefetch: false };
     check(&Cpu, "interpreter", 8, 1000, None)?;
     check(&Cpu, "interpreter", 3, 5000, Some(chunked))?;
     check(&Cpu, "interpreter", 37, 300, Some(tiled))?;

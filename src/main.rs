@@ -256,7 +256,7 @@ fn demo_case(args: &DemoArgs, dtype: DType, sm_count: usize) -> Case {
 fn demo(args: &DemoArgs) -> Result<()> {
     let dtype = parse_dtype(&args.dtype)?;
     let case = demo_case(args, dtype, 1);
-    let kernel = rmsnorm::forward(&case.spec, args.block_size, case.config.rows, args.n <= args.block_size, 1, true)
+    let kernel = rmsnorm::forward(&case.spec, &rmsnorm::plan::tiling(&case.config, args.n)?, true)
         .context("building the RMSNorm forward kernel")?;
     println!(
         "RMSNorm forward with a fused residual add, {}x{} {dtype}, BLOCK_SIZE={}: the block IR\n",

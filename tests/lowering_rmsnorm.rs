@@ -3,7 +3,7 @@
 //! split over clusters beyond one block, walked in chunks beyond 16 blocks; the backward's 16-warp
 //! cluster blocks may spill a few bytes), and uses 16-byte global loads where N is aligned.
 
-use tritonite::kernels::rmsnorm::{self, RmsNormConfig, RmsNormSpec};
+use tritonite::kernels::rmsnorm::{self, RmsNormConfig, RmsNormSpec, Tiling};
 use tritonite::lang::{DType, Kernel};
 use tritonite::lowering::{compile, ptxas, CompileOptions};
 
@@ -61,20 +61,17 @@ fn forward_variants_lower_without_spills() {
     for d in DTYPES {
         for spec in specs(d) {
             for (n, block, warps) in [(1000, 1024, 4), (8192, 1024, 4), (64, 64, 1), (300, 512, 2)] {
-                let kernel = rmsnorm::forward(&spec, block, 1, n <= block, 1, true).unwrap();
+                let kernel = rmsnorm::forward(
+                    &spec,
+                    &if n <= block { Tiling::held(block, 1, 1) } else { Tiling::chunked(block, 1) },
+                    true,
+                )
+                .unwrap();
                 check(&kernel, &aligned(&kernel, warps));
             }
             for n in [100, 256, 1000, 4096, 8192, 16384, 32768, 65536, 131072, 262144, 524288] {
                 let cfg = RmsNormConfig::heuristic(&spec, n, 132);
-                let kernel = rmsnorm::forward(
-                    &spec,
-                    cfg.block_size,
-                    cfg.rows,
-                    n <= cfg.cluster * cfg.block_size,
-                    cfg.cluster,
-                    false,
-                )
-                .unwrap();
+                let kernel = rmsnorm::forward(&spec, &rmsnorm::plan::tiling(&cfg, n).unwrap(), false).unwrap();
                 check(&kernel, &aligned(&kernel, cfg.num_warps));
             }
         }
@@ -88,15 +85,7 @@ fn backward_variants_lower_without_spills() {
             for n in [100, 256, 1000, 4096, 5120, 8192, 16384, 32768, 65536, 131072, 262144] {
                 for dro in [false, spec.residual_out.is_some()] {
                     let cfg = RmsNormConfig::heuristic_backward(&spec, dro, n, 132);
-                    let kernel = rmsnorm::backward(
-                        &spec,
-                        dro,
-                        cfg.block_size,
-                        cfg.rows,
-                        n <= cfg.cluster * cfg.block_size,
-                        cfg.cluster,
-                    )
-                    .unwrap();
+                    let kernel = rmsnorm::backward(&spec, dro, &rmsnorm::plan::tiling(&cfg, n).unwrap()).unwrap();
                     // A split row's 16-bit blocks of 16384 columns hold x, dy, w and the dw sums
                     // at 32 elements a thread: ptxas spills a few registers (20-132 bytes), measured
                     // faster than blocks half the size.
@@ -115,18 +104,18 @@ fn aligned_forward_uses_16_byte_loads() {
     for (d, want) in
         [(DType::F32, "ld.global.v4.b32"), (DType::BF16, "ld.global.v4.b32"), (DType::F16, "ld.global.v4.b32")]
     {
-        let kernel = rmsnorm::forward(&RmsNormSpec::new(d, Some(d)), 4096, 1, true, 1, true).unwrap();
+        let kernel = rmsnorm::forward(&RmsNormSpec::new(d, Some(d)), &Tiling::held(4096, 1, 1), true).unwrap();
         let ptx = check(&kernel, &aligned(&kernel, 8));
         assert!(ptx.contains(want), "{d}: no {want} in the forward PTX");
         // Tiles of 8 rows of 256: still 16-byte accesses along each row.
-        let tile = rmsnorm::forward(&RmsNormSpec::new(d, Some(d)), 256, 8, true, 1, true).unwrap();
+        let tile = rmsnorm::forward(&RmsNormSpec::new(d, Some(d)), &Tiling::held(256, 8, 1), true).unwrap();
         assert!(check(&tile, &aligned(&tile, 4)).contains(want), "{d}: no {want} in the tiled forward PTX");
-        let tile = rmsnorm::backward(&RmsNormSpec::new(d, Some(d)), false, 256, 8, true, 1).unwrap();
+        let tile = rmsnorm::backward(&RmsNormSpec::new(d, Some(d)), false, &Tiling::held(256, 8, 1)).unwrap();
         assert!(check(&tile, &aligned(&tile, 4)).contains(want), "{d}: no {want} in the tiled backward PTX");
         // Rows split over a cluster of 8: each program's columns start at a multiple of the block.
-        let split = rmsnorm::forward(&RmsNormSpec::new(d, Some(d)), 8192, 1, true, 8, false).unwrap();
+        let split = rmsnorm::forward(&RmsNormSpec::new(d, Some(d)), &Tiling::held(8192, 1, 8), false).unwrap();
         assert!(check(&split, &aligned(&split, 16)).contains(want), "{d}: no {want} in the cluster forward PTX");
-        let split = rmsnorm::backward(&RmsNormSpec::new(d, Some(d)), false, 4096, 1, true, 8).unwrap();
+        let split = rmsnorm::backward(&RmsNormSpec::new(d, Some(d)), false, &Tiling::held(4096, 1, 8)).unwrap();
         assert!(check(&split, &aligned(&split, 16)).contains(want), "{d}: no {want} in the cluster backward PTX");
         // Unaligned (nothing known about N or the strides): no vector loads of x.
         let plain = compile(&kernel, &CompileOptions { num_warps: 8, ..CompileOptions::default() }).unwrap();
@@ -140,7 +129,7 @@ fn rows_of_1000_use_16_byte_loads() {
     // row starts 16-byte aligned, so 8 bf16 (or 4 f32) move per access; N = 1001 gets no vectors.
     use tritonite::kernels::registry::arg_divisibility;
     for d in DTYPES {
-        let kernel = rmsnorm::forward(&RmsNormSpec::new(d, Some(d)), 1024, 2, true, 1, true).unwrap();
+        let kernel = rmsnorm::forward(&RmsNormSpec::new(d, Some(d)), &Tiling::held(1024, 2, 1), true).unwrap();
         let opts =
             |n| CompileOptions { num_warps: 4, divisibility: arg_divisibility(&kernel, n), ..Default::default() };
         assert!(check(&kernel, &opts(1000)).contains("ld.global.v4.b32"), "{d}: no 16-byte loads at N = 1000");

@@ -40,7 +40,11 @@ const ROWS: MetaParam = MetaParam {
 };
 const CLUSTER: MetaParam = MetaParam {
     name: "CLUSTER",
-    doc: "programs each row is split over (a cluster: 1, 2, 4, 8 or 16; rows of up to CLUSTER × BLOCK_SIZE are held) (default 1)",
+    doc: "programs each row is split over (a cluster of 1 to 16; rows of up to CLUSTER × BLOCK_SIZE are held) (default 1)",
+};
+const PREFETCH: MetaParam = MetaParam {
+    name: "PREFETCH",
+    doc: "1 for persistent programs that load their next tile of held rows before reducing this one, 0 for none (default 0)",
 };
 const WARPS: MetaParam =
     MetaParam { name: "num_warps", doc: "warps per program (default: BLOCK_SIZE / 256, between 1 and 16)" };
@@ -50,12 +54,12 @@ pub const KERNELS: &[KernelInfo] = &[
     KernelInfo {
         name: "rmsnorm-fwd",
         about: "RMSNorm forward: y = h · rstd · (w + offset) + bias, h = x + residual, rstd = 1/sqrt(mean(h²) + eps)",
-        meta: &[BLOCK, ROWS, CLUSTER, WEIGHT, BIAS, RESIDUAL, WARPS],
+        meta: &[BLOCK, ROWS, CLUSTER, PREFETCH, WEIGHT, BIAS, RESIDUAL, WARPS],
     },
     KernelInfo {
         name: "rmsnorm-bwd",
         about: "RMSNorm backward: dx (and dresidual), and per-program dw and dbias partials",
-        meta: &[BLOCK, ROWS, CLUSTER, WEIGHT, BIAS, RESIDUAL, WARPS],
+        meta: &[BLOCK, ROWS, CLUSTER, PREFETCH, WEIGHT, BIAS, RESIDUAL, WARPS],
     },
     KernelInfo {
         name: "rmsnorm-sum-partials",
@@ -129,12 +133,8 @@ pub fn build(name: &str, dtype: DType, n: usize, settings: &[(String, i64)]) -> 
     }
     let rows = rows as usize;
     let cluster = get("CLUSTER").unwrap_or(1);
-    if cluster <= 0 || !(cluster as u64).is_power_of_two() || cluster > 16 {
-        return Err(KernelError::BadArgument {
-            arg: "CLUSTER",
-            expected: "1, 2, 4, 8 or 16".into(),
-            got: cluster.to_string(),
-        });
+    if !(1..=16).contains(&cluster) {
+        return Err(KernelError::BadArgument { arg: "CLUSTER", expected: "1 to 16".into(), got: cluster.to_string() });
     }
     let cfg = rmsnorm::RmsNormConfig {
         block_size: block,
@@ -142,8 +142,9 @@ pub fn build(name: &str, dtype: DType, n: usize, settings: &[(String, i64)]) -> 
         programs: 1,
         rows,
         cluster: cluster as usize,
+        prefetch: flag("PREFETCH", 0)?,
     };
-    let held = rmsnorm::plan::holds_rows(&cfg, n)?;
+    let tiling = rmsnorm::plan::tiling(&cfg, n)?;
     let param = |on: bool| on.then_some(dtype);
     let residual = param(flag("RESIDUAL", 0)?);
     let spec = RmsNormSpec {
@@ -155,10 +156,8 @@ pub fn build(name: &str, dtype: DType, n: usize, settings: &[(String, i64)]) -> 
         out: dtype,
     };
     let kernel = match name {
-        "rmsnorm-fwd" => {
-            rmsnorm::forward(&spec, block, rows, held, cfg.cluster, rmsnorm::plan::weight_early(&cfg, held))?
-        }
-        "rmsnorm-bwd" => rmsnorm::backward(&spec, false, block, rows, held, cfg.cluster)?,
+        "rmsnorm-fwd" => rmsnorm::forward(&spec, &tiling, rmsnorm::plan::weight_early(&cfg, &tiling))?,
+        "rmsnorm-bwd" => rmsnorm::backward(&spec, false, &tiling)?,
         _ => crate::partials::sum_partials(dtype, block)?,
     };
     Ok(Built { kernel, num_warps: num_warps as u32 })

@@ -46,6 +46,11 @@ fn case_generator_reaches_every_option() {
     assert!(any(&|c| c.caller_out) && any(&|c| c.dresidual_out));
     // Tiles of several rows, with a ragged last tile.
     assert!(any(&|c| c.config.rows >= 8 && c.m % c.config.rows != 0 && c.m > c.config.rows));
+    // Clusters of a size that is not a power of two; prefetched tiles, alone and over clusters,
+    // with fewer programs than tiles (so that programs loop, and prefetch past the last tile).
+    assert!(any(&|c| c.config.cluster == 3) && any(&|c| c.config.cluster == 5));
+    let loops = |c: &Case| c.config.prefetch && c.config.programs < c.m.div_ceil(c.config.rows);
+    assert!(any(&|c| loops(c) && c.config.cluster == 1) && any(&|c| loops(c) && c.config.cluster > 1));
 }
 
 #[test]
@@ -59,7 +64,7 @@ fn long_rows_walk_in_chunks() {
         residual_out: Some(DType::F32),
         out: DType::BF16,
     };
-    let config = RmsNormConfig { block_size: 4096, num_warps: 4, programs: 2, rows: 1, cluster: 1 };
+    let config = RmsNormConfig { block_size: 4096, num_warps: 4, programs: 2, rows: 1, cluster: 1, prefetch: false };
     let case = Case {
         offset: 1.0,
         pad: 8,
@@ -74,8 +79,12 @@ fn long_rows_walk_in_chunks() {
 #[test]
 fn forward_and_backward_are_deterministic() {
     let spec = RmsNormSpec { bias: Some(DType::BF16), ..RmsNormSpec::new(DType::BF16, Some(DType::BF16)) };
-    let case =
-        Case::new(37, 300, spec, RmsNormConfig { block_size: 128, num_warps: 2, programs: 5, rows: 4, cluster: 1 });
+    let case = Case::new(
+        37,
+        300,
+        spec,
+        RmsNormConfig { block_size: 128, num_warps: 2, programs: 5, rows: 4, cluster: 1, prefetch: false },
+    );
     let a = run_case(&Cpu, &case).unwrap();
     let b = run_case(&Cpu, &case).unwrap();
     assert!(a.failures().is_empty(), "{:?}", a.failures());

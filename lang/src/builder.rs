@@ -177,18 +177,18 @@ impl KernelBuilder {
         self.grid_query(axis, OpKind::NumPrograms(axis), "num_programs")
     }
 
-    /// Groups the programs along grid axis 0 into clusters of `size` consecutive programs (a
-    /// power of two, at most 16), which run at the same time on neighbouring SMs and combine
+    /// Groups the programs along grid axis 0 into clusters of `size` consecutive programs (1 to
+    /// 16; more than 8 needs a device that allows non-portable cluster sizes, as the H100 does), which run at the same time on neighbouring SMs and combine
     /// values with [`Value::cluster_sum`] and its kin (on the GPU through each other's shared
     /// memory). A launch's grid along axis 0 must be a multiple of `size`. Without a call, every
     /// program is a cluster of one.
     pub fn cluster(&self, size: u32) {
         self.with(|st| {
-            if !size.is_power_of_two() || size > 16 {
+            if !(1..=16).contains(&size) {
                 st.fail(
                     "cluster",
                     format!("a cluster of {size} programs"),
-                    Some("use 1, 2, 4, 8 or 16"),
+                    Some("use 1 to 16"),
                     Type::scalar(DType::I32),
                 );
             } else if st.cluster != 1 {

@@ -24,7 +24,12 @@ fn random_cases(count: u64, sms: usize) -> Vec<Case> {
 /// Cases at the limits of the shapes the issue names.
 fn fixed_cases(sms: usize) -> Vec<Case> {
     let base = |m, n, spec, block_size, num_warps| {
-        Case::new(m, n, spec, RmsNormConfig { block_size, num_warps, programs: 2 * sms, rows: 1, cluster: 1 })
+        Case::new(
+            m,
+            n,
+            spec,
+            RmsNormConfig { block_size, num_warps, programs: 2 * sms, rows: 1, cluster: 1, prefetch: false },
+        )
     };
     let plain = |d| RmsNormSpec::new(d, Some(d));
     let fused = |d| RmsNormSpec {
@@ -83,11 +88,12 @@ fn rmsnorm_is_deterministic_on_the_gpu() {
         residual_out: Some(DType::BF16),
         ..RmsNormSpec::new(DType::BF16, None)
     };
-    for (m, n, block, cluster) in [(1000, 3000, 4096, 1), (300, 20000, 4096, 1), (300, 20000, 8192, 4)] {
+    let cases = [(1000, 3000, 4096, 1, false), (300, 20000, 4096, 1, false), (300, 20000, 8192, 4, false)];
+    for (m, n, block, cluster, prefetch) in cases.into_iter().chain([(300, 20000, 4096, 5, true)]) {
         let mut case = Case::random(5, m, n, gpu.sm_count());
         (case.m, case.n, case.spec, case.offset, case.dresidual_out) = (m, n, spec, 1.0, true);
         let programs = 2 * gpu.sm_count() / cluster;
-        case.config = RmsNormConfig { block_size: block, num_warps: 8, programs, rows: 1, cluster };
+        case.config = RmsNormConfig { block_size: block, num_warps: 8, programs, rows: 1, cluster, prefetch };
         let (a, b) = (run_case(&gpu, &case).unwrap(), run_case(&gpu, &case).unwrap());
         assert!(a.failures().is_empty(), "{case}: {}", a.summary());
         for (i, (p, q)) in a.outputs.iter().zip(&b.outputs).enumerate() {
@@ -95,5 +101,7 @@ fn rmsnorm_is_deterministic_on_the_gpu() {
             assert!(same, "{case}: output {i} differs between two identical runs");
         }
     }
-    println!("ok: forward and backward bit-identical across runs (row in registers, chunked, split over a cluster)");
+    println!(
+        "ok: forward and backward bit-identical across runs (row in registers, chunked, split over a cluster of 4, and of 5 with prefetch)"
+    );
 }

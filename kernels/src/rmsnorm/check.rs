@@ -132,7 +132,7 @@ impl Case {
         // A third of the cases split each row over a cluster of programs.
         // Blocks stay ≤ 16384 columns: at least the cluster that holds the row in such blocks.
         let need = n.div_ceil(1 << 14).next_power_of_two();
-        let cluster = if need <= 16 && d.chance(33) { d.pick(&[2, 4, 8, 16]).max(need) } else { 1 };
+        let cluster = if need <= 16 && d.chance(33) { d.pick(&[2, 3, 4, 5, 8, 16]).max(need) } else { 1 };
         let block_size = if cluster > 1 {
             n.div_ceil(cluster).next_power_of_two().max(16)
         } else if d.chance(50) {
@@ -148,7 +148,9 @@ impl Case {
         let tile = rows * block_size;
         let num_warps = d.pick(&[1, 2, 4, 8, 16]).clamp(tile / 2048, (tile / 32).max(1)) as u32;
         let programs = 1 + d.below(2 * sm_count.max(1) as u64) as usize;
-        let config = RmsNormConfig { block_size, num_warps, programs, rows, cluster };
+        // Rows held in registers are prefetched in 40% of the cases.
+        let prefetch = n <= cluster * block_size && d.chance(40);
+        let config = RmsNormConfig { block_size, num_warps, programs, rows, cluster, prefetch };
         Case { m, n, spec, offset, eps, pad, view_offset, caller_out, dresidual_out, config, seed: d.next() }
     }
 

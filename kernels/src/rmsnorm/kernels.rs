@@ -19,16 +19,43 @@ use tritonite_lang::{build_kernel, DType, Kernel, KernelBuilder, LangError, Valu
 use super::RmsNormSpec;
 use crate::rowwise::{load_f32, per_row, RowArg, Tile};
 
-fn record_meta(
-    k: &KernelBuilder,
-    spec: &RmsNormSpec,
-    block_size: usize,
-    rows: usize,
-    row_in_block: bool,
-    cluster: usize,
-) -> (i64, i64) {
+/// The compile-time choices of an RMSNorm kernel variant: what a config fixes for rows of a given
+/// length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Tiling {
+    /// Columns per step (`BLOCK_SIZE`).
+    pub block_size: usize,
+    /// Rows per tile (`ROWS`).
+    pub rows: usize,
+    /// Whether rows are held in registers (`N ≤ cluster × block_size`); else they are walked in
+    /// chunks.
+    pub row_in_block: bool,
+    /// Programs a held row is split over (1 for rows walked in chunks).
+    pub cluster: usize,
+    /// Held rows only: the programs are persistent and load their next tile before reducing the
+    /// current one, so the next tile's loads are in flight through the reduction (and the
+    /// cluster's exchange) and the stores.
+    pub prefetch: bool,
+}
+
+impl Tiling {
+    /// Rows held in registers: `block_size` columns × `rows` rows a program, split over `cluster`
+    /// programs, no prefetch.
+    pub fn held(block_size: usize, rows: usize, cluster: usize) -> Tiling {
+        Tiling { block_size, rows, row_in_block: true, cluster, prefetch: false }
+    }
+
+    /// Rows walked in chunks of `block_size` columns, `rows` rows at a time.
+    pub fn chunked(block_size: usize, rows: usize) -> Tiling {
+        Tiling { block_size, rows, row_in_block: false, cluster: 1, prefetch: false }
+    }
+}
+
+fn record_meta(k: &KernelBuilder, spec: &RmsNormSpec, tiling: &Tiling) -> (i64, i64) {
+    let Tiling { block_size, rows, row_in_block, cluster, prefetch } = *tiling;
     k.cluster(cluster as u32);
     k.meta("CLUSTER", cluster as i64);
+    k.meta("PREFETCH", prefetch as i64);
     k.meta("X_BITS", spec.x.bits() as i64);
     k.meta("HAS_WEIGHT", spec.weight.is_some() as i64);
     k.meta("HAS_BIAS", spec.bias.is_some() as i64);
@@ -81,41 +108,25 @@ impl<'k> Share<'k> {
     }
 }
 
-/// Builds the forward kernel over tiles of `rows` rows × `block_size` columns; `row_in_block`
-/// (when `N ≤ cluster × block_size`) keeps the tile in registers between the reduction and its
-/// use, split over clusters of `cluster` programs, otherwise each row is walked twice in chunks
-/// (`cluster` is then 1). `weight_early` (held rows only) loads `w + offset` and the bias next to
-/// x, before the reduction, so their latency hides behind x's; it costs a register per element
-/// held, so it pays only while threads hold few elements (else they load after the sum).
+/// Builds the forward kernel over tiles of `rows` rows × `block_size` columns (see [`Tiling`]):
+/// held rows (`row_in_block`, when `N ≤ cluster × block_size`) stay in registers between the
+/// reduction and their use, split over clusters of `cluster` programs; otherwise each row is
+/// walked twice in chunks (`cluster` is then 1). `weight_early` (held rows only) loads
+/// `w + offset` and the bias next to x, before the reduction, so their latency hides behind x's;
+/// it costs a register per element held, so it pays only while threads hold few elements (else
+/// they load after the sum).
 ///
 /// Arguments, in order: `x, [residual], [w], [bias], y, [residual_out], rstd, m: i32, n: i32,
 /// stride_x: i64, [stride_residual], stride_y, [stride_residual_out], eps: f32, [offset: f32]`
 /// (the bracketed ones only when the spec has them; `offset` comes with a weight); grid
-/// `[cluster · ceil(M / rows), 1, 1]` when `row_in_block`, else `[G, 1, 1]` with any `G ≥ 1`
-/// (persistent programs striding over the tiles).
-pub fn forward(
-    spec: &RmsNormSpec,
-    block_size: usize,
-    rows: usize,
-    row_in_block: bool,
-    cluster: usize,
-    weight_early: bool,
-) -> Result<Kernel, LangError> {
-    build_kernel(&format!("rms_norm_fwd_{}", spec.suffix()), |k| {
-        forward_body(k, spec, block_size, rows, row_in_block, cluster, weight_early)
-    })
+/// `[cluster · ceil(M / rows), 1, 1]` for held rows without prefetch, else `[cluster · G, 1, 1]`
+/// with any `G ≥ 1` (persistent programs, or clusters, striding over the tiles).
+pub fn forward(spec: &RmsNormSpec, tiling: &Tiling, weight_early: bool) -> Result<Kernel, LangError> {
+    build_kernel(&format!("rms_norm_fwd_{}", spec.suffix()), |k| forward_body(k, spec, tiling, weight_early))
 }
 
-fn forward_body<'k>(
-    k: &'k KernelBuilder,
-    spec: &RmsNormSpec,
-    block_size: usize,
-    rows: usize,
-    row_in_block: bool,
-    cluster: usize,
-    weight_early: bool,
-) {
-    let (block, tile_len) = record_meta(k, spec, block_size, rows, row_in_block, cluster);
+fn forward_body<'k>(k: &'k KernelBuilder, spec: &RmsNormSpec, tiling: &Tiling, weight_early: bool) {
+    let (block, tile_len) = record_meta(k, spec, tiling);
     k.meta("WEIGHT_EARLY", weight_early as i64);
     let x = k.ptr_arg("x", spec.x);
     let residual = spec.residual.map(|d| k.ptr_arg("residual", d));
@@ -135,14 +146,12 @@ fn forward_body<'k>(
 
     let cols = k.arange(0, block);
     let tile_rows = k.arange(0, tile_len);
-    // h = x (+ residual), in f32.
-    let load_h = |t: Tile<'k>| {
-        let h = load_f32(k, t.at(x), t.mask, 0.0);
-        match residual {
-            Some(r) => h + load_f32(k, t.at(r), t.mask, 0.0),
-            None => h,
-        }
+    // x (and the residual) at a tile, as stored; h = x (+ residual) from them, in f32.
+    let load_inputs = |t: Tile<'k>| -> Vec<Value<'k>> {
+        [Some(x), residual].into_iter().flatten().map(|a| k.load_masked(t.at(a), t.mask, 0.0)).collect()
     };
+    let h_of = |inputs: &[Value<'k>]| inputs.iter().map(|v| v.cast(DType::F32)).reduce(|a, b| a + b).unwrap();
+    let load_h = |t: Tile<'k>| h_of(&load_inputs(t));
     // `w + offset` and the bias at a tile's columns.
     let load_affine = |t: Tile<'k>| {
         let scale = w.zip(offset).map(|(w, offset)| load_f32(k, w + t.cols, t.col_ok, 0.0) + offset);
@@ -168,23 +177,39 @@ fn forward_body<'k>(
         k.store_masked(rstd_out + rows, rstd, store_ok);
         rstd
     };
-    if row_in_block {
-        let share = Share::new(k, cluster, block, cols);
-        let rows = share.cluster * tile_len + tile_rows;
-        let row_ok = rows.lt(m);
-        let t = Tile::new(rows, row_ok, share.cols, n);
-        let h = load_h(t);
-        let early = weight_early.then(|| load_affine(t));
-        store_residual_out(t, h);
-        let rstd = finish_rstd(rows, share.row_store_mask(row_ok), share.row_sum(h * h));
-        store_y(t, h, rstd, early.unwrap_or_else(|| load_affine(t)));
+    let tiles = (m + (tile_len - 1)) / tile_len;
+    if tiling.row_in_block {
+        let share = Share::new(k, tiling.cluster, block, cols);
+        let tile = |i: Value<'k>| {
+            let rows = i * tile_len + tile_rows;
+            let row_ok = rows.lt(m);
+            (Tile::new(rows, row_ok, share.cols, n), row_ok)
+        };
+        let normalize = |(t, row_ok): (Tile<'k>, Value<'k>), h: Value<'k>| {
+            let early = weight_early.then(|| load_affine(t));
+            store_residual_out(t, h);
+            let rstd = finish_rstd(t.rows, share.row_store_mask(row_ok), share.row_sum(h * h));
+            store_y(t, h, rstd, early.unwrap_or_else(|| load_affine(t)));
+        };
+        if !tiling.prefetch {
+            let at = tile(share.cluster);
+            normalize(at, load_h(at.0));
+            return;
+        }
+        // Persistent: each iteration loads the next tile's inputs (masked off past the last
+        // tile) before it reduces the current one, and hands them on.
+        let first = load_inputs(tile(share.cluster).0);
+        k.for_range(share.cluster, tiles, share.clusters, &first, |i, current| {
+            let next = load_inputs(tile(i + share.clusters).0);
+            normalize(tile(i), h_of(current));
+            next
+        });
         return;
     }
-    let tiles = (m + (tile_len - 1)) / tile_len;
     k.for_range(k.program_id(0), tiles, k.num_programs(0), &[], |i, _| {
         let rows = i * tile_len + tile_rows;
         let row_ok = rows.lt(m);
-        let acc = k.zeros(&[tile_len as usize, block_size], DType::F32);
+        let acc = k.zeros(&[tile_len as usize, tiling.block_size], DType::F32);
         let acc = k.for_range(0, n, block, &[acc], |start, c| {
             let t = Tile::new(rows, row_ok, start + cols, n);
             let h = load_h(t);
@@ -211,40 +236,27 @@ fn walk_back<'k>(k: &'k KernelBuilder, n: Value<'k>, block: i64, body: impl FnOn
     });
 }
 
-/// Builds the backward kernel over tiles of `rows` rows × `block_size` columns; `row_in_block`
-/// (when `N ≤ cluster × block_size`) holds the tile in registers, split over clusters of
-/// `cluster` programs, and keeps the partial sums as a tile until the end, otherwise each tile of rows is walked twice in chunks and its column sums are added
-/// to the program's partials row chunk by chunk. `has_dresidual_out` adds the incoming gradient
-/// of `residual_out` to `dx` (the residual stream's gradient).
+/// Builds the backward kernel over tiles of `rows` rows × `block_size` columns (see [`Tiling`]):
+/// held rows (`row_in_block`, when `N ≤ cluster × block_size`) stay in registers, split over
+/// clusters of `cluster` programs, and the partial sums stay a tile until the end; otherwise each
+/// tile of rows is walked twice in chunks and its column sums are added to the program's
+/// partials row chunk by chunk. `has_dresidual_out` adds the incoming gradient of `residual_out`
+/// to `dx` (the residual stream's gradient).
 ///
 /// Arguments, in order: `x (h, in spec.saved()), [w], dy, rstd, [dresidual_out], dx, [dresidual],
 /// [dw_partial], [db_partial], m: i32, n: i32, stride_x: i64, stride_dy, [stride_dresidual_out],
 /// stride_dx, [stride_dresidual], [offset: f32]`; grid `[cluster · G, 1, 1]` with any `G ≥ 1`.
 /// The partials buffers are `[G, N]` f32 (a row per cluster).
-pub fn backward(
-    spec: &RmsNormSpec,
-    has_dresidual_out: bool,
-    block_size: usize,
-    rows: usize,
-    row_in_block: bool,
-    cluster: usize,
-) -> Result<Kernel, LangError> {
+pub fn backward(spec: &RmsNormSpec, has_dresidual_out: bool, tiling: &Tiling) -> Result<Kernel, LangError> {
     let dro_tag = if has_dresidual_out { "_dro" } else { "" };
     build_kernel(&format!("rms_norm_bwd_{}{dro_tag}", spec.suffix()), |k| {
-        backward_body(k, spec, has_dresidual_out, block_size, rows, row_in_block, cluster)
+        backward_body(k, spec, has_dresidual_out, tiling)
     })
 }
 
-fn backward_body<'k>(
-    k: &'k KernelBuilder,
-    spec: &RmsNormSpec,
-    has_dresidual_out: bool,
-    block_size: usize,
-    rows: usize,
-    row_in_block: bool,
-    cluster: usize,
-) {
-    let (block, tile_len) = record_meta(k, spec, block_size, rows, row_in_block, cluster);
+fn backward_body<'k>(k: &'k KernelBuilder, spec: &RmsNormSpec, has_dresidual_out: bool, tiling: &Tiling) {
+    let (block, tile_len) = record_meta(k, spec, tiling);
+    let (block_size, cluster) = (tiling.block_size, tiling.cluster);
     k.meta("HAS_DRESIDUAL_OUT", has_dresidual_out as i64);
     let x = k.ptr_arg("x", spec.saved());
     let w = spec.weight.map(|d| k.ptr_arg("w", d));
@@ -305,17 +317,33 @@ fn backward_body<'k>(
     // mean(g·h)·rstd² of a tile's rows, from Σ g·h.
     let mean_gh = |rstd: Value<'k>, sum_gh: Value<'k>| sum_gh * rstd * rstd / n_f;
 
-    if row_in_block {
+    if tiling.row_in_block {
         let weight_again = block_size >= 16384 && (2..=4).contains(&cluster);
-        let zeros: Vec<Value> =
-            partials.iter().map(|_| k.zeros(&[tile_len as usize, block_size], DType::F32)).collect();
-        let sums = k.for_range(pid, tiles, programs, &zeros, |i, acc| {
+        let tile = |i: Value<'k>| {
             let rows = i * tile_len + tile_rows;
             let row_ok = rows.lt(m);
-            let t = Tile::new(rows, row_ok, cols, n);
-            let xv = load_f32(k, t.at(x), t.mask, 0.0);
-            let dyv = load_f32(k, t.at(dy), t.mask, 0.0);
-            let rstd = load_rstd(rows, row_ok);
+            (Tile::new(rows, row_ok, cols, n), row_ok)
+        };
+        // A tile's x and dy as stored, and its rstd.
+        let load_inputs = |(t, row_ok): (Tile<'k>, Value<'k>)| {
+            vec![k.load_masked(t.at(x), t.mask, 0.0), k.load_masked(t.at(dy), t.mask, 0.0), load_rstd(t.rows, row_ok)]
+        };
+        let mut init: Vec<Value> =
+            partials.iter().map(|_| k.zeros(&[tile_len as usize, block_size], DType::F32)).collect();
+        if tiling.prefetch {
+            init.extend(load_inputs(tile(pid)));
+        }
+        let carried = k.for_range(pid, tiles, programs, &init, |i, carried| {
+            let (acc, current) = carried.split_at(partials.len());
+            let t = tile(i).0;
+            // With prefetch, the next tile's loads (masked off past the last tile) go out before
+            // this tile's reduction.
+            let (inputs, next) = if tiling.prefetch {
+                (current.to_vec(), load_inputs(tile(i + programs)))
+            } else {
+                (load_inputs(tile(i)), vec![])
+            };
+            let (xv, dyv, rstd) = (inputs[0].cast(DType::F32), inputs[1].cast(DType::F32), inputs[2]);
             let g = g_of(t, dyv);
             let c_row = mean_gh(rstd, share.row_sum(g * xv));
             // Blocks of 16384 columns split over 2 or 4 programs compute g again after the
@@ -325,8 +353,11 @@ fn backward_body<'k>(
             // measured slower, 740 → 836 µs at 1024 × 262144, as did smaller blocks).
             let g = if weight_again { g_of(t, dyv) } else { g };
             store_dx(t, g, xv, c_row, rstd);
-            acc.iter().zip(contributions(dyv, xv, rstd)).map(|(a, c)| *a + c).collect()
+            let mut out: Vec<Value> = acc.iter().zip(contributions(dyv, xv, rstd)).map(|(a, c)| *a + c).collect();
+            out.extend(next);
+            out
         });
+        let sums = &carried[..partials.len()];
         for (p, s) in partials.iter().zip(sums) {
             k.store_masked(*p + cols, s.sum(0), cols.lt(n));
         }

@@ -15,7 +15,7 @@ pub mod plan;
 pub mod tuning;
 
 pub use api::{rms_norm, rms_norm_backward, RmsNormBackwardOptions, RmsNormGrads, RmsNormOptions, RmsNormOutput};
-pub use kernels::{backward, forward};
+pub use kernels::{backward, forward, Tiling};
 pub use plan::{backward_plan, forward_plan, BackwardShape, ForwardShape};
 
 use tritonite_lang::DType;
@@ -120,18 +120,22 @@ pub struct RmsNormConfig {
     pub block_size: usize,
     /// Warps per program, a power of two ≤ 32.
     pub num_warps: u32,
-    /// Persistent programs of the backward (each strides over rows and owns one row of the `dw`
-    /// partials), and of the forward when rows are walked in chunks (unused when they are held:
-    /// one program per tile).
+    /// Persistent programs (clusters, when rows are split over clusters) of the backward (each
+    /// strides over rows and owns one row of the `dw` partials), and of the forward when rows
+    /// are walked in chunks or prefetched (else unused: one program per tile).
     pub programs: usize,
     /// Rows per tile, a power of two: each program step handles `[rows, block_size]` elements
     /// (several short rows held at once, or several long rows walked together in chunks).
     pub rows: usize,
-    /// Programs a row is split over (a cluster, a power of two ≤ 16): rows of up to
+    /// Programs a row is split over (a cluster of 1 to 16): rows of up to
     /// `cluster × block_size` columns are held in registers, each program holding `block_size`
     /// of them, and read once. 1: one program a row (rows longer than the block are walked in
     /// chunks).
     pub cluster: usize,
+    /// Held rows only: persistent programs (`programs` clusters of them) that load their next
+    /// tile before reducing the current one, so loads stay in flight through the reduction, the
+    /// cluster's exchange and the stores. Off: the forward runs one program (cluster) per tile.
+    pub prefetch: bool,
 }
 
 impl RmsNormConfig {
@@ -158,7 +162,14 @@ impl RmsNormConfig {
                 cluster: n.div_ceil(block).next_power_of_two(),
                 ..cfg
             },
-            _ => RmsNormConfig { block_size: 8192, num_warps: 32, programs: 2 * sms, rows: 1, cluster: 1 },
+            _ => RmsNormConfig {
+                block_size: 8192,
+                num_warps: 32,
+                programs: 2 * sms,
+                rows: 1,
+                cluster: 1,
+                prefetch: false,
+            },
         }
     }
 
@@ -184,13 +195,27 @@ impl RmsNormConfig {
         let sms = sm_count.max(1);
         let split = |block: usize, num_warps: u32| {
             let cluster = n.div_ceil(block).next_power_of_two();
-            RmsNormConfig { block_size: block, num_warps, programs: (4 * sms / cluster).max(1), rows: 1, cluster }
+            RmsNormConfig {
+                block_size: block,
+                num_warps,
+                programs: (4 * sms / cluster).max(1),
+                rows: 1,
+                cluster,
+                prefetch: false,
+            }
         };
         match n {
             n if n <= 4096 => Self::spread(n, sm_count, 4096, 256, 8),
             n if n <= 16384 => split(2048, 4),
             n if n <= 16 * big => split(big, big_warps),
-            _ => RmsNormConfig { block_size: 1024, num_warps: 8, programs: 2 * sms, rows: 4, cluster: 1 },
+            _ => RmsNormConfig {
+                block_size: 1024,
+                num_warps: 8,
+                programs: 2 * sms,
+                rows: 4,
+                cluster: 1,
+                prefetch: false,
+            },
         }
     }
 
@@ -200,11 +225,11 @@ impl RmsNormConfig {
         // worth of columns), so each thread has several independent loads in flight.
         let rows = (4096 / block_size).clamp(1, 32);
         let num_warps = (rows * block_size / per_warp).clamp(1, max_warps) as u32;
-        RmsNormConfig { block_size, num_warps, programs: 2 * sm_count.max(1), rows, cluster: 1 }
+        RmsNormConfig { block_size, num_warps, programs: 2 * sm_count.max(1), rows, cluster: 1, prefetch: false }
     }
 
     /// Checks the knobs: `block_size` a power of two ≤ 65536, `num_warps` a power of two ≤ 32,
-    /// `programs ≥ 1`, `rows` a power of two ≤ 64, `cluster` a power of two ≤ 16.
+    /// `programs ≥ 1`, `rows` a power of two ≤ 64, `cluster` 1 to 16.
     pub fn check(&self) -> Result<(), KernelError> {
         if !self.block_size.is_power_of_two() || self.block_size > 1 << 16 {
             return Err(KernelError::BadArgument {
@@ -230,10 +255,10 @@ impl RmsNormConfig {
                 got: self.rows.to_string(),
             });
         }
-        if !self.cluster.is_power_of_two() || self.cluster > 16 {
+        if !(1..=16).contains(&self.cluster) {
             return Err(KernelError::BadArgument {
                 arg: "cluster",
-                expected: "1, 2, 4, 8 or 16".into(),
+                expected: "1 to 16".into(),
                 got: self.cluster.to_string(),
             });
         }

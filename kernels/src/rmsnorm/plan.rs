@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use tritonite_lang::DType;
 
-use super::kernels::{backward, forward};
+use super::kernels::{backward, forward, Tiling};
 use super::{RmsNormConfig, RmsNormSpec};
 use crate::error::KernelError;
 use crate::partials;
@@ -15,20 +15,16 @@ use crate::plan::{check_shape, span, KernelMemo, Launch, Plan, PlanArg, Role, Sh
 /// Which RMSNorm kernel, with every argument its builder takes.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Variant {
-    Forward { spec: RmsNormSpec, block: usize, rows: usize, row_in_block: bool, cluster: usize, weight_early: bool },
-    Backward { spec: RmsNormSpec, dro: bool, block: usize, rows: usize, row_in_block: bool, cluster: usize },
+    Forward { spec: RmsNormSpec, tiling: Tiling, weight_early: bool },
+    Backward { spec: RmsNormSpec, dro: bool, tiling: Tiling },
 }
 
 /// The kernel of `v`, built once per process.
 fn shared(v: Variant) -> Result<SharedKernel, KernelError> {
     static MEMO: OnceLock<KernelMemo<Variant>> = OnceLock::new();
     MEMO.get_or_init(KernelMemo::new).get(&v, || match &v {
-        Variant::Forward { spec, block, rows, row_in_block, cluster, weight_early } => {
-            forward(spec, *block, *rows, *row_in_block, *cluster, *weight_early)
-        }
-        Variant::Backward { spec, dro, block, rows, row_in_block, cluster } => {
-            backward(spec, *dro, *block, *rows, *row_in_block, *cluster)
-        }
+        Variant::Forward { spec, tiling, weight_early } => forward(spec, tiling, *weight_early),
+        Variant::Backward { spec, dro, tiling } => backward(spec, *dro, tiling),
     })
 }
 
@@ -87,14 +83,15 @@ impl BackwardShape {
 /// program while a thread holds at most 16 elements of the tile. More registers would cost
 /// programs per SM: 32768 × 5120 bf16 at 8 warps went from 64 to 72 registers, 4 to 3 programs
 /// an SM, 0.99 → 0.95 of copy.
-pub(crate) fn weight_early(cfg: &RmsNormConfig, row_in_block: bool) -> bool {
+pub(crate) fn weight_early(cfg: &RmsNormConfig, tiling: &Tiling) -> bool {
     let per_thread = cfg.rows * cfg.block_size / (32 * cfg.num_warps as usize);
-    row_in_block && cfg.cluster == 1 && per_thread <= 16
+    tiling.row_in_block && cfg.cluster == 1 && per_thread <= 16
 }
 
-/// Whether `cfg` holds rows of `n` columns in registers (in one program, or split over a
-/// cluster); a cluster that cannot hold them is an error.
-pub(crate) fn holds_rows(cfg: &RmsNormConfig, n: usize) -> Result<bool, KernelError> {
+/// The kernel variant `cfg` makes for rows of `n` columns: held in registers (in one program, or
+/// split over a cluster) when they fit, else walked in chunks. A cluster that cannot hold a row,
+/// or a prefetch of rows not held, is an error.
+pub fn tiling(cfg: &RmsNormConfig, n: usize) -> Result<Tiling, KernelError> {
     let held = n <= cfg.cluster * cfg.block_size;
     if cfg.cluster > 1 && !held {
         return Err(KernelError::BadArgument {
@@ -103,7 +100,15 @@ pub(crate) fn holds_rows(cfg: &RmsNormConfig, n: usize) -> Result<bool, KernelEr
             got: format!("{} × {}", cfg.cluster, cfg.block_size),
         });
     }
-    Ok(held)
+    if cfg.prefetch && !held {
+        return Err(KernelError::BadArgument {
+            arg: "prefetch",
+            expected: format!("off for rows walked in chunks (N = {n} > cluster × block_size)"),
+            got: format!("on, with {} × {}", cfg.cluster, cfg.block_size),
+        });
+    }
+    let tiling = Tiling { row_in_block: held, prefetch: cfg.prefetch, ..Tiling::chunked(cfg.block_size, cfg.rows) };
+    Ok(if held { Tiling { cluster: cfg.cluster, ..tiling } } else { tiling })
 }
 
 fn stride(s: usize) -> PlanArg {
@@ -112,8 +117,8 @@ fn stride(s: usize) -> PlanArg {
 
 /// The forward of `spec` over `shape`: inputs `x, [residual], [w], [bias]`; outputs `y, rstd [m]`
 /// (f32) and `[residual_out]`. One program (a cluster of `cfg.cluster`) per tile of rows when a
-/// row fits the block (the cluster's blocks), else at most `cfg.programs` persistent programs. No
-/// launch when `m = 0`.
+/// row fits the block (the cluster's blocks) and is not prefetched, else at most `cfg.programs`
+/// persistent programs (clusters). No launch when `m = 0`.
 pub fn forward_plan(
     spec: &RmsNormSpec,
     shape: &ForwardShape,
@@ -160,18 +165,12 @@ pub fn forward_plan(
         args.push(PlanArg::F32(offset));
     }
     if m > 0 {
-        let row_in_block = holds_rows(cfg, n)?;
-        let weight_early = weight_early(cfg, row_in_block);
-        let kernel = shared(Variant::Forward {
-            spec: *spec,
-            block: cfg.block_size,
-            rows: cfg.rows,
-            row_in_block,
-            cluster: cfg.cluster,
-            weight_early,
-        })?;
+        let tiling = tiling(cfg, n)?;
+        let weight_early = weight_early(cfg, &tiling);
+        let kernel = shared(Variant::Forward { spec: *spec, tiling, weight_early })?;
         let tiles = m.div_ceil(cfg.rows);
-        let programs = if row_in_block { tiles * cfg.cluster } else { tiles.min(cfg.programs) };
+        let per_tile = tiling.row_in_block && !tiling.prefetch;
+        let programs = tiling.cluster * if per_tile { tiles } else { tiles.min(cfg.programs) };
         plan.launches.push(Launch { kernel, grid: [programs as u32, 1, 1], args, num_warps: cfg.num_warps });
     }
     Ok(plan)
@@ -192,7 +191,7 @@ pub fn backward_plan(
     cfg.check()?;
     let (m, n) = (shape.m, shape.n);
     check_shape(m, n)?;
-    let row_in_block = holds_rows(cfg, n)?;
+    let tiling = tiling(cfg, n)?;
     let programs = cfg.programs.min(m.div_ceil(cfg.rows).max(1));
     let mut plan = Plan::default();
     plan.buffer("x", spec.saved(), span(m, n, shape.stride_x), Role::Input);
@@ -227,14 +226,7 @@ pub fn backward_plan(
     if spec.weight.is_some() {
         args.push(PlanArg::F32(offset));
     }
-    let kernel = shared(Variant::Backward {
-        spec: *spec,
-        dro: has_dresidual_out,
-        block: cfg.block_size,
-        rows: cfg.rows,
-        row_in_block,
-        cluster: cfg.cluster,
-    })?;
+    let kernel = shared(Variant::Backward { spec: *spec, dro: has_dresidual_out, tiling })?;
     let grid = [(programs * cfg.cluster) as u32, 1, 1];
     plan.launches.push(Launch { kernel, grid, args, num_warps: cfg.num_warps });
     partials::push_sums(&mut plan, &grads, programs, n)?;

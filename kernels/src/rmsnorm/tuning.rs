@@ -54,17 +54,24 @@ fn kernel_hash() -> u64 {
 }
 
 impl RmsNormConfig {
-    /// As autotune meta-parameters: `BLOCK_SIZE`, `ROWS`, `num_warps`, `PROGRAMS`, `CLUSTER`.
+    /// As autotune meta-parameters: `BLOCK_SIZE`, `ROWS`, `num_warps`, `PROGRAMS`, `CLUSTER`, and
+    /// `PREFETCH=1` when on.
     pub fn to_config(&self) -> Config {
-        Config::new()
+        let c = Config::new()
             .with("BLOCK_SIZE", self.block_size as i64)
             .with("ROWS", self.rows as i64)
             .with("num_warps", self.num_warps as i64)
             .with("PROGRAMS", self.programs as i64)
-            .with("CLUSTER", self.cluster as i64)
+            .with("CLUSTER", self.cluster as i64);
+        if self.prefetch {
+            c.with("PREFETCH", 1)
+        } else {
+            c
+        }
     }
 
-    /// From autotune meta-parameters (every one present and valid).
+    /// From autotune meta-parameters (every one present and valid but `PREFETCH`, 0 or 1, off
+    /// when absent).
     pub fn from_config(c: &Config) -> Result<RmsNormConfig, KernelError> {
         let get = |arg: &'static str| {
             c.get(arg).filter(|v| *v > 0).ok_or_else(|| KernelError::BadArgument {
@@ -79,6 +86,17 @@ impl RmsNormConfig {
             programs: get("PROGRAMS")? as usize,
             rows: get("ROWS")? as usize,
             cluster: get("CLUSTER")? as usize,
+            prefetch: match c.get("PREFETCH") {
+                None | Some(0) => false,
+                Some(1) => true,
+                Some(v) => {
+                    return Err(KernelError::BadArgument {
+                        arg: "PREFETCH",
+                        expected: "0 or 1".into(),
+                        got: v.to_string(),
+                    })
+                }
+            },
         };
         cfg.check()?;
         Ok(cfg)
@@ -129,7 +147,8 @@ impl Problem {
                     if !(4..=32).contains(&per_thread) {
                         continue;
                     }
-                    let shape = RmsNormConfig { block_size: block, num_warps, programs: 1, rows, cluster: 1 };
+                    let shape =
+                        RmsNormConfig { block_size: block, num_warps, programs: 1, rows, cluster: 1, prefetch: false };
                     for p in programs(shape) {
                         let c = RmsNormConfig { programs: p, ..shape };
                         if !out.contains(&c) {
@@ -154,7 +173,8 @@ impl Problem {
                     if !(8..=32).contains(&(block / (32 * num_warps as usize))) {
                         continue;
                     }
-                    let shape = RmsNormConfig { block_size: block, num_warps, programs: 1, rows: 1, cluster };
+                    let shape =
+                        RmsNormConfig { block_size: block, num_warps, programs: 1, rows: 1, cluster, prefetch: false };
                     let programs = match self.pass {
                         Pass::Forward => vec![1],
                         Pass::Backward => [1, 2, 4].iter().map(|p| (p * sms / cluster).max(1)).collect(),
