@@ -7,7 +7,7 @@ use tritonite_autotune::{bucket_pow2, fnv1a, Config, DeviceId, Key, Progress};
 use tritonite_lang::DType;
 
 use super::plan::{backward_plan, forward_plan, BackwardShape, ForwardShape};
-use super::{RmsNormConfig, RmsNormSpec};
+use super::{resident_clusters, RmsNormConfig, RmsNormSpec};
 use crate::backend::Backend;
 use crate::error::KernelError;
 use crate::plan::Plan;
@@ -117,8 +117,8 @@ impl Problem {
     /// (8 for rows walked in chunks) up to 16384 elements (8192 backward); 4 to 32 elements of a tile
     /// per thread (1 to 32 warps). Programs: for the backward 1, 2 or 4 per SM; for the forward 1, 2
     /// or 4 per SM when rows are walked in chunks (held rows take one program per tile). Rows of
-    /// 4096 columns and more also try clusters (see the code). The heuristic is always among
-    /// them.
+    /// 4096 columns and more also try clusters, and prefetching clusters of any size (see the
+    /// code). The heuristic is always among them.
     pub fn candidates(&self, sm_count: usize) -> Vec<RmsNormConfig> {
         let max_block = match self.pass {
             Pass::Forward => 32768,
@@ -184,6 +184,27 @@ impl Problem {
                         if !out.contains(&c) {
                             out.push(c);
                         }
+                    }
+                }
+            }
+            // Prefetched, over clusters of any size holding blocks of 1024 to 4096 columns (8 to
+            // 16 elements a thread; forward, 16-bit: blocks of 16384 at 32 a thread), as many
+            // clusters as fit with 1 to 7 programs an SM.
+            let blocks: &[(usize, u32)] = match self.pass {
+                Pass::Forward if self.spec.x.bits() == 16 => &[(16384, 16)],
+                Pass::Forward => &[],
+                Pass::Backward => &[(1024, 4), (2048, 8), (4096, 8)],
+            };
+            for &(block, num_warps) in blocks {
+                let cluster = self.n.div_ceil(block);
+                if !(2..=16).contains(&cluster) {
+                    continue;
+                }
+                for per_sm in [1, 2, 4, 6, 7] {
+                    let programs = resident_clusters(cluster, per_sm, sms);
+                    let c = RmsNormConfig { block_size: block, num_warps, programs, rows: 1, cluster, prefetch: true };
+                    if !out.contains(&c) {
+                        out.push(c);
                     }
                 }
             }
