@@ -216,7 +216,11 @@ impl fmt::Display for Case {
             f,
             " eps={} block={} rows={} warps={} programs={} cluster={}",
             self.eps, c.block_size, c.rows, c.num_warps, c.programs, c.cluster
-        )
+        )?;
+        if c.prefetch {
+            write!(f, " prefetch")?;
+        }
+        Ok(())
     }
 }
 

@@ -157,8 +157,10 @@ impl RmsNormConfig {
     /// (measured on the H100, 16384 × 32768 bf16: 3022 GB/s, against 2618 in chunks). Longer rows
     /// are split over a cluster of up to 16 programs of that block, 32 columns a thread
     /// (4096 × 65536 bf16, clusters of 4: 366 µs against 459 in chunks; 1024 × 262144, clusters
-    /// of 16: 401 against 550). Rows longer than 16 blocks go in chunks of 8192 to 2 programs of
-    /// 32 warps per SM, so that the rows walked at once mostly stay in L2 for the second walk.
+    /// of 16: 401 against 550); 16-bit clusters of 16 prefetch, as many as fit at once (7 on the
+    /// H100, one program an SM: 1024 × 262144 383 µs). Rows longer than 16 blocks go in chunks
+    /// of 8192 to 2 programs of 32 warps per SM, so that the rows walked at once mostly stay in
+    /// L2 for the second walk.
     pub fn heuristic(spec: &RmsNormSpec, n: usize, sm_count: usize) -> RmsNormConfig {
         let heavy = spec.residual.is_some() || spec.bias.is_some();
         let cfg = Self::spread(n, sm_count, if heavy { 8192 } else { 16384 }, 512, 16);
@@ -189,15 +191,18 @@ impl RmsNormConfig {
     /// The backward's default: it holds `x`, `dy` and, per option, the weight, the `dw` and
     /// `dbias` sums and `dresidual_out` per thread. Rows up to 4096 columns in one block, 256
     /// columns per warp (at most 8 warps: ptxas gives 16 warps only 64 registers a thread, too
-    /// few for the fused variants), two programs per SM. Longer rows are split over a cluster of
-    /// up to 16 programs: up to 16384 columns in blocks of 2048 (4 warps), longer ones in blocks
-    /// of 32 KB of x (16384 16-bit columns or 8192 f32 ones, 16 warps; 4096 columns and 8 warps
-    /// when a thread holds more than four values per element), 4 clusters' worth of programs per
-    /// SM. Measured on the H100, bf16: 32768 × 8192 605 µs against 633 in one block; 16384 ×
-    /// 32768 1237 µs against 1532 in clusters of 8 programs of 4096 columns; 4096 × 65536 680 µs
-    /// against 789 in clusters of 16 of 4096 columns; 1024 × 262144 740 µs against 1333 in
-    /// chunks. Rows longer than 16 blocks go in tiles of 4 rows × 1024 columns, so each chunk's
-    /// column sums reach the partials once per 4 rows.
+    /// few for the fused variants), two programs per SM. Up to 16384 columns: split over a
+    /// cluster of `ceil(N / 1024)` programs of 1024 columns (4 warps, 8 elements a thread, no
+    /// masked-off lanes at N = 5120), prefetching, 6 programs an SM (H100, bf16: 32768 × 5120
+    /// 367 µs against 467 in clusters of 2 × 4096; 32768 × 8192 560 against 608 in 4 × 2048).
+    /// Longer rows in blocks of 32 KB of x (16384 16-bit columns or 8192 f32 ones, 16 warps;
+    /// 4096 columns and 8 warps when a thread holds more than four values per element), 4
+    /// clusters' worth of programs per SM (16384 × 32768: 1119 µs against 1532 in clusters of 8
+    /// programs of 4096 columns; 1024 × 262144 740–870 against 1333 in chunks), except plain
+    /// 16-bit rows of 32768 to 65536 columns: 16 prefetching programs of 4096 columns, as many
+    /// clusters as fit at 2 programs an SM (4096 × 65536: 587 µs against 651 in 4 × 16384).
+    /// Rows longer than 16 blocks go in tiles of 4 rows × 1024 columns, so each chunk's column
+    /// sums reach the partials once per 4 rows.
     pub fn heuristic_backward(spec: &RmsNormSpec, has_dresidual_out: bool, n: usize, sm_count: usize) -> RmsNormConfig {
         let held = 2 + 2 * spec.weight.is_some() as usize + spec.bias.is_some() as usize + has_dresidual_out as usize;
         let (big, big_warps) = match (held > 4, spec.x.bits()) {
