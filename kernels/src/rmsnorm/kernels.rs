@@ -4,12 +4,13 @@
 //! holds whole rows in registers between the reduction and its use. A row that fits a cluster of
 //! `CLUSTER` programs' blocks is held too, split over the cluster: each program holds its
 //! `BLOCK_SIZE` columns and the row's sums are combined across the cluster (`cluster_sum`), so
-//! x is read once however long the row. Longer rows are walked twice
-//! in column chunks of the tile, the second walk from the last chunk back, so the chunks read last
-//! in the first walk are read first again while they are still in L2. Forward: one program per
-//! tile of held rows; chunked rows go to a persistent grid of `G` programs striding over the
-//! tiles (few enough rows in flight for L2 to hold them). Backward: a persistent grid of `G`
-//! programs; with `g = dy · (w + offset)`, `dx = rstd · (g − h · rstd² · mean(g·h))
+//! x is read once however long the row. Longer rows are walked twice in column chunks of the
+//! tile, the second walk from the last chunk back, so the chunks read last in the first walk are
+//! read first again while they are still in L2. Forward: one program per tile of held rows, or
+//! with `PREFETCH` a persistent grid of `G` programs (clusters) that load their next tile before
+//! reducing the current one; chunked rows go to a persistent grid of `G` programs striding over
+//! the tiles (few enough rows in flight for L2 to hold them). Backward: a persistent grid of `G`
+//! programs (clusters, prefetching or not); with `g = dy · (w + offset)`, `dx = rstd · (g − h · rstd² · mean(g·h))
 //! (+ dresidual_out)`; each program sums `dy · h · rstd` (and `dy` for the bias) over its rows
 //! into its own row of an f32 partials buffer `[G, N]`, and [`crate::partials::sum_partials`] adds
 //! the `G` rows up. No atomics: results are the same run to run.
