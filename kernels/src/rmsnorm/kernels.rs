@@ -90,6 +90,12 @@ impl<'k> Share<'k> {
         }
     }
 
+    /// The tile of rows `rows` at this program's columns, and which of the rows exist (`< m`).
+    fn tile(&self, rows: Value<'k>, m: Value<'k>, n: Value<'k>) -> (Tile<'k>, Value<'k>) {
+        let row_ok = rows.lt(m);
+        (Tile::new(rows, row_ok, self.cols, n), row_ok)
+    }
+
     /// A row sum of this program's columns, summed over the cluster.
     fn row_sum(&self, v: Value<'k>) -> Value<'k> {
         let s = v.sum(1);
@@ -181,11 +187,7 @@ fn forward_body<'k>(k: &'k KernelBuilder, spec: &RmsNormSpec, tiling: &Tiling, w
     let tiles = (m + (tile_len - 1)) / tile_len;
     if tiling.row_in_block {
         let share = Share::new(k, tiling.cluster, block, cols);
-        let tile = |i: Value<'k>| {
-            let rows = i * tile_len + tile_rows;
-            let row_ok = rows.lt(m);
-            (Tile::new(rows, row_ok, share.cols, n), row_ok)
-        };
+        let tile = |i: Value<'k>| share.tile(i * tile_len + tile_rows, m, n);
         let normalize = |(t, row_ok): (Tile<'k>, Value<'k>), h: Value<'k>| {
             let early = weight_early.then(|| load_affine(t));
             store_residual_out(t, h);
@@ -320,11 +322,7 @@ fn backward_body<'k>(k: &'k KernelBuilder, spec: &RmsNormSpec, has_dresidual_out
 
     if tiling.row_in_block {
         let weight_again = block_size >= 16384 && (2..=4).contains(&cluster);
-        let tile = |i: Value<'k>| {
-            let rows = i * tile_len + tile_rows;
-            let row_ok = rows.lt(m);
-            (Tile::new(rows, row_ok, cols, n), row_ok)
-        };
+        let tile = |i: Value<'k>| share.tile(i * tile_len + tile_rows, m, n);
         // A tile's x and dy as stored, and its rstd.
         let load_inputs = |(t, row_ok): (Tile<'k>, Value<'k>)| {
             vec![k.load_masked(t.at(x), t.mask, 0.0), k.load_masked(t.at(dy), t.mask, 0.0), load_rstd(t.rows, row_ok)]
@@ -336,13 +334,14 @@ fn backward_body<'k>(k: &'k KernelBuilder, spec: &RmsNormSpec, has_dresidual_out
         }
         let carried = k.for_range(pid, tiles, programs, &init, |i, carried| {
             let (acc, current) = carried.split_at(partials.len());
-            let t = tile(i).0;
+            let at = tile(i);
+            let t = at.0;
             // With prefetch, the next tile's loads (masked off past the last tile) go out before
             // this tile's reduction.
             let (inputs, next) = if tiling.prefetch {
                 (current.to_vec(), load_inputs(tile(i + programs)))
             } else {
-                (load_inputs(tile(i)), vec![])
+                (load_inputs(at), vec![])
             };
             let (xv, dyv, rstd) = (inputs[0].cast(DType::F32), inputs[1].cast(DType::F32), inputs[2]);
             let g = g_of(t, dyv);

@@ -107,8 +107,14 @@ pub fn tiling(cfg: &RmsNormConfig, n: usize) -> Result<Tiling, KernelError> {
             got: format!("on, with {} × {}", cfg.cluster, cfg.block_size),
         });
     }
-    let tiling = Tiling { row_in_block: held, prefetch: cfg.prefetch, ..Tiling::chunked(cfg.block_size, cfg.rows) };
-    Ok(if held { Tiling { cluster: cfg.cluster, ..tiling } } else { tiling })
+    // Rows walked in chunks have `cluster = 1` (checked above).
+    Ok(Tiling {
+        block_size: cfg.block_size,
+        rows: cfg.rows,
+        row_in_block: held,
+        cluster: cfg.cluster,
+        prefetch: cfg.prefetch,
+    })
 }
 
 fn stride(s: usize) -> PlanArg {
