@@ -188,23 +188,27 @@ fn forward_body<'k>(k: &'k KernelBuilder, spec: &RmsNormSpec, tiling: &Tiling, w
     if tiling.row_in_block {
         let share = Share::new(k, tiling.cluster, block, cols);
         let tile = |i: Value<'k>| share.tile(i * tile_len + tile_rows, m, n);
-        let normalize = |(t, row_ok): (Tile<'k>, Value<'k>), h: Value<'k>| {
-            let early = weight_early.then(|| load_affine(t));
+        // `affine`: `w + offset` and the bias when loaded already (else loaded here, before the
+        // reduction when `weight_early`).
+        let normalize = |(t, row_ok): (Tile<'k>, Value<'k>), h: Value<'k>, affine: Option<_>| {
+            let early = affine.or_else(|| weight_early.then(|| load_affine(t)));
             store_residual_out(t, h);
             let rstd = finish_rstd(t.rows, share.row_store_mask(row_ok), share.row_sum(h * h));
             store_y(t, h, rstd, early.unwrap_or_else(|| load_affine(t)));
         };
         if !tiling.prefetch {
             let at = tile(share.cluster);
-            normalize(at, load_h(at.0));
+            normalize(at, load_h(at.0), None);
             return;
         }
         // Persistent: each iteration loads the next tile's inputs (masked off past the last
-        // tile) before it reduces the current one, and hands them on.
-        let first = load_inputs(tile(share.cluster).0);
-        k.for_range(share.cluster, tiles, share.clusters, &first, |i, current| {
+        // tile) before it reduces the current one, and hands them on. The program's columns are
+        // the same in every tile: with `weight_early` the weight and bias are loaded once.
+        let first = tile(share.cluster).0;
+        let affine = weight_early.then(|| load_affine(first));
+        k.for_range(share.cluster, tiles, share.clusters, &load_inputs(first), |i, current| {
             let next = load_inputs(tile(i + share.clusters).0);
-            normalize(tile(i), h_of(current));
+            normalize(tile(i), h_of(current), affine);
             next
         });
         return;

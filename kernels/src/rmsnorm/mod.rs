@@ -172,10 +172,13 @@ impl RmsNormConfig {
             n if n <= 32768 && narrow => RmsNormConfig { block_size: 32768, num_warps: 32, rows: 1, ..cfg },
             n if n <= 16 * block => {
                 let cluster = n.div_ceil(block).next_power_of_two();
-                // 16-bit clusters of 16 (rows beyond 8 blocks): prefetched, as many as fit at once.
+                // 16-bit clusters of 16 (rows beyond 8 blocks): prefetched, 32 warps (16 elements
+                // a thread), as many as fit at once (1024 × 262144 bf16: 376 µs against 383 at 16
+                // warps and 399 without prefetch).
                 let prefetch = cluster == 16 && narrow;
                 let programs = if prefetch { resident_clusters(cluster, 1, sms) } else { cfg.programs };
-                RmsNormConfig { num_warps: (block / 1024) as u32, rows: 1, cluster, prefetch, programs, ..cfg }
+                let num_warps = if prefetch { 32 } else { (block / 1024) as u32 };
+                RmsNormConfig { num_warps, rows: 1, cluster, prefetch, programs, ..cfg }
             }
             _ => RmsNormConfig {
                 block_size: 8192,
@@ -196,9 +199,10 @@ impl RmsNormConfig {
     /// masked-off lanes at N = 5120), prefetching, 6 programs an SM (H100, bf16: 32768 × 5120
     /// 367 µs against 467 in clusters of 2 × 4096; 32768 × 8192 560 against 608 in 4 × 2048).
     /// Longer rows in blocks of 32 KB of x (16384 16-bit columns or 8192 f32 ones, 16 warps;
-    /// 4096 columns and 8 warps when a thread holds more than four values per element), 4
-    /// clusters' worth of programs per SM (16384 × 32768: 1119 µs against 1532 in clusters of 8
-    /// programs of 4096 columns; 1024 × 262144 740–870 against 1333 in chunks), except plain
+    /// 4096 columns and 8 warps when a thread holds more than four values per element), as many
+    /// clusters as fit at one program an SM (a program takes the SM's registers; 16384 × 32768:
+    /// 1119 µs against 1532 in clusters of 8 programs of 4096 columns; 1024 × 262144: 737 µs with
+    /// 7 clusters, 780 with 33, 1333 in chunks), except plain
     /// 16-bit rows of 32768 to 65536 columns: 16 prefetching programs of 4096 columns, as many
     /// clusters as fit at 2 programs an SM (4096 × 65536: 587 µs against 651 in 4 × 16384).
     /// Rows longer than 16 blocks go in tiles of 4 rows × 1024 columns, so each chunk's column
@@ -216,7 +220,7 @@ impl RmsNormConfig {
             RmsNormConfig {
                 block_size: block,
                 num_warps,
-                programs: (4 * sms / cluster).max(1),
+                programs: resident_clusters(cluster, 1, sms),
                 rows: 1,
                 cluster,
                 prefetch: false,

@@ -85,7 +85,7 @@ impl BackwardShape {
 /// an SM, 0.99 → 0.95 of copy.
 pub(crate) fn weight_early(cfg: &RmsNormConfig, tiling: &Tiling) -> bool {
     let per_thread = cfg.rows * cfg.block_size / (32 * cfg.num_warps as usize);
-    tiling.row_in_block && cfg.cluster == 1 && per_thread <= 16
+    tiling.row_in_block && (cfg.cluster == 1 || cfg.prefetch) && per_thread <= 16
 }
 
 /// The kernel variant `cfg` makes for rows of `n` columns: held in registers (in one program, or

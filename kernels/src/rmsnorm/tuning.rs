@@ -188,10 +188,10 @@ impl Problem {
                 }
             }
             // Prefetched, over clusters of any size holding blocks of 1024 to 4096 columns (8 to
-            // 16 elements a thread; forward, 16-bit: blocks of 16384 at 32 a thread), as many
-            // clusters as fit with 1 to 7 programs an SM.
+            // 16 elements a thread; forward, 16-bit: blocks of 16384 at 16 or 32 a thread), as
+            // many clusters as fit with 1 to 7 programs an SM.
             let blocks: &[(usize, u32)] = match self.pass {
-                Pass::Forward if self.spec.x.bits() == 16 => &[(16384, 16)],
+                Pass::Forward if self.spec.x.bits() == 16 => &[(16384, 16), (16384, 32)],
                 Pass::Forward => &[],
                 Pass::Backward => &[(1024, 4), (2048, 8), (4096, 8)],
             };

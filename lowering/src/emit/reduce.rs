@@ -1,14 +1,16 @@
 //! Reductions along one dimension of a block, as a recipe of named steps (after Triton's
 //! ReduceOpToLLVM): reduce within the thread → reduce within the warp (butterfly shuffles over the
 //! lanes along that dimension) → store each warp's partials to shared memory → barrier → every
-//! thread combines the warps' partials. The result keeps the other dimension's distribution, so a
+//! thread combines the warps' partials (from 16 warps on, each lane loads one and a butterfly
+//! combines them, which saves the registers of holding them all). The result keeps the other dimension's distribution, so a
 //! row reduction of a 2-D block comes out laid out as that block's rows.
 //!
 //! Cluster reductions combine a value across the programs (CTAs) of a cluster through distributed
 //! shared memory, pushed rather than pulled (Quack's exchange): each program sends its value into
 //! its slot of every program's buffer with `st.async`, which counts the bytes on the receiver's
 //! mbarrier → each program waits on its own mbarrier until all `size` values are in → combines
-//! them in rank order, so every program gets the same bits. No cluster barrier per exchange and
+//! them in the same order in every program (from 16 programs on, for one value a program, a
+//! butterfly over lanes; else rank order), so every program gets the same bits. No cluster barrier per exchange and
 //! no fence: one barrier arrival at the kernel's start (after thread 0 initializes the mbarriers)
 //! and its wait before the first exchange, so no program writes to a peer that has not started.
 //! Each reduction has two buffers and two mbarriers, used in turn (a per-thread counter picks
@@ -143,23 +145,34 @@ impl Emitter<'_> {
         l: &BlockedLayout,
         dim: usize,
     ) -> Vec<String> {
-        let t = mlir_type(d);
-        let stride = if dim == 1 { 1 } else { l.threads_per_warp[1] };
-        let width = self.const_i32(crate::layout::WARP_SIZE as i64);
-        let mut out = vec![];
-        for p in partials {
-            let mut acc = p;
-            let mut k = l.threads_per_warp[dim] / 2;
-            while k >= 1 {
-                let o = self.const_i32((k * stride) as i64);
-                let r = self.fresh();
-                self.line(&format!("{r}, {r}_ok = gpu.shuffle xor {acc}, {o}, {width} : {t}"));
-                acc = self.combine(op, d, &acc, &r);
-                k /= 2;
-            }
-            out.push(acc);
+        let stride = Self::lane_stride(l, dim);
+        partials.into_iter().map(|p| self.butterfly(op, d, p, l.threads_per_warp[dim], stride)).collect()
+    }
+
+    /// The lane distance between neighbours along `dim` (columns are the low lane bits).
+    fn lane_stride(l: &BlockedLayout, dim: usize) -> usize {
+        if dim == 1 {
+            1
+        } else {
+            l.threads_per_warp[1]
         }
-        out
+    }
+
+    /// Combines `acc` over groups of `lanes` lanes (a power of two) `stride` apart by butterfly
+    /// shuffles: every lane of a group ends with the same bits (each level combines the same two
+    /// values, in either order).
+    fn butterfly(&mut self, op: ReduceOp, d: DType, mut acc: String, lanes: usize, stride: usize) -> String {
+        let t = mlir_type(d);
+        let width = self.const_i32(crate::layout::WARP_SIZE as i64);
+        let mut k = lanes / 2;
+        while k >= 1 {
+            let o = self.const_i32((k * stride) as i64);
+            let r = self.fresh();
+            self.line(&format!("{r}, {r}_ok = gpu.shuffle xor {acc}, {o}, {width} : {t}"));
+            acc = self.combine(op, d, &acc, &r);
+            k /= 2;
+        }
+        acc
     }
 
     /// Steps 3–5: the first lane along `dim` of each warp stores its partials (one per element
@@ -212,6 +225,20 @@ impl Emitter<'_> {
         self.line("}");
         self.line("gpu.barrier");
         let mut out = vec![];
+        if (LANE_COMBINE_MIN..=l.threads_per_warp[dim]).contains(&warps) {
+            // Each lane loads one warp's partial (lane `i` along `dim` the partial of warp
+            // `i % warps`) and a butterfly over `warps` lanes combines them: one value in a
+            // register per kept element, not `warps`.
+            let wc = self.const_i32(warps as i64);
+            let slot = self.assign(&format!("arith.remui {lane}, {wc} : i32"));
+            let off = self.assign(&format!("arith.muli {slot}, {lenc} : i32"));
+            for k in 0..partials.len() {
+                let i = index(self, k, &off);
+                let x = self.assign(&format!("memref.load {buf}[{i}] : {memref}"));
+                out.push(self.butterfly(op, d, x, warps, Self::lane_stride(l, dim)));
+            }
+            return out;
+        }
         for k in 0..partials.len() {
             let mut items = vec![];
             for w in 0..warps {
@@ -393,7 +420,7 @@ impl Emitter<'_> {
             self.indent -= 1;
             self.line("}");
         }
-        // Wait until every program's values are here, then combine them in rank order.
+        // Wait until every program's values are here, then combine them.
         self.line("scf.while : () -> () {");
         self.indent += 1;
         let done = self.assign(&format!(
@@ -408,7 +435,33 @@ impl Emitter<'_> {
         self.indent -= 1;
         self.line("}");
         let mut out = vec![];
-        for p in &places {
+        let by_lanes = len == 1 && size >= LANE_COMBINE_MIN;
+        if by_lanes {
+            // One value a program, the same in every thread: lane `i` loads program
+            // `min(i, size - 1)`'s (the identity for `i ≥ size`) and a butterfly over the lanes
+            // combines them, one value in a register rather than `size`.
+            let lanes = size.next_power_of_two();
+            let warp = self.const_i32(crate::layout::WARP_SIZE as i64);
+            let tid = self.tid.clone();
+            let lane = self.assign(&format!("arith.remui {tid}, {warp} : i32"));
+            let last = self.const_i32(size as i64 - 1);
+            let peer = self.assign(&format!("arith.minui {lane}, {last} : i32"));
+            let i = self.assign(&format!("arith.addi {first_slot}, {peer} : i32"));
+            let at_i =
+                self.assign(&format!("llvm.getelementptr {buf}[{i}] : (!llvm.ptr<3>, i32) -> !llvm.ptr<3>, {att}"));
+            let x = self.assign(&format!("llvm.load {at_i} : !llvm.ptr<3> -> {att}"));
+            let x = if lanes > size {
+                let id = self.identity(op, at);
+                let sz = self.const_i32(size as i64);
+                let real = self.assign(&format!("arith.cmpi ult, {lane}, {sz} : i32"));
+                self.assign(&format!("arith.select {real}, {x}, {id} : {att}"))
+            } else {
+                x
+            };
+            let acc = self.butterfly(op, at, x, lanes, 1);
+            out.push(if at != d { self.assign(&format!("arith.truncf {acc} : f32 to {t}")) } else { acc });
+        }
+        for p in places.iter().filter(|_| !by_lanes) {
             let mut acc: Option<String> = None;
             for peer in 0..size {
                 let off = self.const_i32((peer * len) as i64);
@@ -460,3 +513,10 @@ pub(crate) fn holds_cluster_reduce(op: &Op) -> bool {
         _ => false,
     }
 }
+
+/// From how many values (warps' partials, a cluster's programs) a combine loads one value a lane
+/// and shuffles, rather than loading them all into every thread. Measured on the H100 (session
+/// 13): with 16 and 32 the registers saved pay (RMSNorm forward 1024 × 262144, 32 warps,
+/// clusters of 16: 537 → 376 µs; backward, 16 warps: 816 → 735 µs); with 4 to 8 the shuffles'
+/// latency costs more (backward 32768 × 5120, clusters of 5, 4 warps: 367 → 387 µs).
+const LANE_COMBINE_MIN: usize = 16;
