@@ -437,13 +437,14 @@ impl Emitter<'_> {
         let mut out = vec![];
         let by_lanes = len == 1 && size >= LANE_COMBINE_MIN;
         if by_lanes {
-            // One value a program, the same in every thread: lane `i` loads program
-            // `min(i, size - 1)`'s (the identity for `i ≥ size`) and a butterfly over the lanes
+            // One value a program, the same in every thread: in each group of `lanes` lanes (the
+            // cluster's size rounded up to a power of two), lane `i` of the group loads program
+            // `min(i, size - 1)`'s (the identity for `i ≥ size`) and a butterfly over the group
             // combines them, one value in a register rather than `size`.
             let lanes = size.next_power_of_two();
-            let warp = self.const_i32(crate::layout::WARP_SIZE as i64);
+            let group = self.const_i32(lanes as i64);
             let tid = self.tid.clone();
-            let lane = self.assign(&format!("arith.remui {tid}, {warp} : i32"));
+            let lane = self.assign(&format!("arith.remui {tid}, {group} : i32"));
             let last = self.const_i32(size as i64 - 1);
             let peer = self.assign(&format!("arith.minui {lane}, {last} : i32"));
             let i = self.assign(&format!("arith.addi {first_slot}, {peer} : i32"));
