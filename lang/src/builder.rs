@@ -534,7 +534,8 @@ impl<'k> Value<'k> {
         self.lift(|st| semantic::reduce(st, ReduceOp::Min, self.id, axis))
     }
     /// The elementwise sum of this value over the programs of the cluster (see
-    /// [`KernelBuilder::cluster`]), added in rank order; every program of the cluster gets it.
+    /// [`KernelBuilder::cluster`]), added in the same order in every program (the interpreter:
+    /// rank order), so every program of the cluster gets the same bits.
     /// Every program of a cluster must reach it the same number of times.
     pub fn cluster_sum(self) -> Value<'k> {
         self.lift(|st| semantic::cluster_reduce(st, ReduceOp::Sum, self.id))
