@@ -2,22 +2,23 @@
 //! ReduceOpToLLVM): reduce within the thread → reduce within the warp (butterfly shuffles over the
 //! lanes along that dimension) → store each warp's partials to shared memory → barrier → every
 //! thread combines the warps' partials (from 16 warps on, each lane loads one and a butterfly
-//! combines them, which saves the registers of holding them all). The result keeps the other dimension's distribution, so a
-//! row reduction of a 2-D block comes out laid out as that block's rows.
+//! combines them, which saves the registers of holding them all). The result keeps the other
+//! dimension's distribution, so a row reduction of a 2-D block comes out laid out as that block's
+//! rows.
 //!
 //! Cluster reductions combine a value across the programs (CTAs) of a cluster through distributed
 //! shared memory, pushed rather than pulled (Quack's exchange): each program sends its value into
 //! its slot of every program's buffer with `st.async`, which counts the bytes on the receiver's
-//! mbarrier → each program waits on its own mbarrier until all `size` values are in → combines
-//! them in the same order in every program (from 16 programs on, for one value a program, a
-//! butterfly over lanes; else rank order), so every program gets the same bits. No cluster barrier per exchange and
-//! no fence: one barrier arrival at the kernel's start (after thread 0 initializes the mbarriers)
-//! and its wait before the first exchange, so no program writes to a peer that has not started.
-//! Each reduction has two buffers and two mbarriers, used in turn (a per-thread counter picks
-//! them and the mbarrier's phase), and a program sends only after all its threads passed a block
-//! barrier: a peer can send its next values only after it got this exchange's from every program,
-//! so a buffer is never overwritten before every thread read it. A program may leave once its
-//! last exchange is in: no peer writes to it after that.
+//! mbarrier → each program waits on its own mbarrier until all `size` values are in → combines them
+//! in the same order in every program (from 16 programs on, for one value a program, a butterfly
+//! over lanes; else rank order), so every program gets the same bits. No cluster barrier per
+//! exchange and no fence: one barrier arrival at the kernel's start (after thread 0 initializes the
+//! mbarriers) and its wait before the first exchange, so no program writes to a peer that has not
+//! started. Each reduction has two buffers and two mbarriers, used in turn (a per-thread counter
+//! picks them and the mbarrier's phase), and a program sends only after all its threads passed a
+//! block barrier: a peer can send its next values only after it got this exchange's from every
+//! program, so a buffer is never overwritten before every thread read it. A program may leave once
+//! its last exchange is in: no peer writes to it after that.
 
 use tritonite_lang::ir::{Op, OpKind, ReduceOp, ValueId};
 use tritonite_lang::DType;
@@ -434,49 +435,23 @@ impl Emitter<'_> {
         self.line("scf.yield");
         self.indent -= 1;
         self.line("}");
-        let mut out = vec![];
+        // One value a program from 16 programs on: through one lane each (see the module docs).
         let by_lanes = len == 1 && size >= LANE_COMBINE_MIN;
-        if by_lanes {
-            // One value a program, the same in every thread: in each group of `lanes` lanes (the
-            // cluster's size rounded up to a power of two), lane `i` of the group loads program
-            // `min(i, size - 1)`'s (the identity for `i ≥ size`) and a butterfly over the group
-            // combines them, one value in a register rather than `size`.
-            let lanes = size.next_power_of_two();
-            let group = self.const_i32(lanes as i64);
-            let tid = self.tid.clone();
-            let lane = self.assign(&format!("arith.remui {tid}, {group} : i32"));
-            let last = self.const_i32(size as i64 - 1);
-            let peer = self.assign(&format!("arith.minui {lane}, {last} : i32"));
-            let i = self.assign(&format!("arith.addi {first_slot}, {peer} : i32"));
-            let at_i =
-                self.assign(&format!("llvm.getelementptr {buf}[{i}] : (!llvm.ptr<3>, i32) -> !llvm.ptr<3>, {att}"));
-            let x = self.assign(&format!("llvm.load {at_i} : !llvm.ptr<3> -> {att}"));
-            let x = if lanes > size {
-                let id = self.identity(op, at);
-                let sz = self.const_i32(size as i64);
-                let real = self.assign(&format!("arith.cmpi ult, {lane}, {sz} : i32"));
-                self.assign(&format!("arith.select {real}, {x}, {id} : {att}"))
+        let mut out = vec![];
+        for p in &places {
+            let acc = if by_lanes {
+                self.cluster_combine_by_lanes(op, at, &buf, &first_slot, p, size)
             } else {
-                x
+                let mut acc: Option<String> = None;
+                for peer in 0..size {
+                    let x = self.cluster_slot(at, &buf, &first_slot, p, (peer * len) as i64);
+                    acc = Some(match acc {
+                        Some(acc) => self.combine(op, at, &acc, &x),
+                        None => x,
+                    });
+                }
+                acc.expect("a cluster has programs")
             };
-            let acc = self.butterfly(op, at, x, lanes, 1);
-            out.push(if at != d { self.assign(&format!("arith.truncf {acc} : f32 to {t}")) } else { acc });
-        }
-        for p in places.iter().filter(|_| !by_lanes) {
-            let mut acc: Option<String> = None;
-            for peer in 0..size {
-                let off = self.const_i32((peer * len) as i64);
-                let slot = self.assign(&format!("arith.addi {first_slot}, {off} : i32"));
-                let i = self.assign(&format!("arith.addi {slot}, {p} : i32"));
-                let at_i =
-                    self.assign(&format!("llvm.getelementptr {buf}[{i}] : (!llvm.ptr<3>, i32) -> !llvm.ptr<3>, {att}"));
-                let x = self.assign(&format!("llvm.load {at_i} : !llvm.ptr<3> -> {att}"));
-                acc = Some(match acc {
-                    Some(acc) => self.combine(op, at, &acc, &x),
-                    None => x,
-                });
-            }
-            let acc = acc.expect("a cluster has programs");
             out.push(if at != d { self.assign(&format!("arith.truncf {acc} : f32 to {t}")) } else { acc });
         }
         Ok(if rank == 0 {
@@ -485,6 +460,56 @@ impl Emitter<'_> {
             let n = out.len();
             self.assign(&format!("vector.from_elements {} : vector<{n}x{t}>", out.join(", ")))
         })
+    }
+
+    /// Loads the value at `place` of the program whose slot starts `offset` (a constant or an
+    /// `i32` SSA value) after `first_slot` in the exchange buffer `buf` of `at`.
+    fn cluster_slot(
+        &mut self,
+        at: DType,
+        buf: &str,
+        first_slot: &str,
+        place: &str,
+        offset: impl std::fmt::Display,
+    ) -> String {
+        let att = mlir_type(at);
+        let offset = offset.to_string();
+        let offset = if offset.starts_with('%') { offset } else { self.const_i32(offset.parse().expect("an integer")) };
+        let slot = self.assign(&format!("arith.addi {first_slot}, {offset} : i32"));
+        let i = self.assign(&format!("arith.addi {slot}, {place} : i32"));
+        let at_i = self.assign(&format!("llvm.getelementptr {buf}[{i}] : (!llvm.ptr<3>, i32) -> !llvm.ptr<3>, {att}"));
+        self.assign(&format!("llvm.load {at_i} : !llvm.ptr<3> -> {att}"))
+    }
+
+    /// Combines the `size` programs' values at `place` (one value a program) through one lane
+    /// each: in each group of `lanes` lanes (`size` rounded up to a power of two), lane `i` of the
+    /// group loads program `min(i, size - 1)`'s (the identity for `i ≥ size`) and a butterfly over
+    /// the group combines them: one value in a register rather than `size`.
+    fn cluster_combine_by_lanes(
+        &mut self,
+        op: ReduceOp,
+        at: DType,
+        buf: &str,
+        first_slot: &str,
+        place: &str,
+        size: usize,
+    ) -> String {
+        let lanes = size.next_power_of_two();
+        let group = self.const_i32(lanes as i64);
+        let tid = self.tid.clone();
+        let lane = self.assign(&format!("arith.remui {tid}, {group} : i32"));
+        let last = self.const_i32(size as i64 - 1);
+        let peer = self.assign(&format!("arith.minui {lane}, {last} : i32"));
+        let x = self.cluster_slot(at, buf, first_slot, place, &peer);
+        let x = if lanes > size {
+            let id = self.identity(op, at);
+            let sz = self.const_i32(size as i64);
+            let real = self.assign(&format!("arith.cmpi ult, {lane}, {sz} : i32"));
+            self.assign(&format!("arith.select {real}, {x}, {id} : {}", mlir_type(at)))
+        } else {
+            x
+        };
+        self.butterfly(op, at, x, lanes, 1)
     }
 
     /// This thread waits until every thread of every program of the cluster has arrived (acquire).
