@@ -7,6 +7,8 @@
 # NCU="kernel shape regex skip... | config" (optional) then profiles, for each `skip`, launch
 # `skip` of the kernels whose name matches `regex` in a one-config tuning run (launches 0-23 are
 # the heuristic's, 24-47 the config's) with `ncu --clock-control none` and NCU_SECTIONS.
+# EXPORT=FILE (optional) then exports the tuning cache (`tritonite cache export`), to merge into
+# benches/tuned-h100.json by key.
 # Everything goes to $OUT/configs.log (and $OUT/ncu.log).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +25,7 @@ while IFS= read -r line; do
     | tr '\r' '\n' | sed 's/\x1b\[2K//g' | grep -E "sweep|final|^\| rms|^\| [a-z]|^Error|^Caused|^    " \
     | sed -E 's/.*\] [0-9]+\/[0-9]+ //'
 done < "${1:?usage: device-configs.sh PLAN}" | tee "$OUT/configs.log"
+[ -z "${EXPORT:-}" ] || $T cache export "$EXPORT"
 if [ -n "${NCU:-}" ]; then
   head="${NCU%%|*}"; config="${NCU#*|}"
   read -r kernel shape regex skips <<<"$head"

@@ -436,7 +436,7 @@ impl Emitter<'_> {
         self.indent -= 1;
         self.line("}");
         // One value a program from 16 programs on: through one lane each (see the module docs).
-        let by_lanes = len == 1 && size >= LANE_COMBINE_MIN;
+        let by_lanes = len == 1 && size >= LANE_COMBINE_MIN && size.is_power_of_two();
         let mut out = vec![];
         for p in &places {
             let acc = if by_lanes {
@@ -444,7 +444,8 @@ impl Emitter<'_> {
             } else {
                 let mut acc: Option<String> = None;
                 for peer in 0..size {
-                    let x = self.cluster_slot(at, &buf, &first_slot, p, (peer * len) as i64);
+                    let offset = self.const_i32((peer * len) as i64);
+                    let x = self.cluster_slot(at, &buf, &first_slot, p, &offset);
                     acc = Some(match acc {
                         Some(acc) => self.combine(op, at, &acc, &x),
                         None => x,
@@ -462,29 +463,20 @@ impl Emitter<'_> {
         })
     }
 
-    /// Loads the value at `place` of the program whose slot starts `offset` (a constant or an
-    /// `i32` SSA value) after `first_slot` in the exchange buffer `buf` of `at`.
-    fn cluster_slot(
-        &mut self,
-        at: DType,
-        buf: &str,
-        first_slot: &str,
-        place: &str,
-        offset: impl std::fmt::Display,
-    ) -> String {
+    /// Loads the value at `place` of the program whose slot starts `offset` (an `i32` SSA value)
+    /// after `first_slot` in the exchange buffer `buf` of `at`.
+    fn cluster_slot(&mut self, at: DType, buf: &str, first_slot: &str, place: &str, offset: &str) -> String {
         let att = mlir_type(at);
-        let offset = offset.to_string();
-        let offset = if offset.starts_with('%') { offset } else { self.const_i32(offset.parse().expect("an integer")) };
         let slot = self.assign(&format!("arith.addi {first_slot}, {offset} : i32"));
         let i = self.assign(&format!("arith.addi {slot}, {place} : i32"));
         let at_i = self.assign(&format!("llvm.getelementptr {buf}[{i}] : (!llvm.ptr<3>, i32) -> !llvm.ptr<3>, {att}"));
         self.assign(&format!("llvm.load {at_i} : !llvm.ptr<3> -> {att}"))
     }
 
-    /// Combines the `size` programs' values at `place` (one value a program) through one lane
-    /// each: in each group of `lanes` lanes (`size` rounded up to a power of two), lane `i` of the
-    /// group loads program `min(i, size - 1)`'s (the identity for `i ≥ size`) and a butterfly over
-    /// the group combines them: one value in a register rather than `size`.
+    /// Combines the `size` programs' values at `place` (one value a program; `size` a power of
+    /// two) through one lane each: in each group of `size` lanes, lane `i` of the group loads
+    /// program `i`'s and a butterfly over the group combines them: one value in a register rather
+    /// than `size`.
     fn cluster_combine_by_lanes(
         &mut self,
         op: ReduceOp,
@@ -494,22 +486,11 @@ impl Emitter<'_> {
         place: &str,
         size: usize,
     ) -> String {
-        let lanes = size.next_power_of_two();
-        let group = self.const_i32(lanes as i64);
+        let group = self.const_i32(size as i64);
         let tid = self.tid.clone();
-        let lane = self.assign(&format!("arith.remui {tid}, {group} : i32"));
-        let last = self.const_i32(size as i64 - 1);
-        let peer = self.assign(&format!("arith.minui {lane}, {last} : i32"));
+        let peer = self.assign(&format!("arith.remui {tid}, {group} : i32"));
         let x = self.cluster_slot(at, buf, first_slot, place, &peer);
-        let x = if lanes > size {
-            let id = self.identity(op, at);
-            let sz = self.const_i32(size as i64);
-            let real = self.assign(&format!("arith.cmpi ult, {lane}, {sz} : i32"));
-            self.assign(&format!("arith.select {real}, {x}, {id} : {}", mlir_type(at)))
-        } else {
-            x
-        };
-        self.butterfly(op, at, x, lanes, 1)
+        self.butterfly(op, at, x, size, 1)
     }
 
     /// This thread waits until every thread of every program of the cluster has arrived (acquire).
