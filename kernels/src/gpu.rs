@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use tritonite_lang::DType;
 use tritonite_lowering::cache::{compile_cached, Source};
 use tritonite_lowering::{divisibility_of, CompileOptions, Target};
-use tritonite_runtime::{Device, DeviceBuffer, GpuKernel, KernelArg};
+use tritonite_runtime::{Device, DeviceBuffer, GpuKernel, KernelArg, KernelMeta};
 
 use crate::backend::{check_bindings, Backend, Binding};
 use crate::error::KernelError;
@@ -147,8 +147,11 @@ impl GpuExecutor {
             compiled.cubin.as_deref(),
             &compiled.name,
             launch.kernel.params.clone(),
-            compiled.threads,
-            launch.kernel.cluster,
+            KernelMeta {
+                threads: compiled.threads,
+                cluster: launch.kernel.cluster,
+                shared_bytes: compiled.shared_bytes,
+            },
         )?);
         if source == Source::Compiled {
             *self.compiles.lock().expect("counter lock") += 1;

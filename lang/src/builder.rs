@@ -267,13 +267,24 @@ impl KernelBuilder {
 
     /// Loads through `ptr` (a pointer or block of pointers), every lane in bounds.
     pub fn load<'k>(&'k self, ptr: Value<'k>) -> Value<'k> {
-        self.wrap(self.with(|st| semantic::load(st, ptr.id, None, None)))
+        self.wrap(self.with(|st| semantic::load(st, ptr.id, None, None, false)))
     }
 
     /// Loads the lanes where `mask` holds; the others read as `other`.
     pub fn load_masked<'k>(&'k self, ptr: Value<'k>, mask: Value<'k>, other: impl IntoOperand<'k>) -> Value<'k> {
         let other = other.into_operand().op;
-        self.wrap(self.with(|st| semantic::load(st, ptr.id, Some(Operand::Value(mask.id)), Some(other))))
+        self.wrap(self.with(|st| semantic::load(st, ptr.id, Some(Operand::Value(mask.id)), Some(other), false)))
+    }
+
+    /// Loads the lanes of block pointer `ptr` where `mask` holds (the others read as zero), staged
+    /// through shared memory: the values are those of [`load_masked`](Self::load_masked), but on
+    /// the GPU the block is copied into shared memory asynchronously and every use reads it from
+    /// there. A staged block holds no registers while its copy is in flight, nor while a loop
+    /// carries it to its next iteration — the way to prefetch a whole tile a loop ahead when the
+    /// registers are needed for the current one. Shared memory per staged block: its bytes, twice
+    /// when a loop carries it.
+    pub fn load_staged<'k>(&'k self, ptr: Value<'k>, mask: Value<'k>) -> Value<'k> {
+        self.wrap(self.with(|st| semantic::load(st, ptr.id, Some(Operand::Value(mask.id)), None, true)))
     }
 
     /// Stores `value` through `ptr`, every lane in bounds. The value is converted to the pointee dtype.

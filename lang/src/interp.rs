@@ -613,7 +613,7 @@ impl Launch<'_, '_> {
                 };
                 Some(Val::Ptr { param, offs: offs.iter().enumerate().map(|(i, b)| b + o.as_i64(i)).collect() })
             }
-            OpKind::Load { ptr, mask, other } => {
+            OpKind::Load { ptr, mask, other, .. } => {
                 let p = get(env, *ptr);
                 let mask = mask.map(|m| get(env, m));
                 let other = other.map(|o| get(env, o));

@@ -289,6 +289,11 @@ pub enum OpKind {
         mask: Option<ValueId>,
         /// Optional value for masked-off lanes, of the result type.
         other: Option<ValueId>,
+        /// Staged through shared memory (a block without `other`): the same values, but on the GPU
+        /// the block is copied asynchronously into shared memory and each use reads it from there,
+        /// so while it is in flight, or carried to the next iteration of a loop, it holds no
+        /// registers.
+        staged: bool,
     },
     /// Writes `value` to global memory where `mask` is true. Produces no result.
     Store {
@@ -356,7 +361,7 @@ impl OpKind {
             OpKind::Binary(_, a, b) | OpKind::Cmp(_, a, b) | OpKind::AddPtr(a, b) => vec![*a, *b],
             OpKind::Select(c, a, b) => vec![*c, *a, *b],
             OpKind::Dot { a, b, acc } => vec![*a, *b, *acc],
-            OpKind::Load { ptr, mask, other } => [Some(*ptr), *mask, *other].into_iter().flatten().collect(),
+            OpKind::Load { ptr, mask, other, .. } => [Some(*ptr), *mask, *other].into_iter().flatten().collect(),
             OpKind::Store { ptr, value, mask } => [Some(*ptr), Some(*value), *mask].into_iter().flatten().collect(),
             OpKind::For { lo, hi, step, init, .. } => {
                 [*lo, *hi, *step].into_iter().chain(init.iter().copied()).collect()
@@ -480,8 +485,8 @@ impl Kernel {
                 OpKind::AddPtr(p, o) => {
                     let _ = write!(out, "addptr {p}, {o}");
                 }
-                OpKind::Load { ptr, mask, other } => {
-                    let _ = write!(out, "load {ptr}");
+                OpKind::Load { ptr, mask, other, staged } => {
+                    let _ = write!(out, "{} {ptr}", if *staged { "load.staged" } else { "load" });
                     if let Some(m) = mask {
                         let _ = write!(out, ", mask={m}");
                     }

@@ -459,7 +459,13 @@ pub(crate) fn arange(st: &mut State, start: i64, end: i64) -> ValueId {
 }
 
 /// `ptr`'s pointee where `mask` holds, `other` (or zero) elsewhere.
-pub(crate) fn load(st: &mut State, ptr: ValueId, mask: Option<Operand>, other: Option<Operand>) -> ValueId {
+pub(crate) fn load(
+    st: &mut State,
+    ptr: ValueId,
+    mask: Option<Operand>,
+    other: Option<Operand>,
+    staged: bool,
+) -> ValueId {
     let pty = st.ty(ptr).clone();
     let Elem::Ptr(d) = pty.elem else {
         return st.fail(
@@ -470,6 +476,14 @@ pub(crate) fn load(st: &mut State, ptr: ValueId, mask: Option<Operand>, other: O
         );
     };
     let out_ty = Type::block(d, &pty.shape);
+    if staged && pty.shape.is_empty() {
+        return st.fail(
+            "load_staged",
+            format!("{ptr}: {pty} is a single pointer; staging copies blocks"),
+            Some("load a block (a pointer plus an arange of offsets), or use load"),
+            out_ty,
+        );
+    }
     if other.is_some() && mask.is_none() {
         return st.fail(
             "load",
@@ -489,7 +503,7 @@ pub(crate) fn load(st: &mut State, ptr: ValueId, mask: Option<Operand>, other: O
         let v = coerce(st, o, d);
         broadcast_to(st, v, &pty.shape)
     });
-    st.emit(OpKind::Load { ptr, mask, other }, out_ty)
+    st.emit(OpKind::Load { ptr, mask, other, staged }, out_ty)
 }
 
 /// Checks that `m` is a bool mask broadcastable to `shape`, and broadcasts it.

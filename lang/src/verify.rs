@@ -263,7 +263,7 @@ impl Verifier<'_> {
                 self.expect_ty("addptr", r, &want)?;
                 self.inherit_root(*p, r);
             }
-            OpKind::Load { ptr, mask, other } => {
+            OpKind::Load { ptr, mask, other, staged } => {
                 let r = one("load")?;
                 self.use_("load", *ptr)?;
                 let pt = self.ty(*ptr).clone();
@@ -288,6 +288,15 @@ impl Verifier<'_> {
                             self.err("load", format!("other {} must be {want} and come with a mask", self.desc(*o)))
                         );
                     }
+                }
+                if *staged && (pt.shape.is_empty() || other.is_some()) {
+                    return Err(self.err(
+                        "load",
+                        format!(
+                            "a staged load reads a block of pointers, zeros where masked off; got {}",
+                            self.desc(*ptr)
+                        ),
+                    ));
                 }
                 self.expect_ty("load", r, &want)?;
             }

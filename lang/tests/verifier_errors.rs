@@ -457,14 +457,16 @@ fn verifier_rejects_bad_memory_ops() {
     let ops = vec![
         op(OpKind::Param(0), &[0]),
         op(OpKind::Const(Lit::Float(1.0)), &[1]),
-        op(OpKind::Load { ptr: ValueId(0), mask: None, other: Some(ValueId(1)) }, &[2]),
+        op(OpKind::Load { ptr: ValueId(0), mask: None, other: Some(ValueId(1)), staged: false }, &[2]),
     ];
     let types = vec![pty.clone(), Type::scalar(DType::F32), Type::scalar(DType::F32)];
     check(&rejected(&kernel(params.clone(), ops, types)), "hand", "load", &["other", "mask"]);
 
     // A load through a pointer that is not derived from an argument: make one by a bad cast.
-    let ops =
-        vec![op(OpKind::Const(Lit::Int(0)), &[0]), op(OpKind::Load { ptr: ValueId(0), mask: None, other: None }, &[1])];
+    let ops = vec![
+        op(OpKind::Const(Lit::Int(0)), &[0]),
+        op(OpKind::Load { ptr: ValueId(0), mask: None, other: None, staged: false }, &[1]),
+    ];
     let types = vec![Type::scalar(DType::I32), Type::scalar(DType::F32)];
     check(&rejected(&kernel(vec![], ops, types)), "hand", "load", &["%0: i32", "not a pointer"]);
 

@@ -109,8 +109,9 @@ pub fn compile_cached(kernel: &Kernel, opts: &CompileOptions) -> Result<(Compile
     if let Some(ptx) = dir.as_deref().and_then(|d| load(d, &key, Artifact::Ptx)) {
         if let Ok(ptx) = String::from_utf8(ptx) {
             let cubin = dir.as_deref().and_then(|d| load(d, &key, Artifact::Cubin));
+            let shared_bytes = crate::dynamic_shared_bytes(kernel, opts)?;
             return Ok((
-                Compiled { name: kernel.name.clone(), mlir: String::new(), ptx, cubin, threads },
+                Compiled { name: kernel.name.clone(), mlir: String::new(), ptx, cubin, threads, shared_bytes },
                 Source::Cache,
             ));
         }

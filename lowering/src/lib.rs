@@ -88,9 +88,26 @@ impl CompileOptions {
 
 /// The MLIR `gpu.module` for `kernel` (no LLVM needed).
 pub fn emit_mlir(kernel: &Kernel, opts: &CompileOptions) -> Result<String, LowerError> {
+    emit(kernel, opts).map(|e| e.mlir)
+}
+
+fn emit(kernel: &Kernel, opts: &CompileOptions) -> Result<emit::Emitted, LowerError> {
     opts.check()?;
     tritonite_lang::verify::verify(kernel)?;
     emit::emit_module(kernel, opts)
+}
+
+/// Bytes of dynamic shared memory a program of `kernel` needs (the buffers of its staged loads;
+/// 0 without them): what a launch of a cached variant passes.
+pub fn dynamic_shared_bytes(kernel: &Kernel, opts: &CompileOptions) -> Result<u32, LowerError> {
+    let mut stages = false;
+    tritonite_lang::ir::walk_ops(&kernel.body, &mut |op| {
+        stages |= matches!(op.kind, tritonite_lang::ir::OpKind::Load { staged: true, .. });
+    });
+    if !stages {
+        return Ok(0);
+    }
+    Ok(emit(kernel, opts)?.shared_bytes as u32)
 }
 
 /// A kernel compiled to PTX.
@@ -106,12 +123,15 @@ pub struct Compiled {
     pub cubin: Option<Vec<u8>>,
     /// Threads per program.
     pub threads: u32,
+    /// Bytes of dynamic shared memory a program needs (see [`dynamic_shared_bytes`]).
+    pub shared_bytes: u32,
 }
 
 /// Compiles `kernel` to PTX through MLIR.
 #[cfg(feature = "compiler")]
 pub fn compile(kernel: &Kernel, opts: &CompileOptions) -> Result<Compiled, LowerError> {
-    let mlir = emit_mlir(kernel, opts)?;
+    let emit::Emitted { mlir, shared_bytes } = emit(kernel, opts)?;
     let ptx = pipeline::mlir_to_ptx(&kernel.name, &mlir, &opts.target)?;
-    Ok(Compiled { name: kernel.name.clone(), mlir, ptx, cubin: None, threads: opts.num_warps * 32 })
+    let (threads, shared_bytes) = (opts.num_warps * 32, shared_bytes as u32);
+    Ok(Compiled { name: kernel.name.clone(), mlir, ptx, cubin: None, threads, shared_bytes })
 }

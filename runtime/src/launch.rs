@@ -31,14 +31,24 @@ const MAX_ARGS: usize = 64;
 const LAUNCH_PARAM_BUFFER_POINTER: *mut c_void = std::ptr::without_provenance_mut(1);
 const LAUNCH_PARAM_BUFFER_SIZE: *mut c_void = std::ptr::without_provenance_mut(2);
 
+/// What every launch of a kernel needs besides its grid and arguments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelMeta {
+    /// Threads per program.
+    pub threads: u32,
+    /// Programs per cluster along grid axis 0 (1: launched without clusters; more than 8 needs a
+    /// device that allows non-portable cluster sizes).
+    pub cluster: u32,
+    /// Bytes of dynamic shared memory per program.
+    pub shared_bytes: u32,
+}
+
 /// A kernel loaded on a device, with its parameter list for argument checks.
 pub struct GpuKernel {
     func: CudaFunction,
     name: String,
     params: Vec<Param>,
-    threads: u32,
-    /// Programs per cluster along grid axis 0 (1: launched without clusters).
-    cluster: u32,
+    meta: KernelMeta,
     /// Where each parameter starts in the kernel's parameter buffer and the buffer's size, when
     /// the driver confirmed them: launches then pass one packed buffer, which the driver copies
     /// whole, instead of a pointer per parameter.
@@ -84,16 +94,14 @@ fn packed_layout(func: &CudaFunction, params: &[Param]) -> Option<(Vec<usize>, u
 
 impl GpuKernel {
     /// Loads a cubin when given one (no JIT at load time), else the PTX text, and finds kernel
-    /// `name` in it; its launches group `cluster` programs along grid axis 0 into a cluster (1:
-    /// none; more than 8 needs a device that allows non-portable cluster sizes).
+    /// `name` in it; its launches take the threads, cluster and shared memory of `meta`.
     pub fn load(
         device: &Device,
         ptx: &str,
         cubin: Option<&[u8]>,
         name: &str,
         params: Vec<Param>,
-        threads: u32,
-        cluster: u32,
+        meta: KernelMeta,
     ) -> Result<GpuKernel, RuntimeError> {
         let image = match cubin {
             Some(c) => cudarc::nvrtc::Ptx::from_binary(c.to_vec()),
@@ -102,7 +110,21 @@ impl GpuKernel {
         let module = device.ctx.load_module(image).map_err(RuntimeError::driver("loading the kernel image"))?;
         let func = module.load_function(name).map_err(RuntimeError::driver("finding the kernel in its module"))?;
         let packed = packed_layout(&func, &params);
-        if cluster > 8 {
+        use cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES;
+        // Beyond 48 KiB, dynamic shared memory must be asked for.
+        if meta.shared_bytes > 48 * 1024 {
+            // SAFETY: `func` is a loaded kernel.
+            unsafe {
+                cudarc::driver::sys::cuFuncSetAttribute(
+                    func.cu_function(),
+                    CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                    meta.shared_bytes as i32,
+                )
+            }
+            .result()
+            .map_err(RuntimeError::driver("allowing the kernel's dynamic shared memory"))?;
+        }
+        if meta.cluster > 8 {
             use cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED;
             // SAFETY: `func` is a loaded kernel.
             unsafe {
@@ -115,7 +137,7 @@ impl GpuKernel {
             .result()
             .map_err(RuntimeError::driver("allowing clusters of more than 8 programs"))?;
         }
-        Ok(GpuKernel { func, name: name.to_string(), params, threads, cluster, packed })
+        Ok(GpuKernel { func, name: name.to_string(), params, meta, packed })
     }
 
     /// The kernel's name.
@@ -137,11 +159,11 @@ impl GpuKernel {
         if grid.contains(&0) {
             return Ok(());
         }
-        if !grid[0].is_multiple_of(self.cluster) {
+        if !grid[0].is_multiple_of(self.meta.cluster) {
             return Err(RuntimeError::Grid {
                 kernel: self.name.clone(),
                 grid,
-                why: format!("axis 0 must be a multiple of the kernel's cluster size {}", self.cluster),
+                why: format!("axis 0 must be a multiple of the kernel's cluster size {}", self.meta.cluster),
             });
         }
         // One 8-byte slot per argument (addresses, i64; i32 and f32 in the low bytes): the driver
@@ -193,16 +215,16 @@ impl GpuKernel {
             // and `extra` point to outlives the call (the driver copies the values before it
             // returns).
             unsafe {
-                if self.cluster == 1 {
+                if self.meta.cluster == 1 {
                     cudarc::driver::sys::cuLaunchKernel(
                         self.func.cu_function(),
                         grid[0],
                         grid[1],
                         grid[2],
-                        self.threads,
+                        self.meta.threads,
                         1,
                         1,
-                        0,
+                        self.meta.shared_bytes,
                         device.stream.cu_stream(),
                         params,
                         extra,
@@ -211,17 +233,17 @@ impl GpuKernel {
                     use cudarc::driver::sys::{CUlaunchAttribute, CUlaunchAttributeID, CUlaunchConfig};
                     let mut attr: CUlaunchAttribute = std::mem::zeroed();
                     attr.id = CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
-                    attr.value.clusterDim.x = self.cluster;
+                    attr.value.clusterDim.x = self.meta.cluster;
                     attr.value.clusterDim.y = 1;
                     attr.value.clusterDim.z = 1;
                     let config = CUlaunchConfig {
                         gridDimX: grid[0],
                         gridDimY: grid[1],
                         gridDimZ: grid[2],
-                        blockDimX: self.threads,
+                        blockDimX: self.meta.threads,
                         blockDimY: 1,
                         blockDimZ: 1,
-                        sharedMemBytes: 0,
+                        sharedMemBytes: self.meta.shared_bytes,
                         hStream: device.stream.cu_stream(),
                         attrs: &mut attr,
                         numAttrs: 1,

@@ -18,6 +18,6 @@ mod pool;
 pub use buffer::DeviceBuffer;
 pub use device::Device;
 pub use error::RuntimeError;
-pub use launch::{GpuKernel, KernelArg};
+pub use launch::{GpuKernel, KernelArg, KernelMeta};
 
 pub use cudarc;

@@ -10,6 +10,7 @@ mod layernorm;
 mod matmul;
 mod rmsnorm;
 mod softmax;
+mod staged;
 
 use std::fmt::Display;
 

@@ -19,7 +19,7 @@ impl Emitter<'_> {
     }
 
     /// The widest group of elements one access may cover for pointer block `ptr` under `mask`.
-    fn group_width(&self, ptr: ValueId, mask: Option<ValueId>) -> usize {
+    pub(crate) fn group_width(&self, ptr: ValueId, mask: Option<ValueId>) -> usize {
         let elem = match self.ty(ptr).elem {
             tritonite_lang::Elem::Ptr(d) => d.size_bytes() as u64,
             tritonite_lang::Elem::Scalar(_) => unreachable!("loads take pointers"),
@@ -35,7 +35,7 @@ impl Emitter<'_> {
     }
 
     /// The address of element `e` of this thread's part of pointer block `(base, offs)`.
-    fn element_address(
+    pub(crate) fn element_address(
         &mut self,
         base: &str,
         offs: &Option<(String, tritonite_lang::DType)>,
@@ -119,7 +119,7 @@ impl Emitter<'_> {
     }
 
     /// `if pred { <load> } else { other }` as a value of type `ty`.
-    fn predicated_value(&mut self, pred: &str, load: &str, other: &str, ty: &str) -> String {
+    pub(crate) fn predicated_value(&mut self, pred: &str, load: &str, other: &str, ty: &str) -> String {
         let r = self.fresh();
         self.line(&format!("{r} = scf.if {pred} -> ({ty}) {{"));
         self.indent += 1;

@@ -8,6 +8,7 @@ mod dot;
 mod elementwise;
 mod memory;
 mod reduce;
+mod staged;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -31,6 +32,9 @@ pub(crate) enum Lowered {
     Ptr(String),
     /// A block of pointers: a base pointer plus per-element offsets (`None`: all zero).
     PtrBlock { base: String, offs: Option<(String, DType)> },
+    /// A staged block in shared memory (see [`staged`]): this thread's first chunk (an
+    /// `!llvm.ptr<3>`), and the commit count right after its copies (`None`: unknown).
+    Staged { ptr: String, issued: Option<usize> },
 }
 
 /// The MLIR spelling of a dtype.
@@ -75,6 +79,8 @@ pub(crate) struct Emitter<'a> {
     /// Whether the cluster barrier the prologue arrived at is still to be waited at, before the
     /// first top-level op that holds a cluster reduction.
     pub cluster_wait_pending: bool,
+    /// Staged loads' buffers and copy groups.
+    staging: staged::Staging,
 }
 
 impl<'a> Emitter<'a> {
@@ -182,7 +188,11 @@ impl<'a> Emitter<'a> {
                 self.cluster_wait();
                 self.cluster_wait_pending = false;
             }
+            let restore = self.read_staged_operands(&op.kind);
             self.op(&op.kind, &op.results)?;
+            for (v, l) in restore {
+                self.vals.insert(v, l);
+            }
         }
         Ok(None)
     }
@@ -215,7 +225,10 @@ impl<'a> Emitter<'a> {
             }
             OpKind::Cast(v) => Some(Lowered::Block(self.cast(*v, r.expect("cast has a result")))),
             OpKind::AddPtr(p, o) => Some(self.add_ptr(*p, *o)),
-            OpKind::Load { ptr, mask, other } => {
+            OpKind::Load { ptr, mask, staged: true, .. } => {
+                Some(self.staged_load(*ptr, *mask, r.expect("load has a result"))?)
+            }
+            OpKind::Load { ptr, mask, other, .. } => {
                 Some(Lowered::Block(self.load(*ptr, *mask, *other, r.expect("load has a result"))?))
             }
             OpKind::Store { ptr, value, mask } => {
@@ -368,6 +381,7 @@ impl<'a> Emitter<'a> {
                 return Lowered::PtrBlock { base, offs: Some((o, d)) };
             }
             Lowered::Block(s) => (s, self.ty(v).dtype().expect("number blocks have a dtype")),
+            Lowered::Staged { .. } => unreachable!("staged operands are read into registers before each op"),
         };
         Lowered::Block(self.repeat(v, r, &src, mlir_type(d)))
     }
@@ -403,35 +417,69 @@ impl<'a> Emitter<'a> {
         let (lo, hi, step) = (self.num(lo), self.num(hi), self.num(step));
         let iv = self.fresh();
         self.vals.insert(body.args[0], Lowered::Scalar(iv.clone()));
-        let types: Vec<String> = init.iter().map(|v| self.thread_type(*v)).collect();
+        // Staged blocks the loop carries stay in shared memory (their address is carried, and an
+        // `i1` parity picks the buffer the body's load writes); other staged inits are read.
+        let staged = self.staged_carries(init, body);
+        let parity = staged.contains(&true).then(|| self.fresh());
+        let mut types = vec![];
         let mut carried = vec![];
-        for (a, i) in body.args[1..].iter().zip(init) {
+        let mut args = vec![];
+        for (i, s) in init.iter().zip(&staged) {
             let name = self.fresh();
-            carried.push(format!("{name} = {}", self.num(*i)));
-            self.vals.insert(*a, self.lowered_like(*i, name));
+            if *s {
+                let Some(Lowered::Staged { ptr, .. }) = self.vals.get(i).cloned() else { unreachable!() };
+                types.push("!llvm.ptr<3>".to_string());
+                carried.push(format!("{name} = {ptr}"));
+            } else {
+                types.push(self.thread_type(*i));
+                carried.push(format!("{name} = {}", self.in_registers(*i)));
+            }
+            args.push(name);
+        }
+        if let Some(p) = &parity {
+            let start = self.assign("arith.constant false");
+            types.push("i1".to_string());
+            carried.push(format!("{p} = {start}"));
         }
         let res = self.fresh();
-        let head = if init.is_empty() {
+        let head = if carried.is_empty() {
             format!("scf.for {iv} = {lo} to {hi} step {step} : i32 {{")
         } else {
             format!(
                 "{res}:{} = scf.for {iv} = {lo} to {hi} step {step} iter_args({}) -> ({}) : i32 {{",
-                init.len(),
+                carried.len(),
                 carried.join(", "),
                 types.join(", ")
             )
         };
         self.line(&head);
         self.indent += 1;
+        let (outer, body_start) = self.enter_staged_body(parity.clone());
+        for (((a, i), s), name) in body.args[1..].iter().zip(init).zip(&staged).zip(args) {
+            let l = if *s { self.staged_arg(name, body_start) } else { self.lowered_like(*i, name) };
+            self.vals.insert(*a, l);
+        }
         let yields = self.region(body)?.unwrap_or_default();
-        if !yields.is_empty() {
-            let names: Vec<String> = yields.iter().map(|v| self.num(*v)).collect();
+        let mut names = vec![];
+        for (v, s) in yields.iter().zip(&staged) {
+            names.push(match (s, self.vals.get(v).cloned()) {
+                (true, Some(Lowered::Staged { ptr, .. })) => ptr,
+                _ => self.in_registers(*v),
+            });
+        }
+        if let Some(p) = &parity {
+            let t = self.assign("arith.constant true");
+            names.push(self.assign(&format!("arith.xori {p}, {t} : i1")));
+        }
+        if !names.is_empty() {
             self.line(&format!("scf.yield {} : {}", names.join(", "), types.join(", ")));
         }
+        self.leave_staged_body(outer, body_start);
         self.indent -= 1;
         self.line("}");
-        for (i, (r, v)) in results.iter().zip(init).enumerate() {
-            let l = self.lowered_like(*v, format!("{res}#{i}"));
+        for (i, ((r, v), s)) in results.iter().zip(init).zip(&staged).enumerate() {
+            let name = format!("{res}#{i}");
+            let l = if *s { Lowered::Staged { ptr: name, issued: None } } else { self.lowered_like(*v, name) };
             self.vals.insert(*r, l);
         }
         Ok(())
@@ -474,8 +522,16 @@ fn check_trans_uses(k: &Kernel) -> Result<(), LowerError> {
     }
 }
 
+/// A kernel's `gpu.module` and what its launches need.
+pub(crate) struct Emitted {
+    /// The MLIR text.
+    pub mlir: String,
+    /// Bytes of dynamic shared memory a program needs (staged loads' buffers).
+    pub shared_bytes: usize,
+}
+
 /// Emits the whole `gpu.module` for `kernel`.
-pub(crate) fn emit_module(k: &Kernel, opts: &CompileOptions) -> Result<String, LowerError> {
+pub(crate) fn emit_module(k: &Kernel, opts: &CompileOptions) -> Result<Emitted, LowerError> {
     let narrowest = {
         let mut n = 4usize;
         tritonite_lang::ir::walk_ops(&k.body, &mut |op| {
@@ -506,11 +562,13 @@ pub(crate) fn emit_module(k: &Kernel, opts: &CompileOptions) -> Result<String, L
         trans_of: HashMap::new(),
         cluster_sites: HashMap::new(),
         cluster_wait_pending: false,
+        staging: staged::Staging::default(),
     };
     check_trans_uses(k)?;
     let tid = e.assign("gpu.thread_id x");
     e.tid = e.assign(&format!("arith.index_cast {tid} : index to i32"));
     e.cluster_prologue();
+    e.staging_prologue();
     e.region(&k.body)?;
     e.line("gpu.return");
 
@@ -543,10 +601,25 @@ pub(crate) fn emit_module(k: &Kernel, opts: &CompileOptions) -> Result<String, L
             what: format!("{smem_bytes} bytes of shared memory (at most {MAX_STATIC_SHARED}; use smaller dot blocks)"),
         });
     }
+    let shared_bytes = e.staging.bytes;
+    if smem_bytes + shared_bytes > staged::MAX_SHARED {
+        return Err(LowerError::Unsupported {
+            kernel: k.name.clone(),
+            what: format!(
+                "{} bytes of shared memory, {shared_bytes} of them for staged loads (at most {}; stage smaller \
+                 blocks or fewer of them)",
+                smem_bytes + shared_bytes,
+                staged::MAX_SHARED
+            ),
+        });
+    }
     let threads = opts.num_warps * 32;
     let mut out = String::new();
     let _ = writeln!(out, "module attributes {{gpu.container_module}} {{");
     let _ = writeln!(out, "  gpu.module @tritonite {{");
+    if let Some(global) = e.staging_global() {
+        let _ = writeln!(out, "    {global}");
+    }
     let _ = writeln!(
         out,
         "    gpu.func @{}({}){workgroup} kernel attributes {{gpu.known_block_size = array<i32: {threads}, 1, 1>, nvvm.maxntid = array<i32: {threads}, 1, 1>}} {{",
@@ -555,5 +628,5 @@ pub(crate) fn emit_module(k: &Kernel, opts: &CompileOptions) -> Result<String, L
     );
     out.push_str(&e.body);
     let _ = writeln!(out, "    }}\n  }}\n}}");
-    Ok(out)
+    Ok(Emitted { mlir: out, shared_bytes })
 }

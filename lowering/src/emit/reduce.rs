@@ -305,7 +305,7 @@ impl Emitter<'_> {
     }
 
     /// Inline PTX without results, operands `args` of MLIR types `types` (comma-separated).
-    fn asm_void(&mut self, ptx: &str, constraints: &str, args: &[String], types: &str) {
+    pub(crate) fn asm_void(&mut self, ptx: &str, constraints: &str, args: &[String], types: &str) {
         let clobber =
             if constraints.is_empty() { "~{memory}".to_string() } else { format!("{constraints},~{{memory}}") };
         self.line(&format!(
