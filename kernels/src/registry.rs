@@ -142,7 +142,13 @@ pub fn build(name: &str, dtype: DType, n: usize, settings: &[(String, i64)]) -> 
         programs: 1,
         rows,
         cluster: cluster as usize,
-        prefetch: flag("PREFETCH", 0)?,
+        prefetch: rmsnorm::Prefetch::from_meta(get("PREFETCH").unwrap_or(0)).ok_or_else(|| {
+            KernelError::BadArgument {
+                arg: "PREFETCH",
+                expected: "0 (off), 1 (registers) or 2 (shared memory)".into(),
+                got: get("PREFETCH").unwrap_or(0).to_string(),
+            }
+        })?,
     };
     let tiling = rmsnorm::plan::tiling(&cfg, n)?;
     let param = |on: bool| on.then_some(dtype);

@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use tritonite_kernels::cpu::{Cpu, HostBuffer};
 use tritonite_kernels::rmsnorm::check::{run_case, Case};
 use tritonite_kernels::rmsnorm::{
-    rms_norm, rms_norm_backward, RmsNormBackwardOptions, RmsNormConfig, RmsNormOptions, RmsNormSpec,
+    rms_norm, rms_norm_backward, Prefetch, RmsNormBackwardOptions, RmsNormConfig, RmsNormOptions, RmsNormSpec,
 };
 use tritonite_kernels::tensor::Rows;
 use tritonite_kernels::{reference, KernelError};
@@ -49,8 +49,9 @@ fn case_generator_reaches_every_option() {
     // Clusters of a size that is not a power of two; prefetched tiles, alone and over clusters,
     // with fewer programs than tiles (so that programs loop, and prefetch past the last tile).
     assert!(any(&|c| c.config.cluster == 3) && any(&|c| c.config.cluster == 5));
-    let loops = |c: &Case| c.config.prefetch && c.config.programs < c.m.div_ceil(c.config.rows);
+    let loops = |c: &Case| c.config.prefetch.is_on() && c.config.programs < c.m.div_ceil(c.config.rows);
     assert!(any(&|c| loops(c) && c.config.cluster == 1) && any(&|c| loops(c) && c.config.cluster > 1));
+    assert!(any(&|c| loops(c) && c.config.prefetch == Prefetch::Shared));
 }
 
 #[test]
@@ -64,7 +65,8 @@ fn long_rows_walk_in_chunks() {
         residual_out: Some(DType::F32),
         out: DType::BF16,
     };
-    let config = RmsNormConfig { block_size: 4096, num_warps: 4, programs: 2, rows: 1, cluster: 1, prefetch: false };
+    let config =
+        RmsNormConfig { block_size: 4096, num_warps: 4, programs: 2, rows: 1, cluster: 1, prefetch: Prefetch::Off };
     let case = Case {
         offset: 1.0,
         pad: 8,
@@ -83,7 +85,7 @@ fn forward_and_backward_are_deterministic() {
         37,
         300,
         spec,
-        RmsNormConfig { block_size: 128, num_warps: 2, programs: 5, rows: 4, cluster: 1, prefetch: false },
+        RmsNormConfig { block_size: 128, num_warps: 2, programs: 5, rows: 4, cluster: 1, prefetch: Prefetch::Off },
     );
     let a = run_case(&Cpu, &case).unwrap();
     let b = run_case(&Cpu, &case).unwrap();

@@ -8,7 +8,7 @@
 use super::{executor, quick, run_all, MAX_ELEMENTS};
 use tritonite::kernels::backend::Backend;
 use tritonite::kernels::rmsnorm::check::{run_case, Case};
-use tritonite::kernels::rmsnorm::{RmsNormConfig, RmsNormSpec};
+use tritonite::kernels::rmsnorm::{Prefetch, RmsNormConfig, RmsNormSpec};
 use tritonite::lang::DType;
 
 fn random_cases(count: u64, sms: usize) -> Vec<Case> {
@@ -28,7 +28,7 @@ fn fixed_cases(sms: usize) -> Vec<Case> {
             m,
             n,
             spec,
-            RmsNormConfig { block_size, num_warps, programs: 2 * sms, rows: 1, cluster: 1, prefetch: false },
+            RmsNormConfig { block_size, num_warps, programs: 2 * sms, rows: 1, cluster: 1, prefetch: Prefetch::Off },
         )
     };
     let plain = |d| RmsNormSpec::new(d, Some(d));
@@ -54,6 +54,20 @@ fn fixed_cases(sms: usize) -> Vec<Case> {
         cases
             .push(split(Case { offset: 1.0, dresidual_out: true, pad: 16, ..base(300, 20000, fused(d), 8192, 16) }, 4));
         cases.push(split(base(1000, 5000, plain(d), 4096, 8), 2));
+        // Prefetched through shared memory, over clusters of 16 (16-bit: two tiles of x and dy
+        // fit) and of 3 with every option.
+        let shared = |c: Case, cluster, programs| Case {
+            config: RmsNormConfig { cluster, programs, prefetch: Prefetch::Shared, ..c.config },
+            ..c
+        };
+        if d.bits() == 16 {
+            cases.push(shared(base(37, 262144, plain(d), 16384, 16), 16, 2));
+        }
+        cases.push(shared(
+            Case { offset: 1.0, dresidual_out: true, pad: 16, ..base(300, 6000, fused(d), 2048, 4) },
+            3,
+            7,
+        ));
     }
     cases
 }
@@ -88,8 +102,10 @@ fn rmsnorm_is_deterministic_on_the_gpu() {
         residual_out: Some(DType::BF16),
         ..RmsNormSpec::new(DType::BF16, None)
     };
-    let cases = [(1000, 3000, 4096, 1, false), (300, 20000, 4096, 1, false), (300, 20000, 8192, 4, false)];
-    for (m, n, block, cluster, prefetch) in cases.into_iter().chain([(300, 20000, 4096, 5, true)]) {
+    let off = Prefetch::Off;
+    let cases = [(1000, 3000, 4096, 1, off), (300, 20000, 4096, 1, off), (300, 20000, 8192, 4, off)];
+    let prefetched = [(300, 20000, 4096, 5, Prefetch::Registers), (300, 20000, 4096, 5, Prefetch::Shared)];
+    for (m, n, block, cluster, prefetch) in cases.into_iter().chain(prefetched) {
         let mut case = Case::random(5, m, n, gpu.sm_count());
         (case.m, case.n, case.spec, case.offset, case.dresidual_out) = (m, n, spec, 1.0, true);
         let programs = 2 * gpu.sm_count() / cluster;
@@ -102,6 +118,6 @@ fn rmsnorm_is_deterministic_on_the_gpu() {
         }
     }
     println!(
-        "ok: forward and backward bit-identical across runs (row in registers, chunked, split over a cluster of 4, and of 5 with prefetch)"
+        "ok: forward and backward bit-identical across runs (row in registers, chunked, split over a cluster of 4, and of 5 with prefetch in registers and in shared memory)"
     );
 }

@@ -146,8 +146,41 @@ pub struct RmsNormConfig {
     pub cluster: usize,
     /// Held rows only: persistent programs (`programs` clusters of them) that load their next
     /// tile before reducing the current one, so loads stay in flight through the reduction, the
-    /// cluster's exchange and the stores. Off: the forward runs one program (cluster) per tile.
-    pub prefetch: bool,
+    /// cluster's exchange and the stores, the next tile in registers or in shared memory. Off:
+    /// the forward runs one program (cluster) per tile.
+    pub prefetch: Prefetch,
+}
+
+/// Where a prefetching program keeps its next tile while it works on the current one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Prefetch {
+    /// No prefetch (`PREFETCH=0`).
+    #[default]
+    Off,
+    /// In registers (`PREFETCH=1`): the fastest while a thread has the registers for two tiles.
+    Registers,
+    /// In shared memory, copied asynchronously (`PREFETCH=2`, see
+    /// [`load_staged`](tritonite_lang::KernelBuilder::load_staged)): no registers for the next
+    /// tile, for tiles too large to hold twice (the backward of 1024 × 262144 bf16 on the H100:
+    /// 676 µs, against 717 without prefetch; a tile in registers spills).
+    Shared,
+}
+
+impl Prefetch {
+    /// Whether programs prefetch at all.
+    pub fn is_on(self) -> bool {
+        self != Prefetch::Off
+    }
+
+    /// The `PREFETCH` meta-parameter's value.
+    pub fn meta(self) -> i64 {
+        self as i64
+    }
+
+    /// From the `PREFETCH` meta-parameter's value (0, 1 or 2).
+    pub fn from_meta(v: i64) -> Option<Prefetch> {
+        [Prefetch::Off, Prefetch::Registers, Prefetch::Shared].into_iter().find(|p| p.meta() == v)
+    }
 }
 
 impl RmsNormConfig {
@@ -175,9 +208,10 @@ impl RmsNormConfig {
                 // 16-bit clusters of 16 (rows beyond 8 blocks): prefetched, 32 warps (16 elements
                 // a thread), as many as fit at once (1024 × 262144 bf16: 376 µs against 383 at 16
                 // warps and 399 without prefetch).
-                let prefetch = cluster == 16 && narrow;
-                let programs = if prefetch { resident_clusters(cluster, 1, sms) } else { cfg.programs };
-                let num_warps = if prefetch { 32 } else { (block / 1024) as u32 };
+                let on = cluster == 16 && narrow;
+                let programs = if on { resident_clusters(cluster, 1, sms) } else { cfg.programs };
+                let num_warps = if on { 32 } else { (block / 1024) as u32 };
+                let prefetch = if on { Prefetch::Registers } else { Prefetch::Off };
                 RmsNormConfig { num_warps, rows: 1, cluster, prefetch, programs, ..cfg }
             }
             _ => RmsNormConfig {
@@ -186,7 +220,7 @@ impl RmsNormConfig {
                 programs: 2 * sms,
                 rows: 1,
                 cluster: 1,
-                prefetch: false,
+                prefetch: Prefetch::Off,
             },
         }
     }
@@ -206,7 +240,8 @@ impl RmsNormConfig {
     /// 16-bit rows of 32768 to 65536 columns: 16 prefetching programs of 4096 columns, as many
     /// clusters as fit at 2 programs an SM (4096 × 65536: 587 µs against 651 in 4 × 16384).
     /// Rows longer than 16 blocks go in tiles of 4 rows × 1024 columns, so each chunk's column
-    /// sums reach the partials once per 4 rows.
+    /// sums reach the partials once per 4 rows. Clusters of 16 programs of 16384 columns prefetch
+    /// their next tile into shared memory (1024 × 262144: 676 µs against 717).
     pub fn heuristic_backward(spec: &RmsNormSpec, has_dresidual_out: bool, n: usize, sm_count: usize) -> RmsNormConfig {
         let held = 2 + 2 * spec.weight.is_some() as usize + spec.bias.is_some() as usize + has_dresidual_out as usize;
         let (big, big_warps) = match (held > 4, spec.x.bits()) {
@@ -217,20 +252,23 @@ impl RmsNormConfig {
         let sms = sm_count.max(1);
         let split = |block: usize, num_warps: u32| {
             let cluster = n.div_ceil(block).next_power_of_two();
+            // Clusters of 16 of 16384 columns prefetch into shared memory (their tiles do not fit
+            // twice in registers).
+            let prefetch = if cluster == 16 && block >= 16384 { Prefetch::Shared } else { Prefetch::Off };
             RmsNormConfig {
                 block_size: block,
                 num_warps,
                 programs: resident_clusters(cluster, 1, sms),
                 rows: 1,
                 cluster,
-                prefetch: false,
+                prefetch,
             }
         };
         // Split over a cluster of any size and prefetched: `per_sm` programs an SM at once.
         let prefetched = |block: usize, num_warps: u32, per_sm: usize| {
             let cluster = n.div_ceil(block);
             let programs = resident_clusters(cluster, per_sm, sms);
-            RmsNormConfig { block_size: block, num_warps, programs, rows: 1, cluster, prefetch: true }
+            RmsNormConfig { block_size: block, num_warps, programs, rows: 1, cluster, prefetch: Prefetch::Registers }
         };
         match n {
             n if n <= 4096 => Self::spread(n, sm_count, 4096, 256, 8),
@@ -243,7 +281,7 @@ impl RmsNormConfig {
                 programs: 2 * sms,
                 rows: 4,
                 cluster: 1,
-                prefetch: false,
+                prefetch: Prefetch::Off,
             },
         }
     }
@@ -254,7 +292,14 @@ impl RmsNormConfig {
         // worth of columns), so each thread has several independent loads in flight.
         let rows = (4096 / block_size).clamp(1, 32);
         let num_warps = (rows * block_size / per_warp).clamp(1, max_warps) as u32;
-        RmsNormConfig { block_size, num_warps, programs: 2 * sm_count.max(1), rows, cluster: 1, prefetch: false }
+        RmsNormConfig {
+            block_size,
+            num_warps,
+            programs: 2 * sm_count.max(1),
+            rows,
+            cluster: 1,
+            prefetch: Prefetch::Off,
+        }
     }
 
     /// Checks the knobs: `block_size` a power of two ≤ 65536, `num_warps` a power of two ≤ 32,

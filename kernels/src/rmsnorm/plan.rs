@@ -85,7 +85,7 @@ impl BackwardShape {
 /// an SM, 0.99 → 0.95 of copy.
 pub(crate) fn weight_early(cfg: &RmsNormConfig, tiling: &Tiling) -> bool {
     let per_thread = cfg.rows * cfg.block_size / (32 * cfg.num_warps as usize);
-    tiling.row_in_block && (cfg.cluster == 1 || cfg.prefetch) && per_thread <= 16
+    tiling.row_in_block && (cfg.cluster == 1 || cfg.prefetch.is_on()) && per_thread <= 16
 }
 
 /// The kernel variant `cfg` makes for rows of `n` columns: held in registers (in one program, or
@@ -100,7 +100,7 @@ pub fn tiling(cfg: &RmsNormConfig, n: usize) -> Result<Tiling, KernelError> {
             got: format!("{} × {}", cfg.cluster, cfg.block_size),
         });
     }
-    if cfg.prefetch && !held {
+    if cfg.prefetch.is_on() && !held {
         return Err(KernelError::BadArgument {
             arg: "prefetch",
             expected: format!("off for rows walked in chunks (N = {n} > cluster × block_size)"),
@@ -175,7 +175,7 @@ pub fn forward_plan(
         let weight_early = weight_early(cfg, &tiling);
         let kernel = shared(Variant::Forward { spec: *spec, tiling, weight_early })?;
         let tiles = m.div_ceil(cfg.rows);
-        let per_tile = tiling.row_in_block && !tiling.prefetch;
+        let per_tile = tiling.row_in_block && !tiling.prefetch.is_on();
         let programs = tiling.cluster * if per_tile { tiles } else { tiles.min(cfg.programs) };
         plan.launches.push(Launch { kernel, grid: [programs as u32, 1, 1], args, num_warps: cfg.num_warps });
     }

@@ -7,7 +7,7 @@ use tritonite_autotune::{bucket_pow2, fnv1a, Config, DeviceId, Key, Progress};
 use tritonite_lang::DType;
 
 use super::plan::{backward_plan, forward_plan, BackwardShape, ForwardShape};
-use super::{resident_clusters, RmsNormConfig, RmsNormSpec};
+use super::{resident_clusters, Prefetch, RmsNormConfig, RmsNormSpec};
 use crate::backend::Backend;
 use crate::error::KernelError;
 use crate::plan::Plan;
@@ -55,7 +55,7 @@ fn kernel_hash() -> u64 {
 
 impl RmsNormConfig {
     /// As autotune meta-parameters: `BLOCK_SIZE`, `ROWS`, `num_warps`, `PROGRAMS`, `CLUSTER`, and
-    /// `PREFETCH=1` when on.
+    /// `PREFETCH=1` (registers) or `2` (shared memory) when on.
     pub fn to_config(&self) -> Config {
         let c = Config::new()
             .with("BLOCK_SIZE", self.block_size as i64)
@@ -63,14 +63,14 @@ impl RmsNormConfig {
             .with("num_warps", self.num_warps as i64)
             .with("PROGRAMS", self.programs as i64)
             .with("CLUSTER", self.cluster as i64);
-        if self.prefetch {
-            c.with("PREFETCH", 1)
+        if self.prefetch.is_on() {
+            c.with("PREFETCH", self.prefetch.meta())
         } else {
             c
         }
     }
 
-    /// From autotune meta-parameters (every one present and valid but `PREFETCH`, 0 or 1, off
+    /// From autotune meta-parameters (every one present and valid but `PREFETCH`, 0 to 2, off
     /// when absent).
     pub fn from_config(c: &Config) -> Result<RmsNormConfig, KernelError> {
         let get = |arg: &'static str| {
@@ -86,14 +86,13 @@ impl RmsNormConfig {
             programs: get("PROGRAMS")? as usize,
             rows: get("ROWS")? as usize,
             cluster: get("CLUSTER")? as usize,
-            prefetch: match c.get("PREFETCH") {
-                None | Some(0) => false,
-                Some(1) => true,
-                Some(v) => {
+            prefetch: match Prefetch::from_meta(c.get("PREFETCH").unwrap_or(0)) {
+                Some(p) => p,
+                None => {
                     return Err(KernelError::BadArgument {
                         arg: "PREFETCH",
-                        expected: "0 or 1".into(),
-                        got: v.to_string(),
+                        expected: "0 (off), 1 (registers) or 2 (shared memory)".into(),
+                        got: c.to_string(),
                     })
                 }
             },
@@ -147,8 +146,14 @@ impl Problem {
                     if !(4..=32).contains(&per_thread) {
                         continue;
                     }
-                    let shape =
-                        RmsNormConfig { block_size: block, num_warps, programs: 1, rows, cluster: 1, prefetch: false };
+                    let shape = RmsNormConfig {
+                        block_size: block,
+                        num_warps,
+                        programs: 1,
+                        rows,
+                        cluster: 1,
+                        prefetch: Prefetch::Off,
+                    };
                     for p in programs(shape) {
                         let c = RmsNormConfig { programs: p, ..shape };
                         if !out.contains(&c) {
@@ -173,8 +178,14 @@ impl Problem {
                     if !(8..=32).contains(&(block / (32 * num_warps as usize))) {
                         continue;
                     }
-                    let shape =
-                        RmsNormConfig { block_size: block, num_warps, programs: 1, rows: 1, cluster, prefetch: false };
+                    let shape = RmsNormConfig {
+                        block_size: block,
+                        num_warps,
+                        programs: 1,
+                        rows: 1,
+                        cluster,
+                        prefetch: Prefetch::Off,
+                    };
                     let programs = match self.pass {
                         Pass::Forward => vec![1],
                         Pass::Backward => [1, 2, 4].iter().map(|p| (p * sms / cluster).max(1)).collect(),
@@ -184,6 +195,12 @@ impl Problem {
                         if !out.contains(&c) {
                             out.push(c);
                         }
+                    }
+                    // The backward's clusters of 16 whose tiles are too large to hold twice:
+                    // the next tile in shared memory, as many clusters as fit.
+                    if self.pass == Pass::Backward && cluster == 16 && block >= 16384 {
+                        let programs = resident_clusters(cluster, 1, sms);
+                        out.push(RmsNormConfig { programs, prefetch: Prefetch::Shared, ..shape });
                     }
                 }
             }
@@ -202,7 +219,14 @@ impl Problem {
                 }
                 for per_sm in [1, 2, 4, 6, 7] {
                     let programs = resident_clusters(cluster, per_sm, sms);
-                    let c = RmsNormConfig { block_size: block, num_warps, programs, rows: 1, cluster, prefetch: true };
+                    let c = RmsNormConfig {
+                        block_size: block,
+                        num_warps,
+                        programs,
+                        rows: 1,
+                        cluster,
+                        prefetch: Prefetch::Registers,
+                    };
                     if !out.contains(&c) {
                         out.push(c);
                     }
