@@ -111,8 +111,9 @@ impl GpuKernel {
         let func = module.load_function(name).map_err(RuntimeError::driver("finding the kernel in its module"))?;
         let packed = packed_layout(&func, &params);
         use cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES;
-        // Beyond 48 KiB, dynamic shared memory must be asked for.
-        if meta.shared_bytes > 48 * 1024 {
+        // Dynamic shared memory is asked for whenever there is some: beyond 48 KiB of static and
+        // dynamic together a launch without it fails.
+        if meta.shared_bytes > 0 {
             // SAFETY: `func` is a loaded kernel.
             unsafe {
                 cudarc::driver::sys::cuFuncSetAttribute(
