@@ -238,10 +238,8 @@ impl Emitter<'_> {
         };
         let mut restore = vec![];
         for v in operands {
+            // A value used twice by the op is in registers by its second use.
             if let Some(Lowered::Staged { ptr, issued }) = self.vals.get(&v).cloned() {
-                if restore.iter().any(|(r, _)| *r == v) {
-                    continue;
-                }
                 let regs = self.read_staged(v, &ptr, issued);
                 restore.push((v, self.vals.insert(v, Lowered::Block(regs)).expect("staged values are lowered")));
             }
