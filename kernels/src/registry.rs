@@ -44,7 +44,7 @@ const CLUSTER: MetaParam = MetaParam {
 };
 const PREFETCH: MetaParam = MetaParam {
     name: "PREFETCH",
-    doc: "1 for persistent programs that load their next tile of held rows before reducing this one, 0 for none (default 0)",
+    doc: "persistent programs that load their next tile of held rows before reducing this one: 1 into registers, 2 into shared memory, 0 none (default 0)",
 };
 const WARPS: MetaParam =
     MetaParam { name: "num_warps", doc: "warps per program (default: BLOCK_SIZE / 256, between 1 and 16)" };
@@ -142,13 +142,7 @@ pub fn build(name: &str, dtype: DType, n: usize, settings: &[(String, i64)]) -> 
         programs: 1,
         rows,
         cluster: cluster as usize,
-        prefetch: rmsnorm::Prefetch::from_meta(get("PREFETCH").unwrap_or(0)).ok_or_else(|| {
-            KernelError::BadArgument {
-                arg: "PREFETCH",
-                expected: "0 (off), 1 (registers) or 2 (shared memory)".into(),
-                got: get("PREFETCH").unwrap_or(0).to_string(),
-            }
-        })?,
+        prefetch: rmsnorm::Prefetch::from_meta(get("PREFETCH").unwrap_or(0))?,
     };
     let tiling = rmsnorm::plan::tiling(&cfg, n)?;
     let param = |on: bool| on.then_some(dtype);

@@ -100,11 +100,7 @@ fn emit(kernel: &Kernel, opts: &CompileOptions) -> Result<emit::Emitted, LowerEr
 /// Bytes of dynamic shared memory a program of `kernel` needs (the buffers of its staged loads;
 /// 0 without them): what a launch of a cached variant passes.
 pub fn dynamic_shared_bytes(kernel: &Kernel, opts: &CompileOptions) -> Result<u32, LowerError> {
-    let mut stages = false;
-    tritonite_lang::ir::walk_ops(&kernel.body, &mut |op| {
-        stages |= matches!(op.kind, tritonite_lang::ir::OpKind::Load { staged: true, .. });
-    });
-    if !stages {
+    if !emit::stages_loads(kernel) {
         return Ok(0);
     }
     Ok(emit(kernel, opts)?.shared_bytes as u32)

@@ -154,8 +154,11 @@ fn forward_body<'k>(k: &'k KernelBuilder, spec: &RmsNormSpec, tiling: &Tiling, w
     let cols = k.arange(0, block);
     let tile_rows = k.arange(0, tile_len);
     // x (and the residual) at a tile, as stored; h = x (+ residual) from them, in f32.
+    // A tile prefetched into shared memory is read there again after the reduction rather than
+    // held in registers through it.
+    let staged = tiling.prefetch == Prefetch::Shared;
     let load_inputs = |t: Tile<'k>| -> Vec<Value<'k>> {
-        [Some(x), residual].into_iter().flatten().map(|a| k.load_masked(t.at(a), t.mask, 0.0)).collect()
+        [Some(x), residual].into_iter().flatten().map(|a| load_tile(k, t.at(a), t.mask, staged)).collect()
     };
     let h_of = |inputs: &[Value<'k>]| inputs.iter().map(|v| v.cast(DType::F32)).reduce(|a, b| a + b).unwrap();
     let load_h = |t: Tile<'k>| h_of(&load_inputs(t));
@@ -188,9 +191,6 @@ fn forward_body<'k>(k: &'k KernelBuilder, spec: &RmsNormSpec, tiling: &Tiling, w
     if tiling.row_in_block {
         let share = Share::new(k, tiling.cluster, block, cols);
         let tile = |i: Value<'k>| share.tile(i * tile_len + tile_rows, m, n);
-        // A tile shared memory holds (prefetched there) is read again after the reduction rather
-        // than held in registers through it.
-        let staged = tiling.prefetch == Prefetch::Shared;
         // `affine`: `w + offset` and the bias when loaded already (else loaded here, before the
         // reduction when `weight_early`).
         let normalize = |(t, row_ok): (Tile<'k>, Value<'k>), inputs: &[Value<'k>], affine: Option<_>| {
@@ -211,15 +211,8 @@ fn forward_body<'k>(k: &'k KernelBuilder, spec: &RmsNormSpec, tiling: &Tiling, w
         // the same in every tile: with `weight_early` the weight and bias are loaded once.
         let first = tile(share.cluster).0;
         let affine = weight_early.then(|| load_affine(first));
-        let load_next = |t: Tile<'k>| -> Vec<Value<'k>> {
-            if staged {
-                [Some(x), residual].into_iter().flatten().map(|a| k.load_staged(t.at(a), t.mask)).collect()
-            } else {
-                load_inputs(t)
-            }
-        };
-        k.for_range(share.cluster, tiles, share.clusters, &load_next(first), |i, current| {
-            let next = load_next(tile(i + share.clusters).0);
+        k.for_range(share.cluster, tiles, share.clusters, &load_inputs(first), |i, current| {
+            let next = load_inputs(tile(i + share.clusters).0);
             normalize(tile(i), current, affine);
             next
         });
@@ -242,6 +235,16 @@ fn forward_body<'k>(k: &'k KernelBuilder, spec: &RmsNormSpec, tiling: &Tiling, w
         });
         vec![]
     });
+}
+
+/// The values at block pointer `ptrs` where `mask` holds (zeros elsewhere): staged through shared
+/// memory (read there at each use, [`Prefetch::Shared`]) or loaded into registers.
+fn load_tile<'k>(k: &'k KernelBuilder, ptrs: Value<'k>, mask: Value<'k>, staged: bool) -> Value<'k> {
+    if staged {
+        k.load_staged(ptrs, mask)
+    } else {
+        k.load_masked(ptrs, mask, 0.0)
+    }
 }
 
 /// Runs `body` on the starts of the `block`-column chunks of a row of `n` columns, last chunk
@@ -360,14 +363,11 @@ fn backward_body<'k>(k: &'k KernelBuilder, spec: &RmsNormSpec, has_dresidual_out
         let staged = tiling.prefetch == Prefetch::Shared;
         // A tile's x and dy as stored, and its rstd.
         let load_inputs = |(t, row_ok): (Tile<'k>, Value<'k>)| {
-            let load = |a: RowArg<'k>| {
-                if staged {
-                    k.load_staged(t.at(a), t.mask)
-                } else {
-                    k.load_masked(t.at(a), t.mask, 0.0)
-                }
-            };
-            vec![load(x), load(dy), load_rstd(t.rows, row_ok)]
+            vec![
+                load_tile(k, t.at(x), t.mask, staged),
+                load_tile(k, t.at(dy), t.mask, staged),
+                load_rstd(t.rows, row_ok),
+            ]
         };
         let mut init: Vec<Value> =
             partials.iter().map(|_| k.zeros(&[tile_len as usize, block_size], DType::F32)).collect();
@@ -388,14 +388,16 @@ fn backward_body<'k>(k: &'k KernelBuilder, spec: &RmsNormSpec, has_dresidual_out
             let (xv, dyv, rstd) = (inputs[0].cast(DType::F32), inputs[1].cast(DType::F32), inputs[2]);
             let g = g_of(t, dyv);
             let c_row = mean_gh(rstd, share.row_sum(g * xv));
-            // Blocks of 16384 columns split over 2 or 4 programs compute g again after the
-            // reduction, loading w again (from L1), rather than hold it through the exchange: a
-            // register less per element (ptxas spills 20 bytes instead of 88; on the H100,
-            // 16384 × 32768 bf16 1237 → 1123 µs, 4096 × 65536 680 → 653; over 16 programs it
-            // measured slower, 740 → 836 µs at 1024 × 262144, as did smaller blocks).
-            let g = if weight_again { g_of(t, dyv) } else { g };
+            // A staged tile is read again after the reduction. Blocks of 16384 columns split over
+            // 2 or 4 programs compute g again too, reading w again (from shared memory, or L1),
+            // rather than hold it through the exchange: a register less per element (ptxas spills
+            // 20 bytes instead of 88; on the H100, 16384 × 32768 bf16 1237 → 1123 µs, 4096 ×
+            // 65536 680 → 653; over 16 programs it measured slower, 740 → 836 µs at 1024 ×
+            // 262144, as did smaller blocks).
             let (g, xv, dyv) = if staged {
                 let (xv, dyv) = (inputs[0].cast(DType::F32), inputs[1].cast(DType::F32));
+                (g_of(t, dyv), xv, dyv)
+            } else if weight_again {
                 (g_of(t, dyv), xv, dyv)
             } else {
                 (g, xv, dyv)

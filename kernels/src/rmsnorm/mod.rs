@@ -178,8 +178,14 @@ impl Prefetch {
     }
 
     /// From the `PREFETCH` meta-parameter's value (0, 1 or 2).
-    pub fn from_meta(v: i64) -> Option<Prefetch> {
-        [Prefetch::Off, Prefetch::Registers, Prefetch::Shared].into_iter().find(|p| p.meta() == v)
+    pub fn from_meta(v: i64) -> Result<Prefetch, KernelError> {
+        [Prefetch::Off, Prefetch::Registers, Prefetch::Shared].into_iter().find(|p| p.meta() == v).ok_or_else(|| {
+            KernelError::BadArgument {
+                arg: "PREFETCH",
+                expected: "0 (off), 1 (registers) or 2 (shared memory)".into(),
+                got: v.to_string(),
+            }
+        })
     }
 }
 

@@ -86,16 +86,7 @@ impl RmsNormConfig {
             programs: get("PROGRAMS")? as usize,
             rows: get("ROWS")? as usize,
             cluster: get("CLUSTER")? as usize,
-            prefetch: match Prefetch::from_meta(c.get("PREFETCH").unwrap_or(0)) {
-                Some(p) => p,
-                None => {
-                    return Err(KernelError::BadArgument {
-                        arg: "PREFETCH",
-                        expected: "0 (off), 1 (registers) or 2 (shared memory)".into(),
-                        got: c.to_string(),
-                    })
-                }
-            },
+            prefetch: Prefetch::from_meta(c.get("PREFETCH").unwrap_or(0))?,
         };
         cfg.check()?;
         Ok(cfg)

@@ -10,6 +10,8 @@ mod memory;
 mod reduce;
 mod staged;
 
+pub(crate) use staged::stages_loads;
+
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
@@ -456,7 +458,9 @@ impl<'a> Emitter<'a> {
         self.indent += 1;
         let (outer, body_start) = self.enter_staged_body(parity.clone());
         for (((a, i), s), name) in body.args[1..].iter().zip(init).zip(&staged).zip(args) {
-            let l = if *s { self.staged_arg(name, body_start) } else { self.lowered_like(*i, name) };
+            // A carried staged block was issued before the body started.
+            let l =
+                if *s { Lowered::Staged { ptr: name, issued: Some(body_start) } } else { self.lowered_like(*i, name) };
             self.vals.insert(*a, l);
         }
         let yields = self.region(body)?.unwrap_or_default();

@@ -21,7 +21,7 @@
 
 use std::collections::HashMap;
 
-use tritonite_lang::ir::{OpKind, Region, ValueId};
+use tritonite_lang::ir::{Kernel, OpKind, Region, ValueId};
 
 use super::{mlir_type, Emitter, Lowered};
 use crate::error::LowerError;
@@ -38,6 +38,15 @@ const DYNAMIC_SHARED: &str = "tritonite_staging";
 
 /// Shared memory a program may use in all on sm_90 (static and dynamic), in bytes.
 pub(crate) const MAX_SHARED: usize = 227 * 1024;
+
+/// Whether `k` has a staged load (and so needs dynamic shared memory).
+pub(crate) fn stages_loads(k: &Kernel) -> bool {
+    let mut stages = false;
+    tritonite_lang::ir::walk_ops(&k.body, &mut |op| {
+        stages |= matches!(op.kind, OpKind::Load { staged: true, .. });
+    });
+    stages
+}
 
 /// The staging state of one kernel's emission.
 #[derive(Default)]
@@ -95,11 +104,7 @@ impl Emitter<'_> {
 
     /// When the kernel stages loads: the dynamic shared memory's start, at the kernel's entry.
     pub(crate) fn staging_prologue(&mut self) {
-        let mut stages = false;
-        tritonite_lang::ir::walk_ops(&self.k.body, &mut |op| {
-            stages |= matches!(op.kind, OpKind::Load { staged: true, .. });
-        });
-        if !stages {
+        if !stages_loads(self.k) {
             return;
         }
         self.staging.base = Some(self.assign(&format!("llvm.mlir.addressof @{DYNAMIC_SHARED} : !llvm.ptr<3>")));
@@ -294,10 +299,5 @@ impl Emitter<'_> {
         if self.staging.commits != start {
             self.staging.commits += UNKNOWN_COMMITS;
         }
-    }
-
-    /// The commit count a loop body's staged arguments were issued before.
-    pub(crate) fn staged_arg(&self, ptr: String, body_start: usize) -> Lowered {
-        Lowered::Staged { ptr, issued: Some(body_start) }
     }
 }
