@@ -309,12 +309,17 @@ fn backward_body<'k>(k: &'k KernelBuilder, spec: &RmsNormSpec, has_dresidual_out
         .flatten()
         .map(|ptr| RowArg { ptr, stride: n.cast(DType::I64) }.row_start(pid))
         .collect();
-    // Held rows: a program's columns are the same in every tile, so up to 64 KiB of its weight
-    // is staged in shared memory once, read there at each use rather than held in registers or
-    // loaded again each tile (H100, bf16: 1024 × 262144 770 → 720 µs, 4096 × 65536 589 → 568,
-    // 16384 × 32768 1129 → 1097; no shape measured slower).
+    // Rows split over a cluster, a row a tile: a program's columns are the same in every tile, so
+    // up to 64 KiB of its weight is staged in shared memory once, read there at each use rather
+    // than held in registers or loaded again each tile (H100, bf16: 1024 × 262144 770 → 720 µs,
+    // 4096 × 65536 589 → 568, 16384 × 32768 1129 → 1097). Not for whole rows in one program:
+    // there LLVM hoists the reads out of the loop, so the weight stays in registers all along
+    // (32768 × 4096 f32, tiles of 2 rows: 182 registers, 543 → 634 µs; 32768 × 256 bf16 29.0 →
+    // 33.3 µs).
     let w_staged = match (w, spec.weight) {
-        (Some(w), Some(d)) if tiling.row_in_block && block_size * d.size_bytes() <= 64 << 10 => {
+        (Some(w), Some(d))
+            if tiling.row_in_block && cluster > 1 && tiling.rows == 1 && block_size * d.size_bytes() <= 64 << 10 =>
+        {
             Some(k.load_staged(w + cols, cols.lt(n)))
         }
         _ => None,
