@@ -179,3 +179,23 @@ fn cluster_reductions_lower_to_distributed_shared_memory() {
         }
     }
 }
+
+#[test]
+fn one_row_reductions_in_clusters_of_16_run_as_one_exchange() {
+    // A one-row tile's sum and maximum (4096 columns: the 16 warps all along the row): in
+    // clusters of 16, each warp sends its partial to every program (no block barrier, a send per
+    // lane); smaller clusters combine the warps first.
+    for (size, barriers) in [(16, false), (8, true)] {
+        let k = split_rows(size, 1, 4096, DType::BF16);
+        let opts = CompileOptions { num_warps: 16, ..CompileOptions::default() };
+        let compiled = compile(&k, &opts).unwrap_or_else(|e| panic!("{}: {e}", k.name));
+        assert_eq!(compiled.ptx.contains("bar.sync"), barriers, "{}", k.name);
+        assert_eq!(
+            compiled.ptx.matches("st.async.shared::cluster").count(),
+            if barriers { 2 * size as usize } else { 2 }
+        );
+        if ptxas::find_ptxas().is_some() {
+            ptxas::assemble(&compiled.ptx, "sm_90").unwrap_or_else(|e| panic!("{}: {e}", k.name));
+        }
+    }
+}

@@ -81,6 +81,9 @@ pub(crate) struct Emitter<'a> {
     /// Whether the cluster barrier the prologue arrived at is still to be waited at, before the
     /// first top-level op that holds a cluster reduction.
     pub cluster_wait_pending: bool,
+    /// Block reductions that run as one exchange with the cluster reduction of their result, by
+    /// the block reduction's result → the cluster reduction's ([`reduce::fused_reductions`]).
+    pub fused_reductions: HashMap<ValueId, ValueId>,
     /// Staged loads' buffers and copy groups.
     staging: staged::Staging,
 }
@@ -186,7 +189,8 @@ impl<'a> Emitter<'a> {
             if let OpKind::Yield(vs) = &op.kind {
                 return Ok(Some(vs.clone()));
             }
-            if self.cluster_wait_pending && reduce::holds_cluster_reduce(op) {
+            let fused = op.results.first().is_some_and(|r| self.fused_reductions.contains_key(r));
+            if self.cluster_wait_pending && (fused || reduce::holds_cluster_reduce(op)) {
                 self.cluster_wait();
                 self.cluster_wait_pending = false;
             }
@@ -237,7 +241,14 @@ impl<'a> Emitter<'a> {
                 self.store(*ptr, *value, *mask)?;
                 None
             }
-            OpKind::Reduce(op, v, axis) => Some(Lowered::Block(self.reduce(*op, *v, *axis)?)),
+            OpKind::Reduce(op, v, axis) => {
+                Some(Lowered::Block(match self.fused_reductions.get(&r.expect("reductions have a result")) {
+                    Some(&c) => self.cluster_reduce_fused(*op, *v, *axis, c)?,
+                    None => self.reduce(*op, *v, *axis)?,
+                }))
+            }
+            // Done with the block reduction it follows.
+            OpKind::ClusterReduce(_, v) if self.fused_reductions.contains_key(v) => Some(self.get(*v).clone()),
             OpKind::ClusterReduce(op, v) => {
                 Some(Lowered::Block(self.cluster_reduce(*op, *v, r.expect("cluster reductions have a result"))?))
             }
@@ -566,6 +577,7 @@ pub(crate) fn emit_module(k: &Kernel, opts: &CompileOptions) -> Result<Emitted, 
         trans_of: HashMap::new(),
         cluster_sites: HashMap::new(),
         cluster_wait_pending: false,
+        fused_reductions: HashMap::new(),
         staging: staged::Staging::default(),
     };
     check_trans_uses(k)?;

@@ -18,19 +18,35 @@
 //! picks them and the mbarrier's phase), and a program sends only after all its threads passed a
 //! block barrier: a peer can send its next values only after it got this exchange's from every
 //! program, so a buffer is never overwritten before every thread read it. A program may leave once
-//! its last exchange is in: no peer writes to it after that.
+//! its last exchange is in: no peer writes to it after that. In clusters of 16, a block
+//! reduction whose result only feeds a cluster reduction skips the block barrier altogether: each
+//! warp sends its partial to every program and the combine spans all the warps of the cluster
+//! (`cluster_reduce_fused`).
+
+use std::collections::HashMap;
 
 use tritonite_lang::ir::{Op, OpKind, ReduceOp, ValueId};
 use tritonite_lang::DType;
 
 use super::{mlir_type, Emitter};
 use crate::error::LowerError;
-use crate::layout::BlockedLayout;
+use crate::layout::{BlockedLayout, WARP_SIZE};
 
 impl Emitter<'_> {
     /// Reduces `axis` of block `v`: a scalar for a 1-D block, this thread's vector of the result
     /// for a 2-D one.
     pub(crate) fn reduce(&mut self, op: ReduceOp, v: ValueId, axis: usize) -> Result<String, LowerError> {
+        let w = self.warp_partials(op, v, axis)?;
+        let mut partials = w.partials;
+        if w.layout.warps_per_cta[w.dim] > 1 {
+            partials = self.reduce_across_warps(op, w.at, partials, &w.layout, w.dim);
+        }
+        Ok(self.reduced_value(v, w.d, w.at, partials))
+    }
+
+    /// Steps 1 and 2 of reducing `axis` of block `v`: every lane ends with its warp's partials
+    /// (one per element kept, in f32 for floats).
+    fn warp_partials(&mut self, op: ReduceOp, v: ValueId, axis: usize) -> Result<WarpPartials, LowerError> {
         let d = self.ty(v).dtype().expect("reductions take numbers");
         if !(d.is_float() || d == DType::I32) {
             return Err(LowerError::Unsupported {
@@ -39,8 +55,7 @@ impl Emitter<'_> {
             });
         }
         let l = self.layout(v);
-        // A 1-D block reduces along the dimension it runs along.
-        let dim = if self.ty(v).shape.len() == 2 { axis } else { Self::long_dim(&l) };
+        let dim = Self::reduced_dim(self.ty(v).shape.len(), &l, axis);
         let keep = 1 - dim;
         let src = self.num(v);
         let t = mlir_type(d);
@@ -64,18 +79,33 @@ impl Emitter<'_> {
         // Replicas hold the identity, so combining over every lane and warp along `dim` leaves the
         // result in all of them.
         partials = self.reduce_within_warp(op, at, partials, &l, dim);
-        if l.warps_per_cta[dim] > 1 {
-            partials = self.reduce_across_warps(op, at, partials, &l, dim);
+        Ok(WarpPartials { partials, layout: l, dim, d, at })
+    }
+
+    /// The dimension a reduction along `axis` of a block of `rank` laid out as `l` runs along (a
+    /// 1-D block reduces along the dimension it runs along).
+    fn reduced_dim(rank: usize, l: &BlockedLayout, axis: usize) -> usize {
+        if rank == 2 {
+            axis
+        } else {
+            Self::long_dim(l)
         }
+    }
+
+    /// The reduction of `v` from the combined partials (in `at`): a scalar for a 1-D block, this
+    /// thread's vector of the result for a 2-D one, in `v`'s dtype `d`.
+    fn reduced_value(&mut self, v: ValueId, d: DType, at: DType, partials: Vec<String>) -> String {
+        let t = mlir_type(d);
+        let mut partials = partials;
         if at != d {
             partials = partials.into_iter().map(|p| self.assign(&format!("arith.truncf {p} : f32 to {t}"))).collect();
         }
-        Ok(if self.ty(v).shape.len() == 1 {
+        if self.ty(v).shape.len() == 1 {
             partials.pop().expect("one element")
         } else {
             let m = partials.len();
             self.assign(&format!("vector.from_elements {} : vector<{m}x{t}>", partials.join(", ")))
-        })
+        }
     }
 
     fn combine(&mut self, op: ReduceOp, d: DType, a: &str, b: &str) -> String {
@@ -269,6 +299,7 @@ impl Emitter<'_> {
         if sites.is_empty() {
             return;
         }
+        self.fused_reductions = fused_reductions(self);
         let (zero, one) = (self.const_i32(0), self.const_i32(1));
         let mut mbars = vec![];
         for r in sites {
@@ -333,17 +364,14 @@ impl Emitter<'_> {
                 ),
             });
         }
-        let site = self.cluster_sites[&r].clone();
         let t = mlir_type(d);
         let at = if d.is_float() { DType::F32 } else { d };
-        let att = mlir_type(at);
-        // Thread 0 announces the bytes its program expects, and sends a scalar.
-        let lead = self.is_first_thread();
         let zero = self.const_i32(0);
         // This thread's elements, their places in a program's slot, and whether this thread sends
         // them.
         let (items, places, writer, len) = if rank == 0 {
-            (vec![src.clone()], vec![zero.clone()], Some(lead.clone()), 1)
+            let lead = self.is_first_thread();
+            (vec![src.clone()], vec![zero.clone()], Some(lead), 1)
         } else {
             let l = self.layout(v);
             let dim = Self::long_dim(&l);
@@ -362,32 +390,7 @@ impl Emitter<'_> {
             .into_iter()
             .map(|x| if at != d { self.assign(&format!("arith.extf {x} : {t} to f32")) } else { x })
             .collect();
-        // Two buffers of `size` slots of `len`, used in turn: a peer sends its next exchange's
-        // values only after receiving this one's from every program, so only after this program
-        // has read the buffer's previous values.
-        let buf = self.shared_ptr(at, 2 * size * len);
-        let uses = self.assign(&format!("llvm.load {} : !llvm.ptr -> i32", site.uses));
-        let one = self.const_i32(1);
-        let next = self.assign(&format!("arith.addi {uses}, {one} : i32"));
-        self.line(&format!("llvm.store {next}, {} : i32, !llvm.ptr", site.uses));
-        let which = self.assign(&format!("arith.andi {uses}, {one} : i32"));
-        let half = self.assign(&format!("arith.shrui {uses}, {one} : i32"));
-        let parity = self.assign(&format!("arith.andi {half}, {one} : i32"));
-        let mbar = self.shared_addr(&site.mbars, "i64", &which);
-        let slots = self.const_i32((size * len) as i64);
-        let first_slot = self.assign(&format!("arith.muli {which}, {slots} : i32"));
-        // This program's expected bytes: every program's `len` values.
-        let bytes = self.const_i32((size * len * 4) as i64);
-        self.line(&format!("scf.if {lead} {{"));
-        self.indent += 1;
-        self.asm_void(
-            "{ .reg .b64 s; mbarrier.arrive.expect_tx.shared::cta.b64 s, [$0], $1; }",
-            "r,r",
-            &[mbar.clone(), bytes],
-            "i32, i32",
-        );
-        self.indent -= 1;
-        self.line("}");
+        let ex = self.open_exchange(r, at, size * len);
         // Send this program's values to its slot in every program (itself included), once every
         // thread here has read the previous exchange's values: a peer answers with its next
         // exchange's, which go to the buffer that exchange used.
@@ -395,57 +398,37 @@ impl Emitter<'_> {
         let me = self.assign("nvvm.read.ptx.sreg.cluster.ctarank : i32");
         let len_c = self.const_i32(len as i64);
         let my_slot = self.assign(&format!("arith.muli {me}, {len_c} : i32"));
-        let mine = self.assign(&format!("arith.addi {first_slot}, {my_slot} : i32"));
         if let Some(w) = &writer {
             self.line(&format!("scf.if {w} {{"));
             self.indent += 1;
         }
-        let (constraint, ptx) = if d.is_float() { ("f", "f32") } else { ("r", "b32") };
         for (x, p) in items.iter().zip(&places) {
-            let at_place = self.assign(&format!("arith.addi {mine}, {p} : i32"));
-            let a = self.shared_addr(&buf, att, &at_place);
+            let slot = self.assign(&format!("arith.addi {my_slot}, {p} : i32"));
             for peer in 0..size {
                 let pc = self.const_i32(peer as i64);
-                self.asm_void(
-                    &format!(
-                        "{{ .reg .u32 a, m; mapa.shared::cluster.u32 a, $0, $3; mapa.shared::cluster.u32 m, $2, $3; \
-                         st.async.shared::cluster.mbarrier::complete_tx::bytes.{ptx} [a], $1, [m]; }}"
-                    ),
-                    &format!("r,{constraint},r,r"),
-                    &[a.clone(), x.clone(), mbar.clone(), pc],
-                    &format!("i32, {att}, i32, i32"),
-                );
+                self.send(&ex, at, &slot, x, &pc);
             }
         }
         if writer.is_some() {
             self.indent -= 1;
             self.line("}");
         }
-        // Wait until every program's values are here, then combine them.
-        self.line("scf.while : () -> () {");
-        self.indent += 1;
-        let done = self.assign(&format!(
-            "llvm.inline_asm has_side_effects asm_dialect = att \"{{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [$1], $2; selp.u32 $0, 1, 0, p; }}\", \"=r,r,r,~{{memory}}\" {mbar}, {parity} : (i32, i32) -> i32"
-        ));
-        let waiting = self.assign(&format!("arith.cmpi eq, {done}, {zero} : i32"));
-        self.line(&format!("scf.condition({waiting})"));
-        self.indent -= 1;
-        self.line("} do {");
-        self.indent += 1;
-        self.line("scf.yield");
-        self.indent -= 1;
-        self.line("}");
+        self.wait_exchange(&ex);
         // One value a program from 16 programs on: through one lane each (see the module docs).
         let by_lanes = len == 1 && size >= LANE_COMBINE_MIN && size.is_power_of_two();
         let mut out = vec![];
         for p in &places {
             let acc = if by_lanes {
-                self.cluster_combine_by_lanes(op, at, &buf, &first_slot, p, size)
+                let group = self.const_i32(size as i64);
+                let tid = self.tid.clone();
+                let peer = self.assign(&format!("arith.remui {tid}, {group} : i32"));
+                let x = self.cluster_slot(at, &ex.buf, &ex.first_slot, p, &peer);
+                self.butterfly(op, at, x, size, 1)
             } else {
                 let mut acc: Option<String> = None;
                 for peer in 0..size {
                     let offset = self.const_i32((peer * len) as i64);
-                    let x = self.cluster_slot(at, &buf, &first_slot, p, &offset);
+                    let x = self.cluster_slot(at, &ex.buf, &ex.first_slot, p, &offset);
                     acc = Some(match acc {
                         Some(acc) => self.combine(op, at, &acc, &x),
                         None => x,
@@ -463,6 +446,134 @@ impl Emitter<'_> {
         })
     }
 
+    /// A block reduction whose only use is a cluster reduction of the same kind (site `r`), as
+    /// one exchange (see [`fused_reductions`]): each warp sends its partial straight to every
+    /// program — lane `p` to program `p`, into slot `rank · warps + warp` — with no block barrier,
+    /// and after the wait every lane combines the `warps × cluster` slots `lane, lane + 32, …` in
+    /// order and a butterfly over the warp finishes, the same bits in every thread of every
+    /// program. A buffer is safe to reuse without the barrier: a warp sends exchange `k + 2` only
+    /// after its program received exchange `k + 1` from every warp of every program, each of
+    /// which sent it after reading exchange `k`.
+    pub(crate) fn cluster_reduce_fused(
+        &mut self,
+        op: ReduceOp,
+        v: ValueId,
+        axis: usize,
+        r: ValueId,
+    ) -> Result<String, LowerError> {
+        let size = self.k.cluster as usize;
+        let w = self.warp_partials(op, v, axis)?;
+        let warps = w.layout.warps_per_cta[w.dim];
+        let slots = warps * size;
+        let partial = w.partials.first().cloned().expect("one element kept");
+        let ex = self.open_exchange(r, w.at, slots);
+        let tid = self.tid.clone();
+        let ws = self.const_i32(WARP_SIZE as i64);
+        let lane = self.assign(&format!("arith.remui {tid}, {ws} : i32"));
+        let warp = self.assign(&format!("arith.divui {tid}, {ws} : i32"));
+        let me = self.assign("nvvm.read.ptx.sreg.cluster.ctarank : i32");
+        let wc = self.const_i32(warps as i64);
+        let first_of_mine = self.assign(&format!("arith.muli {me}, {wc} : i32"));
+        let slot = self.assign(&format!("arith.addi {first_of_mine}, {warp} : i32"));
+        let cluster = self.const_i32(size as i64);
+        let sends = self.assign(&format!("arith.cmpi ult, {lane}, {cluster} : i32"));
+        self.line(&format!("scf.if {sends} {{"));
+        self.indent += 1;
+        self.send(&ex, w.at, &slot, &partial, &lane);
+        self.indent -= 1;
+        self.line("}");
+        self.wait_exchange(&ex);
+        let zero = self.const_i32(0);
+        let mut items = vec![];
+        for base in (0..slots).step_by(WARP_SIZE) {
+            let b = self.const_i32(base as i64);
+            let i = self.assign(&format!("arith.addi {lane}, {b} : i32"));
+            if base + WARP_SIZE <= slots {
+                items.push(self.cluster_slot(w.at, &ex.buf, &ex.first_slot, &zero, &i));
+            } else {
+                // Lanes past the last slot read the last one and take the identity.
+                let last = self.const_i32(slots as i64 - 1);
+                let inside = self.assign(&format!("arith.cmpi ule, {i}, {last} : i32"));
+                let at_i = self.assign(&format!("arith.minui {i}, {last} : i32"));
+                let x = self.cluster_slot(w.at, &ex.buf, &ex.first_slot, &zero, &at_i);
+                let id = self.identity(op, w.at);
+                let att = mlir_type(w.at);
+                items.push(self.assign(&format!("arith.select {inside}, {x}, {id} : {att}")));
+            }
+        }
+        let mine = self.tree(op, w.at, items);
+        let all = self.butterfly(op, w.at, mine, WARP_SIZE, 1);
+        Ok(self.reduced_value(v, w.d, w.at, vec![all]))
+    }
+
+    /// Starts an exchange of `slots` values of `at` a program at site `r`: picks this use's
+    /// buffer (of two) and mbarrier phase, and thread 0 announces the bytes its program expects.
+    fn open_exchange(&mut self, r: ValueId, at: DType, slots: usize) -> Exchange {
+        let site = self.cluster_sites[&r].clone();
+        // Two buffers of `slots` values, used in turn (see the module docs).
+        let buf = self.shared_ptr(at, 2 * slots);
+        let uses = self.assign(&format!("llvm.load {} : !llvm.ptr -> i32", site.uses));
+        let one = self.const_i32(1);
+        let next = self.assign(&format!("arith.addi {uses}, {one} : i32"));
+        self.line(&format!("llvm.store {next}, {} : i32, !llvm.ptr", site.uses));
+        let which = self.assign(&format!("arith.andi {uses}, {one} : i32"));
+        let half = self.assign(&format!("arith.shrui {uses}, {one} : i32"));
+        let parity = self.assign(&format!("arith.andi {half}, {one} : i32"));
+        let mbar = self.shared_addr(&site.mbars, "i64", &which);
+        let slots_c = self.const_i32(slots as i64);
+        let first_slot = self.assign(&format!("arith.muli {which}, {slots_c} : i32"));
+        let bytes = self.const_i32((slots * 4) as i64);
+        let lead = self.is_first_thread();
+        self.line(&format!("scf.if {lead} {{"));
+        self.indent += 1;
+        self.asm_void(
+            "{ .reg .b64 s; mbarrier.arrive.expect_tx.shared::cta.b64 s, [$0], $1; }",
+            "r,r",
+            &[mbar.clone(), bytes],
+            "i32, i32",
+        );
+        self.indent -= 1;
+        self.line("}");
+        Exchange { buf, mbar, parity, first_slot }
+    }
+
+    /// Sends `x` (of `at`) into slot `slot` of this use's buffer in program `peer` (`i32` SSA
+    /// values), counted on that program's mbarrier.
+    fn send(&mut self, ex: &Exchange, at: DType, slot: &str, x: &str, peer: &str) {
+        let att = mlir_type(at);
+        let (constraint, ptx) = if at.is_float() { ("f", "f32") } else { ("r", "b32") };
+        let i = self.assign(&format!("arith.addi {}, {slot} : i32", ex.first_slot));
+        let a = self.shared_addr(&ex.buf, att, &i);
+        self.asm_void(
+            &format!(
+                "{{ .reg .u32 a, m; mapa.shared::cluster.u32 a, $0, $3; mapa.shared::cluster.u32 m, $2, $3; \
+                 st.async.shared::cluster.mbarrier::complete_tx::bytes.{ptx} [a], $1, [m]; }}"
+            ),
+            &format!("r,{constraint},r,r"),
+            &[a, x.to_string(), ex.mbar.clone(), peer.to_string()],
+            &format!("i32, {att}, i32, i32"),
+        );
+    }
+
+    /// Waits until every value of this use of the exchange is here.
+    fn wait_exchange(&mut self, ex: &Exchange) {
+        let zero = self.const_i32(0);
+        self.line("scf.while : () -> () {");
+        self.indent += 1;
+        let done = self.assign(&format!(
+            "llvm.inline_asm has_side_effects asm_dialect = att \"{{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [$1], $2; selp.u32 $0, 1, 0, p; }}\", \"=r,r,r,~{{memory}}\" {}, {} : (i32, i32) -> i32",
+            ex.mbar, ex.parity
+        ));
+        let waiting = self.assign(&format!("arith.cmpi eq, {done}, {zero} : i32"));
+        self.line(&format!("scf.condition({waiting})"));
+        self.indent -= 1;
+        self.line("} do {");
+        self.indent += 1;
+        self.line("scf.yield");
+        self.indent -= 1;
+        self.line("}");
+    }
+
     /// Loads the value at `place` of the program whose slot starts `offset` (an `i32` SSA value)
     /// after `first_slot` in the exchange buffer `buf` of `at`.
     fn cluster_slot(&mut self, at: DType, buf: &str, first_slot: &str, place: &str, offset: &str) -> String {
@@ -473,30 +584,72 @@ impl Emitter<'_> {
         self.assign(&format!("llvm.load {at_i} : !llvm.ptr<3> -> {att}"))
     }
 
-    /// Combines the `size` programs' values at `place` (one value a program; `size` a power of
-    /// two) through one lane each: in each group of `size` lanes, lane `i` of the group loads
-    /// program `i`'s and a butterfly over the group combines them: one value in a register rather
-    /// than `size`.
-    fn cluster_combine_by_lanes(
-        &mut self,
-        op: ReduceOp,
-        at: DType,
-        buf: &str,
-        first_slot: &str,
-        place: &str,
-        size: usize,
-    ) -> String {
-        let group = self.const_i32(size as i64);
-        let tid = self.tid.clone();
-        let peer = self.assign(&format!("arith.remui {tid}, {group} : i32"));
-        let x = self.cluster_slot(at, buf, first_slot, place, &peer);
-        self.butterfly(op, at, x, size, 1)
-    }
-
     /// This thread waits until every thread of every program of the cluster has arrived (acquire).
     pub(crate) fn cluster_wait(&mut self) {
         self.asm_void("barrier.cluster.wait.acquire;", "", &[], "");
     }
+}
+
+/// What steps 1 and 2 of a reduction leave: every lane's warp partials (in `at`), over `dim` of
+/// `layout`, for a block of dtype `d`.
+struct WarpPartials {
+    partials: Vec<String>,
+    layout: BlockedLayout,
+    dim: usize,
+    d: DType,
+    at: DType,
+}
+
+/// One use of a cluster exchange: this use's buffer (`!llvm.ptr<3>`, two buffers' worth from
+/// `buf`, this one from slot `first_slot`), its mbarrier's 32-bit address and the phase parity
+/// to wait for.
+struct Exchange {
+    buf: String,
+    mbar: String,
+    parity: String,
+    first_slot: String,
+}
+
+/// The block reductions of the kernel that run as one exchange with the cluster reduction right
+/// after them ([`Emitter::cluster_reduce_fused`]), by the block reduction's result → the cluster
+/// reduction's: in clusters of at least [`FUSE_MIN_CLUSTER`], same kind, the block reduction's
+/// result used by nothing else, one element kept (a row of a one-row tile, or a 1-D block),
+/// reduced over whole warps.
+pub(crate) fn fused_reductions(e: &Emitter<'_>) -> HashMap<ValueId, ValueId> {
+    if (e.k.cluster as usize) < FUSE_MIN_CLUSTER {
+        return HashMap::new();
+    }
+    let mut uses: HashMap<ValueId, usize> = HashMap::new();
+    tritonite_lang::ir::walk_ops(&e.k.body, &mut |op| {
+        for v in op.kind.operands() {
+            *uses.entry(v).or_default() += 1;
+        }
+    });
+    let mut pairs = HashMap::new();
+    let mut regions = vec![&e.k.body];
+    while let Some(region) = regions.pop() {
+        for op in &region.ops {
+            if let OpKind::For { body, .. } = &op.kind {
+                regions.push(body);
+            }
+        }
+        for w in region.ops.windows(2) {
+            let (OpKind::Reduce(a, v, axis), OpKind::ClusterReduce(b, x)) = (&w[0].kind, &w[1].kind) else {
+                continue;
+            };
+            let r = w[0].results[0];
+            if a != b || *x != r || uses.get(&r) != Some(&1) {
+                continue;
+            }
+            let l = e.layout(*v);
+            let dim = Emitter::reduced_dim(e.ty(*v).shape.len(), &l, *axis);
+            let keep = 1 - dim;
+            if l.shape[keep] == 1 && l.threads(keep) == 1 && l.threads_per_warp[dim] == WARP_SIZE {
+                pairs.insert(r, w[1].results[0]);
+            }
+        }
+    }
+    pairs
 }
 
 /// A cluster reduction's state: its two mbarriers (an `!llvm.ptr<3>` to two `i64`) and the
@@ -520,6 +673,15 @@ pub(crate) fn holds_cluster_reduce(op: &Op) -> bool {
         _ => false,
     }
 }
+
+/// From how many programs a cluster runs a block reduction and the cluster reduction of its
+/// result as one exchange. Measured on the H100 (session 15, RMSNorm bf16): clusters of 16,
+/// backward 1024 × 262144 at 16 warps 675 → 651 µs, at 8 warps (4096 × 65536) and the forward
+/// at 16 and 32 warps unchanged; smaller clusters measured slower (backward 16384 × 32768 in
+/// clusters of 2, 1098 → 1198 µs; 32768 × 4096 in clusters of 4, 284 → 375 µs; the forward of
+/// 4096 × 65536 in clusters of 4, 367 → 495 µs, where ptxas gives the kernel 75 registers rather
+/// than 64 and the SM one program rather than 2).
+const FUSE_MIN_CLUSTER: usize = 16;
 
 /// From how many values (warps' partials, a cluster's programs) a combine loads one value a lane
 /// and shuffles, rather than loading them all into every thread. Measured on the H100 (session
