@@ -94,9 +94,8 @@ impl Emitter<'_> {
 
     /// The reduction of `v` from the combined partials (in `at`): a scalar for a 1-D block, this
     /// thread's vector of the result for a 2-D one, in `v`'s dtype `d`.
-    fn reduced_value(&mut self, v: ValueId, d: DType, at: DType, partials: Vec<String>) -> String {
+    fn reduced_value(&mut self, v: ValueId, d: DType, at: DType, mut partials: Vec<String>) -> String {
         let t = mlir_type(d);
-        let mut partials = partials;
         if at != d {
             partials = partials.into_iter().map(|p| self.assign(&format!("arith.truncf {p} : f32 to {t}"))).collect();
         }
