@@ -6,35 +6,13 @@
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
 use tritonite::lang::interp::{run, Arg, Buffer};
-use tritonite::lang::{build_kernel, DType, InterpError, Kernel, Lit};
+use tritonite::lang::{build_kernel, DType, InterpError, Lit};
 use tritonite::lowering::{compile, ptxas, CompileOptions};
 
-/// Rows of `n` columns split over clusters of `size` programs, `rows` rows a program, `block`
-/// columns each: every program writes its share of `x / Σ x` (sum over the whole row) and of
-/// `x − max(x)`, and rank 0 writes each row's sum.
-fn split_rows(size: u32, rows: i64, block: i64, dtype: DType) -> Kernel {
-    build_kernel(&format!("split_rows_{size}_{rows}_{block}_{}", dtype.name()), |k| {
-        k.cluster(size);
-        let x = k.ptr_arg("x", dtype);
-        let y = k.mut_ptr_arg("y", DType::F32);
-        let z = k.mut_ptr_arg("z", DType::F32);
-        let sums = k.mut_ptr_arg("sums", DType::F32);
-        let m = k.scalar_arg("m", DType::I32);
-        let n = k.scalar_arg("n", DType::I32);
-        let r = k.cluster_id() * rows + k.arange(0, rows);
-        let c = k.cluster_rank() * block + k.arange(0, block);
-        let (r2, c2) = (r.expand_dims(1), c.expand_dims(0));
-        let mask = r2.lt(m) & c2.lt(n);
-        let at = r2 * n + c2;
-        let v = k.load_masked(x + at, mask, 0.0).cast(DType::F32);
-        let total = v.sum(1).cluster_sum();
-        let top = k.where_(mask, v, f32::NEG_INFINITY).max(1).cluster_max();
-        k.store_masked(y + at, v / total.expand_dims(1), mask);
-        k.store_masked(z + at, v - top.expand_dims(1), mask);
-        k.store_masked(sums + r, total, r.lt(m) & k.cluster_rank().equal(0));
-    })
-    .unwrap()
-}
+#[path = "common/split_rows.rs"]
+mod split_rows;
+
+use split_rows::split_rows;
 
 fn config() -> ProptestConfig {
     ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() }

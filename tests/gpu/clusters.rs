@@ -7,35 +7,10 @@ use tritonite::kernels::backend::{Backend, Binding};
 use tritonite::kernels::cpu::Cpu;
 use tritonite::kernels::plan::{Launch, Plan, PlanArg, Role, SharedKernel};
 use tritonite::kernels::reference;
-use tritonite::lang::{build_kernel, Buffer, DType, Kernel};
+use tritonite::lang::{Buffer, DType};
 
 use super::executor;
-
-/// `y = x / Σ_row x` and `z = x − max_row x` (f32), rank 0 writing each row's sum to `sums`:
-/// clusters of `size` programs of `block` columns, `rows` rows a cluster.
-fn kernel(size: u32, rows: i64, block: i64, dtype: DType) -> Kernel {
-    build_kernel(&format!("split_rows_{size}_{rows}_{block}_{}", dtype.name()), |k| {
-        k.cluster(size);
-        let x = k.ptr_arg("x", dtype);
-        let y = k.mut_ptr_arg("y", DType::F32);
-        let z = k.mut_ptr_arg("z", DType::F32);
-        let sums = k.mut_ptr_arg("sums", DType::F32);
-        let m = k.scalar_arg("m", DType::I32);
-        let n = k.scalar_arg("n", DType::I32);
-        let r = k.cluster_id() * rows + k.arange(0, rows);
-        let c = k.cluster_rank() * block + k.arange(0, block);
-        let (r2, c2) = (r.expand_dims(1), c.expand_dims(0));
-        let mask = r2.lt(m) & c2.lt(n);
-        let at = r2 * n + c2;
-        let v = k.load_masked(x + at, mask, 0.0).cast(DType::F32);
-        let total = v.sum(1).cluster_sum();
-        let top = k.where_(mask, v, f32::NEG_INFINITY).max(1).cluster_max();
-        k.store_masked(y + at, v / total.expand_dims(1), mask);
-        k.store_masked(z + at, v - top.expand_dims(1), mask);
-        k.store_masked(sums + r, total, r.lt(m) & k.cluster_rank().equal(0));
-    })
-    .expect("the split-rows kernel builds")
-}
+use crate::split_rows::split_rows;
 
 fn run<B: Backend>(b: &B, plan: &Plan, x: &Buffer, m: usize, n: usize) -> Vec<Vec<f64>> {
     let xb = b.upload(x).expect("upload");
@@ -66,7 +41,7 @@ fn cluster_reductions_match_the_interpreter() {
             (16, 2, 256, 6, 3001),
         ] {
             for warps in [1, 4, 16] {
-                let kernel = SharedKernel::new(kernel(size, rows, block, dtype));
+                let kernel = SharedKernel::new(split_rows(size, rows, block, dtype));
                 let mut plan = Plan::default();
                 plan.buffer("x", dtype, m * n, Role::Input);
                 for (name, len) in [("y", m * n), ("z", m * n), ("sums", m)] {

@@ -11,6 +11,8 @@ mod layernorm;
 mod matmul;
 mod rmsnorm;
 mod softmax;
+#[path = "../common/split_rows.rs"]
+mod split_rows;
 mod staged;
 
 use std::fmt::Display;
