@@ -104,6 +104,17 @@ impl DeviceBuffer {
         Ok(DeviceBuffer { data: Memory::Owned(data), dtype: host.dtype(), len: host.len(), address })
     }
 
+    /// A zeroed buffer of its own allocation, outside the device's pool (freed to the driver on
+    /// drop): scratch too large to keep, such as the benchmarks' L2 flush buffer.
+    pub(crate) fn zeroed_unpooled(device: &Device, dtype: DType, len: usize) -> Result<DeviceBuffer, RuntimeError> {
+        let data = device
+            .stream
+            .alloc_zeros::<u8>((len * dtype.size_bytes()).max(1))
+            .map_err(RuntimeError::driver("allocating a scratch buffer"))?;
+        let address = data.device_ptr(&device.stream).0;
+        Ok(DeviceBuffer { data: Memory::Owned(data), dtype, len, address })
+    }
+
     /// A view of `len` elements of `dtype` at device address `address`, memory this buffer does
     /// not own and never frees (a framework tensor's storage, handed to a kernel).
     ///
