@@ -95,9 +95,9 @@ impl Device {
     ///
     /// Timed as `triton.testing.do_bench` times: before each run, a kernel writes zeros over a
     /// 256 MiB buffer (as `do_bench`'s `cache.zero_()` does, see `L2_FLUSH_PTX`), which flushes
-    /// the L2 and keeps the GPU busy while the host queues
-    /// the start event, the run and the end event, so a run's time is the GPU's alone and never
-    /// includes the host's launch latency. One synchronization at the end.
+    /// the L2 and keeps the GPU busy while the host queues the start event, the run and the end
+    /// event, so a run's time is the GPU's alone and never includes the host's launch latency.
+    /// One synchronization at the end.
     pub fn time_ms<E: From<RuntimeError>>(
         &self,
         warmup: usize,
