@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # On the GPU machine: times a configs plan (scripts/device-configs.sh) with the CLI payload in
 # folder $2 (default .device), $3 rounds (default 2), a fresh tuning cache each round, and prints
-# each row's final medians. For A/B runs of two builds, one call each, back to back while the
+# each row's medians in the order measured (the heuristic's sweep first, then the configs' sweeps
+# and final rounds). For A/B runs of two builds, one call each, back to back while the
 # machine is warm (the other build in another folder, e.g. the git-ignored .device-old: carry it
 # instead of .device and name it as PAYLOAD_DIR).
 #   bash scripts/ab-device.sh PLAN [PAYLOAD_DIR] [ROUNDS]
