@@ -41,7 +41,14 @@ impl Emitter<'_> {
                 BinOp::Or => "arith.ori",
             }
         };
-        self.assign(&format!("{name} {a}, {b} : {t}"))
+        // Float adds, subtracts and multiplies may contract into fused multiply-adds (one
+        // rounding instead of two), as Triton's default `enable_fp_fusion` allows.
+        let flags = if d.is_float() && matches!(op, BinOp::Add | BinOp::Sub | BinOp::Mul) {
+            " fastmath<contract>"
+        } else {
+            ""
+        };
+        self.assign(&format!("{name} {a}, {b}{flags} : {t}"))
     }
 
     pub(crate) fn compare(&mut self, op: CmpOp, x: ValueId, y: ValueId) -> String {

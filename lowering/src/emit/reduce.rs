@@ -117,7 +117,9 @@ impl Emitter<'_> {
             (ReduceOp::Max, false) => "arith.maxsi",
             (ReduceOp::Min, false) => "arith.minsi",
         };
-        self.assign(&format!("{name} {a}, {b} : {t}"))
+        // A float sum's adds may contract with the products feeding them (see `binary`).
+        let flags = if op == ReduceOp::Sum && d.is_float() { " fastmath<contract>" } else { "" };
+        self.assign(&format!("{name} {a}, {b}{flags} : {t}"))
     }
 
     fn identity(&mut self, op: ReduceOp, d: DType) -> String {
