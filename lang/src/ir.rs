@@ -105,6 +105,10 @@ pub struct Param {
 }
 
 /// Elementwise binary operations. Operands share one type (the builder inserts casts and broadcasts).
+///
+/// On the GPU, a float `Mul` whose product feeds an `Add`, a `Sub` or a sum may be fused with it
+/// into one multiply-add, rounded once (as Triton's default `enable_fp_fusion`); the interpreter
+/// rounds each operation, so results may differ in the last bit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum BinOp {
     /// `a + b`

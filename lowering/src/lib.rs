@@ -6,7 +6,8 @@
 //!    elements); 1-D blocks that meet 2-D ones are laid out as their rows or columns;
 //! 2. **axis info** — contiguity/divisibility/constancy of offsets and masks decide vector widths;
 //! 3. **emit** — a `gpu.module` in MLIR (gpu, arith, scf, vector, memref, llvm dialects), one thread's
-//!    view of every block value as an MLIR vector;
+//!    view of every block value as an MLIR vector; float adds, subtracts, multiplies and sums carry
+//!    `fastmath<contract>`, so products fuse into multiply-adds (Triton's default);
 //! 4. **pipeline** — MLIR passes through NVVM to PTX ([`pipeline::stages`]), with melior;
 //! 5. **ptxas** — optional resource report (registers, spills) when ptxas is installed.
 //!
