@@ -43,11 +43,8 @@ impl Emitter<'_> {
         };
         // Float adds, subtracts and multiplies may contract into fused multiply-adds (one
         // rounding instead of two), as Triton's default `enable_fp_fusion` allows.
-        let flags = if d.is_float() && matches!(op, BinOp::Add | BinOp::Sub | BinOp::Mul) {
-            " fastmath<contract>"
-        } else {
-            ""
-        };
+        let flags =
+            if d.is_float() && matches!(op, BinOp::Add | BinOp::Sub | BinOp::Mul) { " fastmath<contract>" } else { "" };
         self.assign(&format!("{name} {a}, {b}{flags} : {t}"))
     }
 
