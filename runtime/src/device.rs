@@ -1,10 +1,11 @@
 //! Opening a GPU.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use cudarc::driver::{CudaContext, CudaStream};
 
 use crate::error::RuntimeError;
+use crate::launch::GpuKernel;
 use crate::pool::Pool;
 
 /// One GPU and the stream work is queued on.
@@ -14,6 +15,8 @@ pub struct Device {
     pub(crate) stream: Arc<CudaStream>,
     /// Freed output allocations of this stream, for reuse (shared by clones).
     pub(crate) pool: Arc<Pool>,
+    /// The L2 flush kernel of [`Device::time_ms`], loaded at its first use (shared by clones).
+    flush_kernel: Arc<OnceLock<GpuKernel>>,
     ordinal: usize,
 }
 
@@ -37,7 +40,7 @@ impl Device {
         // A non-blocking stream of our own: launches do not order with the legacy default stream.
         let stream = ctx.new_stream().map_err(RuntimeError::driver("creating a stream"))?;
         keep_freed_memory(&ctx)?;
-        Ok(Device { ctx, stream, pool: Arc::default(), ordinal })
+        Ok(Device { ctx, stream, pool: Arc::default(), flush_kernel: Arc::default(), ordinal })
     }
 
     /// Work on `stream`, a stream of a context someone else made (a framework's, e.g. candle's
@@ -46,7 +49,7 @@ impl Device {
     pub fn from_stream(stream: Arc<CudaStream>) -> Device {
         let ctx = stream.context().clone();
         let ordinal = ctx.ordinal();
-        Device { ctx, stream, pool: Arc::default(), ordinal }
+        Device { ctx, stream, pool: Arc::default(), flush_kernel: Arc::default(), ordinal }
     }
 
     /// Frees the output allocations this device keeps for reuse (at most 256 MiB; see
@@ -173,24 +176,31 @@ done:
 }
 "#;
 
-/// A 256 MiB buffer and the kernel that overwrites it, to flush the L2 between timed runs.
-struct L2Flush {
-    kernel: crate::launch::GpuKernel,
+/// A 256 MiB buffer (of one `time_ms` call, freed after it) and the device's kernel that
+/// overwrites it, to flush the L2 between timed runs.
+struct L2Flush<'d> {
+    kernel: &'d GpuKernel,
     buf: crate::buffer::DeviceBuffer,
 }
 
-impl L2Flush {
+impl<'d> L2Flush<'d> {
     const BYTES: usize = 256 << 20;
 
-    fn new(device: &Device) -> Result<L2Flush, RuntimeError> {
+    fn new(device: &'d Device) -> Result<L2Flush<'d>, RuntimeError> {
         use tritonite_lang::ir::{Param, ParamKind};
         use tritonite_lang::DType;
-        let params = vec![
-            Param { name: "buf".into(), kind: ParamKind::MutPtr(DType::I32) },
-            Param { name: "words".into(), kind: ParamKind::Scalar(DType::I32) },
-        ];
-        let meta = crate::launch::KernelMeta { threads: FLUSH_THREADS, cluster: 1, shared_bytes: 0 };
-        let kernel = crate::launch::GpuKernel::load(device, L2_FLUSH_PTX, None, "tritonite_l2_flush", params, meta)?;
+        let kernel = match device.flush_kernel.get() {
+            Some(k) => k,
+            None => {
+                let params = vec![
+                    Param { name: "buf".into(), kind: ParamKind::MutPtr(DType::I32) },
+                    Param { name: "words".into(), kind: ParamKind::Scalar(DType::I32) },
+                ];
+                let meta = crate::launch::KernelMeta { threads: FLUSH_THREADS, cluster: 1, shared_bytes: 0 };
+                let k = GpuKernel::load(device, L2_FLUSH_PTX, None, "tritonite_l2_flush", params, meta)?;
+                device.flush_kernel.get_or_init(|| k)
+            }
+        };
         let buf = crate::buffer::DeviceBuffer::zeroed_unpooled(device, DType::I32, Self::BYTES / 4)?;
         Ok(L2Flush { kernel, buf })
     }
