@@ -280,16 +280,22 @@ impl<'a> Emitter<'a> {
         self.assign(&format!("arith.index_cast {idx} : index to i32"))
     }
 
+    /// This thread's lane in its warp and its warp in the program, as `i32`.
+    pub fn lane_and_warp(&mut self) -> (String, String) {
+        let tid = self.tid.clone();
+        let ws = self.const_i32(WARP_SIZE as i64);
+        let lane = self.assign(&format!("arith.remui {tid}, {ws} : i32"));
+        let warp = self.assign(&format!("arith.divui {tid}, {ws} : i32"));
+        (lane, warp)
+    }
+
     /// This thread's coordinate among the threads along dimension `d` of `l`, as `i32`.
     pub fn thread_coord(&mut self, l: &BlockedLayout, d: usize) -> String {
         if l.threads(d) == 1 {
             return self.const_i32(0);
         }
         let (tpw, wpc) = (l.threads_per_warp, l.warps_per_cta);
-        let tid = self.tid.clone();
-        let ws = self.const_i32(WARP_SIZE as i64);
-        let lane = self.assign(&format!("arith.remui {tid}, {ws} : i32"));
-        let warp = self.assign(&format!("arith.divui {tid}, {ws} : i32"));
+        let (lane, warp) = self.lane_and_warp();
         let (tc, wc) = (self.const_i32(tpw[1] as i64), self.const_i32(wpc[1] as i64));
         let (lane_d, warp_d) = if d == 1 {
             (

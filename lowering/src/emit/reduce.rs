@@ -468,10 +468,7 @@ impl Emitter<'_> {
         let slots = warps * size;
         let partial = w.partials.first().cloned().expect("one element kept");
         let ex = self.open_exchange(r, w.at, slots);
-        let tid = self.tid.clone();
-        let ws = self.const_i32(WARP_SIZE as i64);
-        let lane = self.assign(&format!("arith.remui {tid}, {ws} : i32"));
-        let warp = self.assign(&format!("arith.divui {tid}, {ws} : i32"));
+        let (lane, warp) = self.lane_and_warp();
         let me = self.assign("nvvm.read.ptx.sreg.cluster.ctarank : i32");
         let wc = self.const_i32(warps as i64);
         let first_of_mine = self.assign(&format!("arith.muli {me}, {wc} : i32"));
