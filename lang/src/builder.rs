@@ -25,7 +25,7 @@ use std::cell::RefCell;
 use std::ops;
 
 use crate::error::LangError;
-use crate::ir::{BinOp, CmpOp, Kernel, Lit, Meta, OpKind, Param, ParamKind, ReduceOp, Region, UnOp, ValueId};
+use crate::ir::{BinOp, CmpOp, Eviction, Kernel, Lit, Meta, OpKind, Param, ParamKind, ReduceOp, Region, UnOp, ValueId};
 use crate::semantic::{self, Operand, State};
 use crate::types::{DType, Elem, Type};
 use crate::verify;
@@ -267,13 +267,26 @@ impl KernelBuilder {
 
     /// Loads through `ptr` (a pointer or block of pointers), every lane in bounds.
     pub fn load<'k>(&'k self, ptr: Value<'k>) -> Value<'k> {
-        self.wrap(self.with(|st| semantic::load(st, ptr.id, None, None, false)))
+        self.wrap(self.with(|st| semantic::load(st, ptr.id, None, None, false, Eviction::Normal)))
     }
 
     /// Loads the lanes where `mask` holds; the others read as `other`.
     pub fn load_masked<'k>(&'k self, ptr: Value<'k>, mask: Value<'k>, other: impl IntoOperand<'k>) -> Value<'k> {
+        self.load_masked_evict(ptr, mask, other, Eviction::Normal)
+    }
+
+    /// [`load_masked`](Self::load_masked) with a cache eviction policy (Triton's
+    /// `eviction_policy`): [`Eviction::First`] for data read once, [`Eviction::Last`] for data
+    /// read again soon. The values are the same under every policy.
+    pub fn load_masked_evict<'k>(
+        &'k self,
+        ptr: Value<'k>,
+        mask: Value<'k>,
+        other: impl IntoOperand<'k>,
+        evict: Eviction,
+    ) -> Value<'k> {
         let other = other.into_operand().op;
-        self.wrap(self.with(|st| semantic::load(st, ptr.id, Some(Operand::Value(mask.id)), Some(other), false)))
+        self.wrap(self.with(|st| semantic::load(st, ptr.id, Some(Operand::Value(mask.id)), Some(other), false, evict)))
     }
 
     /// Loads the lanes of block pointer `ptr` where `mask` holds (the others read as zero), staged
@@ -284,19 +297,33 @@ impl KernelBuilder {
     /// registers are needed for the current one. Shared memory per staged block: its bytes, twice
     /// when a loop carries it.
     pub fn load_staged<'k>(&'k self, ptr: Value<'k>, mask: Value<'k>) -> Value<'k> {
-        self.wrap(self.with(|st| semantic::load(st, ptr.id, Some(Operand::Value(mask.id)), None, true)))
+        self.wrap(
+            self.with(|st| semantic::load(st, ptr.id, Some(Operand::Value(mask.id)), None, true, Eviction::Normal)),
+        )
     }
 
     /// Stores `value` through `ptr`, every lane in bounds. The value is converted to the pointee dtype.
     pub fn store<'k>(&'k self, ptr: Value<'k>, value: impl IntoOperand<'k>) {
         let value = value.into_operand().op;
-        self.with(|st| semantic::store(st, ptr.id, value, None));
+        self.with(|st| semantic::store(st, ptr.id, value, None, Eviction::Normal));
     }
 
     /// Stores the lanes of `value` where `mask` holds.
     pub fn store_masked<'k>(&'k self, ptr: Value<'k>, value: impl IntoOperand<'k>, mask: Value<'k>) {
+        self.store_masked_evict(ptr, value, mask, Eviction::Normal);
+    }
+
+    /// [`store_masked`](Self::store_masked) with a cache eviction policy (see
+    /// [`load_masked_evict`](Self::load_masked_evict)).
+    pub fn store_masked_evict<'k>(
+        &'k self,
+        ptr: Value<'k>,
+        value: impl IntoOperand<'k>,
+        mask: Value<'k>,
+        evict: Eviction,
+    ) {
         let value = value.into_operand().op;
-        self.with(|st| semantic::store(st, ptr.id, value, Some(Operand::Value(mask.id))));
+        self.with(|st| semantic::store(st, ptr.id, value, Some(Operand::Value(mask.id)), evict));
     }
 
     /// `acc + a · b`: the matrix product of `a: [M, K]` and `b: [K, N]` (both f16 or both bf16)

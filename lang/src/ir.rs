@@ -19,6 +19,32 @@ impl fmt::Display for ValueId {
     }
 }
 
+/// How long the caches should keep the lines a load or store touches, as Triton's
+/// `eviction_policy`: a hint that changes speed, never values. The interpreter ignores it; on the
+/// GPU `First` and `Last` set the L1 eviction priority and an L2 cache policy of the access.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Eviction {
+    /// The caches' default policy.
+    #[default]
+    Normal,
+    /// Evict these lines first: data read or written once (a streamed tensor).
+    First,
+    /// Evict these lines last: data read again soon (a weight every program reads, a row walked
+    /// twice).
+    Last,
+}
+
+impl Eviction {
+    /// The name Triton gives the policy (`evict_first`, `evict_last`), or `None` for the default.
+    pub fn name(self) -> Option<&'static str> {
+        match self {
+            Eviction::Normal => None,
+            Eviction::First => Some("evict_first"),
+            Eviction::Last => Some("evict_last"),
+        }
+    }
+}
+
 /// A literal constant.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Lit {
@@ -298,6 +324,8 @@ pub enum OpKind {
         /// so while it is in flight, or carried to the next iteration of a loop, it holds no
         /// registers.
         staged: bool,
+        /// How long the caches should keep the lines read (not for staged loads).
+        evict: Eviction,
     },
     /// Writes `value` to global memory where `mask` is true. Produces no result.
     Store {
@@ -307,6 +335,8 @@ pub enum OpKind {
         value: ValueId,
         /// Optional `bool` mask of the pointer's shape.
         mask: Option<ValueId>,
+        /// How long the caches should keep the lines written.
+        evict: Eviction,
     },
     /// Reduces `axis` of a block away.
     Reduce(ReduceOp, ValueId, usize),
@@ -366,7 +396,7 @@ impl OpKind {
             OpKind::Select(c, a, b) => vec![*c, *a, *b],
             OpKind::Dot { a, b, acc } => vec![*a, *b, *acc],
             OpKind::Load { ptr, mask, other, .. } => [Some(*ptr), *mask, *other].into_iter().flatten().collect(),
-            OpKind::Store { ptr, value, mask } => [Some(*ptr), Some(*value), *mask].into_iter().flatten().collect(),
+            OpKind::Store { ptr, value, mask, .. } => [Some(*ptr), Some(*value), *mask].into_iter().flatten().collect(),
             OpKind::For { lo, hi, step, init, .. } => {
                 [*lo, *hi, *step].into_iter().chain(init.iter().copied()).collect()
             }
@@ -489,7 +519,7 @@ impl Kernel {
                 OpKind::AddPtr(p, o) => {
                     let _ = write!(out, "addptr {p}, {o}");
                 }
-                OpKind::Load { ptr, mask, other, staged } => {
+                OpKind::Load { ptr, mask, other, staged, evict } => {
                     let _ = write!(out, "{} {ptr}", if *staged { "load.staged" } else { "load" });
                     if let Some(m) = mask {
                         let _ = write!(out, ", mask={m}");
@@ -497,11 +527,17 @@ impl Kernel {
                     if let Some(o) = other {
                         let _ = write!(out, ", other={o}");
                     }
+                    if let Some(e) = evict.name() {
+                        let _ = write!(out, ", {e}");
+                    }
                 }
-                OpKind::Store { ptr, value, mask } => {
+                OpKind::Store { ptr, value, mask, evict } => {
                     let _ = write!(out, "store {ptr}, {value}");
                     if let Some(m) = mask {
                         let _ = write!(out, ", mask={m}");
+                    }
+                    if let Some(e) = evict.name() {
+                        let _ = write!(out, ", {e}");
                     }
                 }
                 OpKind::Reduce(r, v, a) => {

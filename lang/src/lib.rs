@@ -19,5 +19,5 @@ pub mod verify;
 pub use builder::{build_kernel, IntoOperand, KernelBuilder, Value};
 pub use error::{InterpError, LangError};
 pub use interp::{Arg, Buffer};
-pub use ir::{Kernel, Lit};
+pub use ir::{Eviction, Kernel, Lit};
 pub use types::{DType, Elem, Type};

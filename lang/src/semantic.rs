@@ -4,7 +4,7 @@
 //! which operands are accepted, how they are converted and what an error says lives in this file.
 
 use crate::error::LangError;
-use crate::ir::{BinOp, CmpOp, Lit, Meta, Op, OpKind, Param, ReduceOp, Region, UnOp, ValueId};
+use crate::ir::{BinOp, CmpOp, Eviction, Lit, Meta, Op, OpKind, Param, ReduceOp, Region, UnOp, ValueId};
 use crate::types::{DType, Elem, Type};
 
 /// An operand as the builder receives it: a traced value or a Rust literal.
@@ -465,6 +465,7 @@ pub(crate) fn load(
     mask: Option<Operand>,
     other: Option<Operand>,
     staged: bool,
+    evict: Eviction,
 ) -> ValueId {
     let pty = st.ty(ptr).clone();
     let Elem::Ptr(d) = pty.elem else {
@@ -503,7 +504,7 @@ pub(crate) fn load(
         let v = coerce(st, o, d);
         broadcast_to(st, v, &pty.shape)
     });
-    st.emit(OpKind::Load { ptr, mask, other, staged }, out_ty)
+    st.emit(OpKind::Load { ptr, mask, other, staged, evict }, out_ty)
 }
 
 /// Checks that `m` is a bool mask broadcastable to `shape`, and broadcasts it.
@@ -535,7 +536,7 @@ fn mask_for(st: &mut State, op: &str, m: Operand, shape: &[usize]) -> Option<Val
 }
 
 /// Writes `value` (cast to the pointee dtype, broadcast to the pointer shape) where `mask` holds.
-pub(crate) fn store(st: &mut State, ptr: ValueId, value: Operand, mask: Option<Operand>) {
+pub(crate) fn store(st: &mut State, ptr: ValueId, value: Operand, mask: Option<Operand>, evict: Eviction) {
     let pty = st.ty(ptr).clone();
     let Elem::Ptr(d) = pty.elem else {
         st.fail("store", format!("{ptr}: {pty} is not a pointer"), Some("pass a pointer argument plus offsets"), pty);
@@ -567,7 +568,7 @@ pub(crate) fn store(st: &mut State, ptr: ValueId, value: Operand, mask: Option<O
     // 8) Stores convert the value to the pointee dtype (round to nearest even), like Triton.
     let v = coerce(st, value, d);
     let v = broadcast_to(st, v, &pty.shape);
-    st.push_op(OpKind::Store { ptr, value: v, mask }, vec![]);
+    st.push_op(OpKind::Store { ptr, value: v, mask, evict }, vec![]);
 }
 
 /// Reduces `axis` of a block away.

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use crate::error::LangError;
-use crate::ir::{BinOp, Kernel, OpKind, ParamKind, Region, UnOp, ValueId};
+use crate::ir::{BinOp, Eviction, Kernel, OpKind, ParamKind, Region, UnOp, ValueId};
 use crate::types::{DType, Elem, Type};
 
 struct Verifier<'a> {
@@ -263,7 +263,7 @@ impl Verifier<'_> {
                 self.expect_ty("addptr", r, &want)?;
                 self.inherit_root(*p, r);
             }
-            OpKind::Load { ptr, mask, other, staged } => {
+            OpKind::Load { ptr, mask, other, staged, evict } => {
                 let r = one("load")?;
                 self.use_("load", *ptr)?;
                 let pt = self.ty(*ptr).clone();
@@ -289,6 +289,9 @@ impl Verifier<'_> {
                         );
                     }
                 }
+                if *staged && *evict != Eviction::Normal {
+                    return Err(self.err("load", "a staged load takes no eviction policy".into()));
+                }
                 if *staged && (pt.shape.is_empty() || other.is_some()) {
                     return Err(self.err(
                         "load",
@@ -300,7 +303,7 @@ impl Verifier<'_> {
                 }
                 self.expect_ty("load", r, &want)?;
             }
-            OpKind::Store { ptr, value, mask } => {
+            OpKind::Store { ptr, value, mask, .. } => {
                 if !results.is_empty() {
                     return Err(self.err("store", "a store has no results".into()));
                 }

@@ -5,7 +5,7 @@
 use std::cell::Cell;
 
 use tritonite_lang::interp::{run, Arg, Buffer};
-use tritonite_lang::ir::{BinOp, Kernel, Lit, Op, OpKind, Param, ParamKind, Region, ValueId};
+use tritonite_lang::ir::{BinOp, Eviction, Kernel, Lit, Op, OpKind, Param, ParamKind, Region, ValueId};
 use tritonite_lang::verify::verify;
 use tritonite_lang::{DType, InterpError, KernelBuilder, LangError, Type, Value};
 
@@ -448,7 +448,7 @@ fn verifier_rejects_bad_memory_ops() {
     let ops = vec![
         op(OpKind::Param(0), &[0]),
         op(OpKind::Const(Lit::Float(1.0)), &[1]),
-        op(OpKind::Store { ptr: ValueId(0), value: ValueId(1), mask: None }, &[]),
+        op(OpKind::Store { ptr: ValueId(0), value: ValueId(1), mask: None, evict: Eviction::Normal }, &[]),
     ];
     let e = rejected(&kernel(params.clone(), ops, vec![pty.clone(), Type::scalar(DType::F32)]));
     check(&e, "hand", "store", &["`x`", "read-only"]);
@@ -457,7 +457,16 @@ fn verifier_rejects_bad_memory_ops() {
     let ops = vec![
         op(OpKind::Param(0), &[0]),
         op(OpKind::Const(Lit::Float(1.0)), &[1]),
-        op(OpKind::Load { ptr: ValueId(0), mask: None, other: Some(ValueId(1)), staged: false }, &[2]),
+        op(
+            OpKind::Load {
+                ptr: ValueId(0),
+                mask: None,
+                other: Some(ValueId(1)),
+                staged: false,
+                evict: Eviction::Normal,
+            },
+            &[2],
+        ),
     ];
     let types = vec![pty.clone(), Type::scalar(DType::F32), Type::scalar(DType::F32)];
     check(&rejected(&kernel(params.clone(), ops, types)), "hand", "load", &["other", "mask"]);
@@ -465,7 +474,7 @@ fn verifier_rejects_bad_memory_ops() {
     // A load through a pointer that is not derived from an argument: make one by a bad cast.
     let ops = vec![
         op(OpKind::Const(Lit::Int(0)), &[0]),
-        op(OpKind::Load { ptr: ValueId(0), mask: None, other: None, staged: false }, &[1]),
+        op(OpKind::Load { ptr: ValueId(0), mask: None, other: None, staged: false, evict: Eviction::Normal }, &[1]),
     ];
     let types = vec![Type::scalar(DType::I32), Type::scalar(DType::F32)];
     check(&rejected(&kernel(vec![], ops, types)), "hand", "load", &["%0: i32", "not a pointer"]);

@@ -246,7 +246,7 @@ pub fn assign(k: &Kernel, num_warps: usize, vec: usize) -> Result<Layouts, Lower
             OpKind::Unary(_, a) | OpKind::Cast(a) | OpKind::Broadcast(a) | OpKind::ClusterReduce(_, a) => vec![*a],
             OpKind::Select(c, a, b) => vec![*c, *a, *b],
             OpKind::Load { ptr, mask, other, .. } => [Some(*ptr), *mask, *other].into_iter().flatten().collect(),
-            OpKind::Store { ptr, value, mask } => [Some(*ptr), Some(*value), *mask].into_iter().flatten().collect(),
+            OpKind::Store { ptr, value, mask, .. } => [Some(*ptr), Some(*value), *mask].into_iter().flatten().collect(),
             _ => vec![],
         };
         let anchor = r.or(same.first().copied());

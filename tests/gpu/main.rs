@@ -7,6 +7,7 @@
 
 mod clusters;
 mod cross_entropy;
+mod eviction;
 mod layernorm;
 mod matmul;
 mod rmsnorm;

@@ -1,8 +1,10 @@
 //! Global loads and stores. A thread's elements are split into groups of `w` contiguous elements,
 //! `w` as wide as the axis analysis proves safe (contiguous, aligned, one mask value per group,
-//! at most 16 bytes); each group is one vector access, predicated by its mask bit.
+//! at most 16 bytes); each group is one vector access, predicated by its mask bit. An access with
+//! an eviction policy is inline PTX, as Triton emits it: `ld`/`st` with the L1 eviction priority
+//! and an L2 cache policy (`createpolicy.fractional`) of the same kind.
 
-use tritonite_lang::ir::ValueId;
+use tritonite_lang::ir::{Eviction, ValueId};
 
 use super::{mlir_type, Emitter, Lowered};
 use crate::axis_info::AxisInfo;
@@ -69,6 +71,7 @@ impl Emitter<'_> {
         ptr: ValueId,
         mask: Option<ValueId>,
         other: Option<ValueId>,
+        evict: Eviction,
         r: ValueId,
     ) -> Result<String, LowerError> {
         let elem = self.pointee(ptr);
@@ -80,13 +83,10 @@ impl Emitter<'_> {
             None => self.constant(self.ty(r).dtype().expect("loads yield numbers"), 0.0, &rt),
         };
         match self.get(ptr).clone() {
-            Lowered::Ptr(p) => {
-                let load = format!("llvm.load {p} {{alignment = {esize} : i64}} : !llvm.ptr<1> -> {elem}");
-                Ok(match mask_name {
-                    None => self.assign(&load),
-                    Some(m) => self.predicated_value(&m, &load, &other_name, elem),
-                })
-            }
+            Lowered::Ptr(p) => Ok(match mask_name {
+                None => self.load_group(&p, elem, 1, esize, evict),
+                Some(m) => self.predicated(&m, |e| e.load_group(&p, elem, 1, esize, evict), &other_name, elem),
+            }),
             Lowered::PtrBlock { base, offs } => {
                 let n = self.elems(ptr);
                 let w = self.group_width(ptr, mask);
@@ -95,13 +95,12 @@ impl Emitter<'_> {
                 for g in 0..n / w {
                     let e = g * w;
                     let addr = self.element_address(&base, &offs, e, n, elem);
-                    let load = format!("llvm.load {addr} {{alignment = {} : i64}} : !llvm.ptr<1> -> {gt}", w * esize);
                     let part = match &mask_name {
-                        None => self.assign(&load),
+                        None => self.load_group(&addr, elem, w, esize, evict),
                         Some(m) => {
                             let bit = self.slice(m, e, 1, n, "i1");
                             let other_part = self.slice(&other_name, e, w, n, elem);
-                            self.predicated_value(&bit, &load, &other_part, &gt)
+                            self.predicated(&bit, |e| e.load_group(&addr, elem, w, esize, evict), &other_part, &gt)
                         }
                     };
                     acc = if w == n && w > 1 {
@@ -118,12 +117,100 @@ impl Emitter<'_> {
         }
     }
 
+    /// One access's bits as PTX registers: `(count, constraint letter, MLIR integer type, PTX
+    /// vector prefix and type)` for `bytes` bytes (2, 4, 8 or 16), or `None` for other sizes.
+    fn hinted_registers(bytes: usize) -> Option<(usize, char, &'static str, &'static str)> {
+        match bytes {
+            2 => Some((1, 'h', "i16", "b16")),
+            4 => Some((1, 'r', "i32", "b32")),
+            8 => Some((2, 'r', "i32", "v2.b32")),
+            16 => Some((4, 'r', "i32", "v4.b32")),
+            _ => None,
+        }
+    }
+
+    /// The PTX of an access under `evict`, `None` under the default policy: the opening of a scope
+    /// that creates the L2 policy `%policy`, and the qualifiers of `ld`/`st`.
+    fn hint_ptx(evict: Eviction) -> Option<(String, String)> {
+        let kind = evict.name()?;
+        let scope = format!("{{ .reg .b64 %policy; createpolicy.fractional.L2::{kind}.b64 %policy, 1.0; ");
+        Some((scope, format!(".L1::{kind}.L2::cache_hint")))
+    }
+
+    /// Loads `w` elements of MLIR type `elem` (`esize` bytes each) from `addr`: a plain load, or
+    /// with a policy other than the default, inline PTX.
+    fn load_group(&mut self, addr: &str, elem: &str, w: usize, esize: usize, evict: Eviction) -> String {
+        let gt = if w == 1 { elem.to_string() } else { format!("vector<{w}x{elem}>") };
+        let (Some((count, letter, it, vty)), Some((scope, qualifiers))) =
+            (Self::hinted_registers(w * esize), Self::hint_ptx(evict))
+        else {
+            return self
+                .assign(&format!("llvm.load {addr} {{alignment = {} : i64}} : !llvm.ptr<1> -> {gt}", w * esize));
+        };
+        let outs = (0..count).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+        let outs = if count == 1 { outs } else { format!("{{{outs}}}") };
+        let ptx = format!("{scope}ld.global{qualifiers}.{vty} {outs}, [${count}], %policy; }}");
+        let constraints = format!("{},l", vec![format!("={letter}"); count].join(","));
+        let bits = if count == 1 {
+            self.assign(&format!(
+                "llvm.inline_asm has_side_effects asm_dialect = att \"{ptx}\", \"{constraints}\" {addr} : (!llvm.ptr<1>) -> {it}"
+            ))
+        } else {
+            let st = format!("!llvm.struct<({})>", vec![it; count].join(", "));
+            let r = self.assign(&format!(
+                "llvm.inline_asm has_side_effects asm_dialect = att \"{ptx}\", \"{constraints}\" {addr} : (!llvm.ptr<1>) -> {st}"
+            ));
+            let parts: Vec<String> =
+                (0..count).map(|i| self.assign(&format!("llvm.extractvalue {r}[{i}] : {st}"))).collect();
+            self.assign(&format!("vector.from_elements {} : vector<{count}x{it}>", parts.join(", ")))
+        };
+        let bt = if count == 1 { it.to_string() } else { format!("vector<{count}x{it}>") };
+        if bt == gt {
+            bits
+        } else {
+            self.assign(&format!("llvm.bitcast {bits} : {bt} to {gt}"))
+        }
+    }
+
+    /// The store of `part` (`w` elements of `elem`, `esize` bytes each) to `addr`: a plain store,
+    /// or with a policy other than the default, inline PTX.
+    fn store_group(&mut self, part: &str, addr: &str, elem: &str, w: usize, esize: usize, evict: Eviction) -> String {
+        let gt = if w == 1 { elem.to_string() } else { format!("vector<{w}x{elem}>") };
+        let (Some((count, letter, it, vty)), Some((scope, qualifiers))) =
+            (Self::hinted_registers(w * esize), Self::hint_ptx(evict))
+        else {
+            return format!("llvm.store {part}, {addr} {{alignment = {} : i64}} : {gt}, !llvm.ptr<1>", w * esize);
+        };
+        let bt = if count == 1 { it.to_string() } else { format!("vector<{count}x{it}>") };
+        let bits =
+            if bt == gt { part.to_string() } else { self.assign(&format!("llvm.bitcast {part} : {gt} to {bt}")) };
+        let values: Vec<String> = if count == 1 {
+            vec![bits]
+        } else {
+            (0..count).map(|i| self.assign(&format!("vector.extract {bits}[{i}] : {it} from {bt}"))).collect()
+        };
+        let ins = (1..=count).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+        let ins = if count == 1 { ins } else { format!("{{{ins}}}") };
+        let ptx = format!("{scope}st.global{qualifiers}.{vty} [$0], {ins}, %policy; }}");
+        let constraints = format!("l,{}", vec![letter.to_string(); count].join(","));
+        format!(
+            "llvm.inline_asm has_side_effects asm_dialect = att \"{ptx}\", \"{constraints},~{{memory}}\" {addr}, {} : (!llvm.ptr<1>, {}) -> ()",
+            values.join(", "),
+            vec![it; count].join(", ")
+        )
+    }
+
     /// `if pred { <load> } else { other }` as a value of type `ty`.
     pub(crate) fn predicated_value(&mut self, pred: &str, load: &str, other: &str, ty: &str) -> String {
+        self.predicated(pred, |e| e.assign(load), other, ty)
+    }
+
+    /// `if pred { <what emit emits> } else { other }` as a value of type `ty`.
+    fn predicated(&mut self, pred: &str, emit: impl FnOnce(&mut Self) -> String, other: &str, ty: &str) -> String {
         let r = self.fresh();
         self.line(&format!("{r} = scf.if {pred} -> ({ty}) {{"));
         self.indent += 1;
-        let l = self.assign(load);
+        let l = emit(self);
         self.line(&format!("scf.yield {l} : {ty}"));
         self.indent -= 1;
         self.line("} else {");
@@ -155,7 +242,13 @@ impl Emitter<'_> {
         }
     }
 
-    pub(crate) fn store(&mut self, ptr: ValueId, value: ValueId, mask: Option<ValueId>) -> Result<(), LowerError> {
+    pub(crate) fn store(
+        &mut self,
+        ptr: ValueId,
+        value: ValueId,
+        mask: Option<ValueId>,
+        evict: Eviction,
+    ) -> Result<(), LowerError> {
         let elem = self.pointee(ptr);
         let esize = self.ty(value).dtype().expect("stores take numbers").size_bytes();
         let v = self.num(value);
@@ -165,16 +258,13 @@ impl Emitter<'_> {
                 // Every thread holds the scalar: thread 0 alone writes it.
                 let first = self.is_first_thread();
                 let pred = self.and(Some(first), mask_name);
-                self.predicated_store(
-                    pred,
-                    &format!("llvm.store {v}, {p} {{alignment = {esize} : i64}} : {elem}, !llvm.ptr<1>"),
-                );
+                let store = self.store_group(&v, &p, elem, 1, esize, evict);
+                self.predicated_store(pred, &store);
             }
             Lowered::PtrBlock { base, offs } => {
                 let layout = self.layout(ptr);
                 let n = layout.elems_per_thread();
                 let w = self.group_width(ptr, mask);
-                let gt = if w == 1 { elem.to_string() } else { format!("vector<{w}x{elem}>") };
                 let owner = self.is_owner(&layout);
                 for g in 0..n / w {
                     let e = g * w;
@@ -182,10 +272,8 @@ impl Emitter<'_> {
                     let part = self.slice(&v, e, w, n, elem);
                     let bit = mask_name.as_ref().map(|m| self.slice(m, e, 1, n, "i1"));
                     let pred = self.and(owner.clone(), bit);
-                    self.predicated_store(
-                        pred,
-                        &format!("llvm.store {part}, {addr} {{alignment = {} : i64}} : {gt}, !llvm.ptr<1>", w * esize),
-                    );
+                    let store = self.store_group(&part, &addr, elem, w, esize, evict);
+                    self.predicated_store(pred, &store);
                 }
             }
             other => unreachable!("store through {other:?}"),

@@ -234,11 +234,11 @@ impl<'a> Emitter<'a> {
             OpKind::Load { ptr, mask, staged: true, .. } => {
                 Some(self.staged_load(*ptr, *mask, r.expect("load has a result"))?)
             }
-            OpKind::Load { ptr, mask, other, .. } => {
-                Some(Lowered::Block(self.load(*ptr, *mask, *other, r.expect("load has a result"))?))
+            OpKind::Load { ptr, mask, other, evict, .. } => {
+                Some(Lowered::Block(self.load(*ptr, *mask, *other, *evict, r.expect("load has a result"))?))
             }
-            OpKind::Store { ptr, value, mask } => {
-                self.store(*ptr, *value, *mask)?;
+            OpKind::Store { ptr, value, mask, evict } => {
+                self.store(*ptr, *value, *mask, *evict)?;
                 None
             }
             OpKind::Reduce(op, v, axis) => {

@@ -21,7 +21,7 @@
 
 use std::collections::HashMap;
 
-use tritonite_lang::ir::{Kernel, OpKind, Region, ValueId};
+use tritonite_lang::ir::{Eviction, Kernel, OpKind, Region, ValueId};
 
 use super::{mlir_type, Emitter, Lowered};
 use crate::error::LowerError;
@@ -146,7 +146,7 @@ impl Emitter<'_> {
         r: ValueId,
     ) -> Result<Lowered, LowerError> {
         let Some(geo) = self.geometry(r) else {
-            return Ok(Lowered::Block(self.load(ptr, mask, None, r)?));
+            return Ok(Lowered::Block(self.load(ptr, mask, None, Eviction::Normal, r)?));
         };
         let own = self.staging_buffer(&geo);
         let dst = match (self.staging.partner.get(&r).cloned(), self.staging.parity.clone()) {
