@@ -46,3 +46,23 @@ fn unary_ops_lower_for_every_float_dtype() {
         }
     }
 }
+
+/// Bool constants lower, as a scalar and as a block (a mask known to be all true).
+#[test]
+fn bool_constants_lower() {
+    let k = build_kernel("bool_constants", |k| {
+        let x = k.ptr_arg("x", DType::F32);
+        let y = k.mut_ptr_arg("y", DType::F32);
+        let offs = k.arange(0, 128);
+        let all = k.full(&[128], true, DType::Bool);
+        let v = k.load_masked(x + offs, all, 0.0);
+        k.store_masked(y + offs, v, all & offs.lt(100));
+        let yes = k.constant(true, DType::Bool);
+        k.store_masked(y, k.load_masked(x, yes, 0.0) * 2.0, yes);
+    })
+    .unwrap();
+    let compiled = compile(&k, &CompileOptions::default()).unwrap_or_else(|e| panic!("{}: {e}", k.name));
+    if ptxas::find_ptxas().is_some() {
+        ptxas::assemble(&compiled.ptx, "sm_90").unwrap_or_else(|e| panic!("{}: {e}", k.name));
+    }
+}

@@ -179,6 +179,9 @@ impl<'a> Emitter<'a> {
         };
         if thread_ty.starts_with("vector") {
             self.assign(&format!("arith.constant dense<{lit}> : {thread_ty}"))
+        } else if d == DType::Bool {
+            // A scalar `true`/`false` carries its type (`i1`) in the literal.
+            self.assign(&format!("arith.constant {lit}"))
         } else {
             self.assign(&format!("arith.constant {lit} : {thread_ty}"))
         }
