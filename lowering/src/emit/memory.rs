@@ -138,7 +138,8 @@ impl Emitter<'_> {
     }
 
     /// Loads `w` elements of MLIR type `elem` (`esize` bytes each) from `addr`: a plain load, or
-    /// with a policy other than the default, inline PTX.
+    /// with a policy other than the default, inline PTX (a 1-byte access stays plain: the policy
+    /// is a hint).
     fn load_group(&mut self, addr: &str, elem: &str, w: usize, esize: usize, evict: Eviction) -> String {
         let gt = if w == 1 { elem.to_string() } else { format!("vector<{w}x{elem}>") };
         let (Some((count, letter, it, vty)), Some((scope, qualifiers))) =
@@ -173,7 +174,7 @@ impl Emitter<'_> {
     }
 
     /// The store of `part` (`w` elements of `elem`, `esize` bytes each) to `addr`: a plain store,
-    /// or with a policy other than the default, inline PTX.
+    /// or with a policy other than the default, inline PTX (a 1-byte access stays plain).
     fn store_group(&mut self, part: &str, addr: &str, elem: &str, w: usize, esize: usize, evict: Eviction) -> String {
         let gt = if w == 1 { elem.to_string() } else { format!("vector<{w}x{elem}>") };
         let (Some((count, letter, it, vty)), Some((scope, qualifiers))) =
