@@ -9,7 +9,7 @@ use tritonite::kernels::plan::{Launch, Plan, PlanArg, Role, SharedKernel};
 use tritonite::kernels::reference;
 use tritonite::lang::{Buffer, DType};
 
-use super::executor;
+use super::{executor, report};
 use crate::split_rows::split_rows;
 
 fn run<B: Backend>(b: &B, plan: &Plan, x: &Buffer, m: usize, n: usize) -> Vec<Vec<f64>> {
@@ -66,14 +66,7 @@ fn cluster_reductions_match_the_interpreter() {
                         .position(|(w, g)| (w - g).abs() > tol(*w) || g.is_nan())
                         .map(|i| (name, i, w[i], g[i]))
                 });
-                match bad {
-                    None => println!("ok   {case}"),
-                    Some((name, i, w, g)) => {
-                        let line = format!("FAIL {case}: {name}[{i}] = {g} against {w}");
-                        println!("{line}");
-                        failures.push(line);
-                    }
-                }
+                report(&mut failures, &case, bad.map(|(name, i, w, g)| format!("{name}[{i}] = {g} against {w}")));
             }
         }
     }

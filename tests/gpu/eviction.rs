@@ -8,7 +8,7 @@ use tritonite::kernels::plan::{Launch, Plan, PlanArg, Role, SharedKernel};
 use tritonite::kernels::reference;
 use tritonite::lang::{build_kernel, Buffer, DType, Eviction, Kernel};
 
-use super::executor;
+use super::{executor, report};
 
 /// `y = x · 2 + z` over `block` elements `stride` apart (masked at `n`), plus `y[last] = x[0]`
 /// through scalar pointers: `x` read with `Last`, `z` with `First`, `y` written with `store`.
@@ -62,14 +62,8 @@ fn evicting_accesses_match_the_interpreter() {
                     let want = run(&Cpu, &plan, [&x, &z], n, dtype).to_f64();
                     let got = run(&gpu, &plan, [&x, &z], n, dtype).to_f64();
                     let case = format!("{dtype:?} n {n} stride {stride} store {store:?}");
-                    match want.iter().zip(&got).position(|(w, g)| w.to_bits() != g.to_bits()) {
-                        None => println!("ok   {case}"),
-                        Some(i) => {
-                            let line = format!("FAIL {case}: element {i}: {} against {}", got[i], want[i]);
-                            println!("{line}");
-                            failures.push(line);
-                        }
-                    }
+                    let bad = want.iter().zip(&got).position(|(w, g)| w.to_bits() != g.to_bits());
+                    report(&mut failures, &case, bad.map(|i| format!("element {i}: {} against {}", got[i], want[i])));
                 }
             }
         }

@@ -45,6 +45,18 @@ fn quick() -> bool {
 /// Most elements a random case may have (the fp64 reference runs on the host).
 const MAX_ELEMENTS: usize = 1 << 22;
 
+/// Prints `ok   case`, or `FAIL case: why` and records that line in `failures`.
+fn report(failures: &mut Vec<String>, case: &str, why: Option<String>) {
+    match why {
+        None => println!("ok   {case}"),
+        Some(why) => {
+            let line = format!("FAIL {case}: {why}");
+            println!("{line}");
+            failures.push(line);
+        }
+    }
+}
+
 /// Runs every case, printing one line each; returns the failing lines.
 fn run_all<C: Display>(
     gpu: &GpuExecutor,

@@ -10,7 +10,7 @@ use tritonite::kernels::plan::{Launch, Plan, PlanArg, Role, SharedKernel};
 use tritonite::kernels::reference;
 use tritonite::lang::{build_kernel, Buffer, DType, Kernel, KernelBuilder, Value};
 
-use super::executor;
+use super::{executor, report};
 
 /// `y[r, c] = x[r, c] · 2 + Σ_c x[r, c]` (in f32), each program striding over the rows with its
 /// next row staged a loop ahead (`prefetch`), or one program per row with a staged load.
@@ -84,14 +84,7 @@ fn staged_loads_match_the_interpreter() {
                         |w: f64| 1e-5 * (n as f64) * 4.0 + w.abs() * if dtype == DType::BF16 { 8e-3 } else { 1e-6 };
                     let bad = want.iter().zip(&got).position(|(w, g)| (w - g).abs() > tol(*w) || g.is_nan());
                     let case = format!("{dtype:?} {m}x{n} block {block} prefetch {prefetch} warps {warps}");
-                    match bad {
-                        None => println!("ok   {case}"),
-                        Some(i) => {
-                            let line = format!("FAIL {case}: element {i}: {} against {}", got[i], want[i]);
-                            println!("{line}");
-                            failures.push(line);
-                        }
-                    }
+                    report(&mut failures, &case, bad.map(|i| format!("element {i}: {} against {}", got[i], want[i])));
                 }
             }
         }

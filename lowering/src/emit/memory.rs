@@ -152,17 +152,16 @@ impl Emitter<'_> {
         let outs = if count == 1 { outs } else { format!("{{{outs}}}") };
         let ptx = format!("{scope}ld.global{qualifiers}.{vty} {outs}, [${count}], %policy; }}");
         let constraints = format!("{},l", vec![format!("={letter}"); count].join(","));
+        // One output register is the value; several come back as a struct.
+        let rt = if count == 1 { it.to_string() } else { format!("!llvm.struct<({})>", vec![it; count].join(", ")) };
+        let r = self.assign(&format!(
+            "llvm.inline_asm has_side_effects asm_dialect = att \"{ptx}\", \"{constraints}\" {addr} : (!llvm.ptr<1>) -> {rt}"
+        ));
         let bits = if count == 1 {
-            self.assign(&format!(
-                "llvm.inline_asm has_side_effects asm_dialect = att \"{ptx}\", \"{constraints}\" {addr} : (!llvm.ptr<1>) -> {it}"
-            ))
+            r
         } else {
-            let st = format!("!llvm.struct<({})>", vec![it; count].join(", "));
-            let r = self.assign(&format!(
-                "llvm.inline_asm has_side_effects asm_dialect = att \"{ptx}\", \"{constraints}\" {addr} : (!llvm.ptr<1>) -> {st}"
-            ));
             let parts: Vec<String> =
-                (0..count).map(|i| self.assign(&format!("llvm.extractvalue {r}[{i}] : {st}"))).collect();
+                (0..count).map(|i| self.assign(&format!("llvm.extractvalue {r}[{i}] : {rt}"))).collect();
             self.assign(&format!("vector.from_elements {} : vector<{count}x{it}>", parts.join(", ")))
         };
         let bt = if count == 1 { it.to_string() } else { format!("vector<{count}x{it}>") };
