@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 use tritonite::kernels::backend::{Backend, Binding};
-use tritonite::kernels::gpu::GpuExecutor;
+use tritonite::kernels::error::KernelError;
+use tritonite::kernels::gpu::{GpuExecutor, Prepared};
 use tritonite::kernels::plan::{Launch, Plan, PlanArg, Role, SharedKernel};
 use tritonite::kernels::reference;
 use tritonite::kernels::rmsnorm::tuning::{select, Pass, Problem};
@@ -16,8 +17,8 @@ use tritonite::kernels::rmsnorm::{
 };
 use tritonite::kernels::tensor::Rows;
 use tritonite::kernels::tuning::TuneMode;
-use tritonite::lang::DType;
-use tritonite::runtime::Device;
+use tritonite::lang::{Buffer, DType};
+use tritonite::runtime::{Device, DeviceBuffer};
 
 /// Calls per timed batch, batches per row and round, and rounds.
 const BATCH: usize = 200;
@@ -27,6 +28,56 @@ const ROUNDS: usize = 5;
 /// `r` without its value.
 fn done<T, E: Into<anyhow::Error>>(r: Result<T, E>) -> Result<()> {
     r.map(|_| ()).map_err(Into::into)
+}
+
+/// The GPU executor with its launches skipped: a call through it costs the host everything but
+/// the driver's launch (lookups, allocations, checks), on the same host and with the same caches.
+struct NoLaunch<'a>(&'a GpuExecutor);
+
+impl Backend for NoLaunch<'_> {
+    type Buffer = DeviceBuffer;
+    type Prepared = Prepared;
+
+    fn alloc(&self, dtype: DType, len: usize) -> Result<DeviceBuffer, KernelError> {
+        self.0.alloc(dtype, len)
+    }
+
+    fn alloc_output(&self, dtype: DType, len: usize) -> Result<DeviceBuffer, KernelError> {
+        self.0.alloc_output(dtype, len)
+    }
+
+    fn upload(&self, host: &Buffer) -> Result<DeviceBuffer, KernelError> {
+        self.0.upload(host)
+    }
+
+    fn download(&self, buf: &DeviceBuffer) -> Result<Buffer, KernelError> {
+        self.0.download(buf)
+    }
+
+    fn prepare(&self, plan: &Plan, bindings: &[Binding<'_, DeviceBuffer>]) -> Result<Prepared, KernelError> {
+        self.0.prepare(plan, bindings)
+    }
+
+    fn launch(&self, _: &Plan, _: &Prepared, _: &[Binding<'_, DeviceBuffer>]) -> Result<(), KernelError> {
+        Ok(())
+    }
+
+    fn time_ms(
+        &self,
+        warmup: usize,
+        reps: usize,
+        work: &mut dyn FnMut() -> Result<(), KernelError>,
+    ) -> Result<Vec<f64>, KernelError> {
+        self.0.time_ms(warmup, reps, work)
+    }
+
+    fn sm_count(&self) -> usize {
+        self.0.sm_count()
+    }
+
+    fn autotuner(&self) -> Option<&tritonite::kernels::tuning::Autotuner> {
+        self.0.autotuner()
+    }
 }
 
 /// Median host microseconds per call of `call` over the batches.
@@ -101,6 +152,10 @@ pub fn run(m: usize, n: usize, dtype: DType) -> Result<()> {
         (
             "rms_norm_backward (new dx, dw, partials)",
             Box::new(|| done(rms_norm_backward(&gpu, &saved.spec, rows(&x), Some(&w), rows(&dy), &saved.rstd, &bopts))),
+        ),
+        (
+            "rms_norm without its launch (the host's work alone)",
+            Box::new(|| done(rms_norm(&NoLaunch(&gpu), rows(&x), Some(&w), &opts))),
         ),
         ("forward, step: config lookup (select)", Box::new(|| done(select(&gpu, &problem, &mut |_| {})))),
         (
