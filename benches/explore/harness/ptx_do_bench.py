@@ -168,11 +168,30 @@ def main():
             torch.cuda.synchronize()
             errs[label] = ((y.double() - ref).abs().max() / ref.abs().max()).item()
             runs.append((label, go))
+            # ROTATE=k: also the same launch over k copies of x and y in turn (as `tritonite bench`
+            # rotates its inputs past the L2), to see whether anything survives do_bench's flush.
+            k = int(os.environ.get("ROTATE", "0"))
+            if k > 1 and label == cases[0][0]:
+                xs = [x] + [x.clone() for _ in range(k - 1)]
+                ys = [y] + [torch.empty_like(y) for _ in range(k - 1)]
+                gos = []
+                for xi, yi in zip(xs, ys):
+                    v = list(values)
+                    v[0], v[2] = c.c_uint64(xi.data_ptr()), c.c_uint64(yi.data_ptr())
+                    gos.append(launcher(fn, grid, 32 * w, cl, v))
+                state = {"i": 0, "keep": (xs, ys)}
+
+                def rotated(gos=gos, state=state):
+                    state["i"] += 1
+                    gos[state["i"] % len(gos)]()
+                runs.append((f"{label}, x and y rotated over {k} copies", rotated))
         before = set(glob.glob(os.path.join(cache, "*", "*.json")))
         compiled(x, wt, eps)
         torch.cuda.synchronize()
         runs.append(("torch.compile (do_bench as peers.py)", lambda: compiled(x, wt, eps)))
-        if n <= 8192:
+        if os.environ.get("SKIP_TC"):
+            runs = runs[:-1]
+        elif n <= 8192:
             runs += triton_launchers(triton_kernels(cache, before), x, wt, y, m, n, ref)
         times = {label: [] for label, _ in runs}
         # Rounds over every variant in turn, so none gains from when it ran.
@@ -183,6 +202,8 @@ def main():
             t = sorted(times[label])
             err = f"{errs[label]:.1e}" if label in errs else "-"
             print(f"| {m}x{n} | {dt} | {label} | {t[len(t) // 2]:.2f} | {t[0]:.2f}-{t[-1]:.2f} | {err} |", flush=True)
+            if os.environ.get("PRINT_ROUNDS"):
+                print("    rounds in order:", " ".join(f"{v:.2f}" for v in times[label]))
         del x, y, rstd
         torch.cuda.empty_cache()
 
