@@ -56,18 +56,19 @@ def load(path, name, cluster):
     return fn
 
 
-def launcher(fn, grid, threads, cluster, values):
-    """A closure launching `fn` on torch's current stream with `values` (ctypes scalars)."""
+def launcher(fn, grid, threads, cluster, values, shared=0):
+    """A closure launching `fn` on torch's current stream with `values` (ctypes scalars) and
+    `shared` bytes of dynamic shared memory."""
     params = (P * len(values))(*[ctypes.cast(ctypes.pointer(v), P) for v in values])
     stream = P(torch.cuda.current_stream().cuda_stream)
     if cluster == 1:
         def go():
-            check(cuda.cuLaunchKernel(fn, grid, 1, 1, threads, 1, 1, 0, stream, params, None), "launch")
+            check(cuda.cuLaunchKernel(fn, grid, 1, 1, threads, 1, 1, shared, stream, params, None), "launch")
         go.keep = values
         return go
     attr = LaunchAttr(id=4)  # CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION
     attr.dims[0], attr.dims[1], attr.dims[2] = cluster, 1, 1
-    cfg = LaunchConfig(grid, 1, 1, threads, 1, 1, 0, stream, ctypes.pointer(attr), 1)
+    cfg = LaunchConfig(grid, 1, 1, threads, 1, 1, shared, stream, ctypes.pointer(attr), 1)
 
     def go():
         check(cuda.cuLaunchKernelEx(ctypes.byref(cfg), fn, params, None), "launch (clusters)")
@@ -77,6 +78,11 @@ def launcher(fn, grid, threads, cluster, values):
 
 def bench(fn):
     return do_bench(fn, warmup=25, rep=100, return_mode="median")
+
+
+def rel_err(y, ref):
+    """Largest error of `y` relative to the largest value of the fp64 reference."""
+    return ((y.double() - ref).abs().max() / ref.abs().max()).item()
 
 
 def triton_kernels(cache, before):
@@ -108,16 +114,12 @@ def triton_launchers(cubins, x, wt, y, m, n, ref):
         c = ctypes
         values = [c.c_uint64(x.data_ptr()), c.c_uint64(wt.data_ptr()), c.c_uint64(y.data_ptr()),
                   c.c_int32(m), c.c_int32(n)] + [c.c_uint64(0)] * (nparams - 5)
-        params = (P * len(values))(*[c.cast(c.pointer(v), P) for v in values])
-        stream = P(torch.cuda.current_stream().cuda_stream)
         for rows in [128, 64, 32, 16, 8, 4, 2, 1]:
-            def go(fn=fn, rows=rows, params=params, values=values, warps=meta["num_warps"], shared=shared):
-                check(cuda.cuLaunchKernel(fn, m // rows, 1, 1, 32 * warps, 1, 1, shared, stream, params,
-                                          None), "launch (triton)")
+            go = launcher(fn, m // rows, 32 * meta["num_warps"], 1, values, shared)
             y.fill_(float("nan"))
             go()
             torch.cuda.synchronize()
-            if ((y.double() - ref).abs().max() / ref.abs().max()).item() < 1e-2:
+            if rel_err(y, ref) < 1e-2:
                 if os.environ.get("OUT") and ptx:
                     with open(os.path.join(os.environ["OUT"], f"torch-compile-{m}x{n}-w{meta['num_warps']}-r{rows}.ptx"), "w") as f:
                         f.write(ptx)
@@ -166,7 +168,7 @@ def main():
             y.fill_(float("nan"))
             go()
             torch.cuda.synchronize()
-            errs[label] = ((y.double() - ref).abs().max() / ref.abs().max()).item()
+            errs[label] = rel_err(y, ref)
             runs.append((label, go))
             # ROTATE=k: also the same launch over k copies of x and y in turn (as `tritonite bench`
             # rotates its inputs past the L2), to see whether anything survives do_bench's flush.
