@@ -25,6 +25,18 @@ const BATCH: usize = 200;
 const BATCHES: usize = 9;
 const ROUNDS: usize = 5;
 
+/// Host work of a known length between launches, for the rows that ask whether a launch costs
+/// the same when the host does something else between launches.
+const SPIN_US: f64 = 1.0;
+
+/// Busy-waits `us` microseconds.
+fn spin(us: f64) {
+    let t = Instant::now();
+    while t.elapsed().as_secs_f64() * 1e6 < us {
+        std::hint::spin_loop();
+    }
+}
+
 /// `r` without its value.
 fn done<T, E: Into<anyhow::Error>>(r: Result<T, E>) -> Result<()> {
     r.map(|_| ()).map_err(Into::into)
@@ -179,6 +191,20 @@ pub fn run(m: usize, n: usize, dtype: DType) -> Result<()> {
             "floor: launch a prepared one-argument kernel that stores one element",
             Box::new(|| Ok(gpu.launch(&floor_plan, &floor_prepared, &floor_bindings)?)),
         ),
+        (
+            "floor after 1 us of spinning (minus the 1 us)",
+            Box::new(|| {
+                spin(SPIN_US);
+                Ok(gpu.launch(&floor_plan, &floor_prepared, &floor_bindings)?)
+            }),
+        ),
+        (
+            "floor after the host's work of rms_norm (no launch of its own)",
+            Box::new(|| {
+                done(rms_norm(&NoLaunch(&gpu), rows(&x), Some(&w), &opts))?;
+                Ok(gpu.launch(&floor_plan, &floor_prepared, &floor_bindings)?)
+            }),
+        ),
     ];
     // Rounds over all rows, so no row is favoured by when it ran (the host's speed drifts).
     let mut per_round: Vec<Vec<f64>> = vec![vec![]; calls.len()];
@@ -197,7 +223,8 @@ pub fn run(m: usize, n: usize, dtype: DType) -> Result<()> {
     println!("|---|---|");
     for ((label, _), mut times) in calls.iter().zip(per_round) {
         times.sort_by(f64::total_cmp);
-        println!("| {label} | {:.2} |", times[times.len() / 2]);
+        let spun = if label.contains("spinning") { SPIN_US } else { 0.0 };
+        println!("| {label} | {:.2} |", times[times.len() / 2] - spun);
     }
     Ok(())
 }

@@ -35,7 +35,7 @@ impl<'a, S> Binding<'a, S> {
 
     /// The binding of `name` in `bindings`, or an error naming the unbound buffer.
     pub fn find<'b>(bindings: &'b [Binding<'a, S>], name: &str) -> Result<&'b Binding<'a, S>, KernelError> {
-        bindings.iter().find(|b| b.name == name).ok_or_else(|| unbound(name))
+        bindings.iter().find(|b| crate::plan::same_name(b.name, name)).ok_or_else(|| unbound(name))
     }
 }
 

@@ -239,13 +239,13 @@ impl Plan {
 
     /// The declaration of buffer `name`.
     pub fn decl(&self, name: &str) -> Option<&BufferDecl> {
-        self.buffers.iter().find(|b| b.name == name)
+        self.buffers.iter().find(|b| same_name(b.name, name))
     }
 
     /// Checks a buffer bound to `name` from element `offset` on: its dtype, and that it holds the
     /// elements the plan reaches from there.
     pub fn check_given(&self, name: &'static str, dtype: DType, len: usize, offset: usize) -> Result<(), KernelError> {
-        let decl = self.decl(name).ok_or(KernelError::BadArgument {
+        let decl = self.decl(name).ok_or_else(|| KernelError::BadArgument {
             arg: name,
             expected: "no such buffer in this plan".into(),
             got: "a buffer".into(),
@@ -269,6 +269,14 @@ pub fn span(m: usize, n: usize, stride: usize) -> usize {
     } else {
         (m - 1) * stride + n
     }
+}
+
+/// Whether two buffer names are equal. Names are short literals, usually the same one: the
+/// address is compared first, then the bytes inline (a call's lookups would otherwise each call
+/// `memcmp`).
+pub(crate) fn same_name(a: &str, b: &str) -> bool {
+    (std::ptr::eq(a.as_ptr(), b.as_ptr()) && a.len() == b.len())
+        || (a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y))
 }
 
 /// Checks a `[m, n]` problem: `1 ≤ n < 2^31`, `m < 2^31`.

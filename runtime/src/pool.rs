@@ -5,7 +5,7 @@
 //! Reuse is safe because a device's work is queued on its one stream: a buffer dropped on the host
 //! after its last launch was queued is reused only by work queued later on the same stream.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use cudarc::driver::{CudaSlice, CudaStream};
@@ -35,7 +35,8 @@ pub(crate) struct Pool {
 
 #[derive(Default)]
 struct State {
-    free: HashMap<usize, Vec<CudaSlice<u8>>>,
+    /// Ordered, not hashed: a few size classes, looked up twice per call of a small kernel.
+    free: BTreeMap<usize, Vec<CudaSlice<u8>>>,
     cached_bytes: usize,
 }
 

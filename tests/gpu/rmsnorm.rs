@@ -54,20 +54,23 @@ fn fixed_cases(sms: usize) -> Vec<Case> {
         cases
             .push(split(Case { offset: 1.0, dresidual_out: true, pad: 16, ..base(300, 20000, fused(d), 8192, 16) }, 4));
         cases.push(split(base(1000, 5000, plain(d), 4096, 8), 2));
-        // Prefetched through shared memory, over clusters of 16 (16-bit: two tiles of x and dy
-        // fit) and of 3 with every option.
-        let shared = |c: Case, cluster, programs| Case {
-            config: RmsNormConfig { cluster, programs, prefetch: Prefetch::Shared, ..c.config },
-            ..c
-        };
-        if d.bits() == 16 {
-            cases.push(shared(base(37, 262144, plain(d), 16384, 16), 16, 2));
+        // Prefetched through shared memory and in registers (the forward's weight then staged in
+        // shared memory), over clusters of 16 (16-bit: two tiles of x and dy fit) and of 3 with
+        // every option.
+        for prefetch in [Prefetch::Shared, Prefetch::Registers] {
+            let persistent = |c: Case, cluster, programs| Case {
+                config: RmsNormConfig { cluster, programs, prefetch, ..c.config },
+                ..c
+            };
+            if d.bits() == 16 {
+                cases.push(persistent(base(37, 262144, plain(d), 16384, 16), 16, 2));
+            }
+            cases.push(persistent(
+                Case { offset: 1.0, dresidual_out: true, pad: 16, ..base(300, 6000, fused(d), 2048, 4) },
+                3,
+                7,
+            ));
         }
-        cases.push(shared(
-            Case { offset: 1.0, dresidual_out: true, pad: 16, ..base(300, 6000, fused(d), 2048, 4) },
-            3,
-            7,
-        ));
     }
     cases
 }

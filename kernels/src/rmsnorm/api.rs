@@ -132,7 +132,9 @@ pub fn rms_norm<B: Backend>(
     if let Some(b) = opts.bias {
         check_vector("bias", b, b.dtype(), n)?;
     }
-    let mut inputs = vec![("x", Operand::Rows(&x))];
+    // Sized for every optional operand up front: a call allocates each list once.
+    let mut inputs = Vec::with_capacity(4);
+    inputs.push(("x", Operand::Rows(&x)));
     inputs.extend(opts.residual.as_ref().map(|r| ("residual", Operand::Rows(r))));
     inputs.extend(weight.map(|w| ("weight", Operand::Whole(w))));
     inputs.extend(opts.bias.map(|b| ("bias", Operand::Whole(b))));
@@ -161,7 +163,8 @@ pub fn rms_norm<B: Backend>(
     };
     let rstd = backend.alloc_output(DType::F32, m)?;
     let residual_out = spec.residual_out.map(|d| backend.alloc_output(d, m * n)).transpose()?;
-    let mut bindings = vec![Binding { name: "x", buf: x.buf, offset: x.offset }];
+    let mut bindings = Vec::with_capacity(7);
+    bindings.push(Binding { name: "x", buf: x.buf, offset: x.offset });
     if let Some(r) = &opts.residual {
         bindings.push(Binding { name: "residual", buf: r.buf, offset: r.offset });
     }
@@ -265,7 +268,8 @@ pub fn rms_norm_backward<B: Backend>(
         };
         check_vector("dweight_out", o, d, n)?;
     }
-    let mut inputs = vec![("saved", Operand::Rows(&saved)), ("dy", Operand::Rows(&dy)), ("rstd", Operand::Whole(rstd))];
+    let mut inputs = Vec::with_capacity(5);
+    inputs.extend([("saved", Operand::Rows(&saved)), ("dy", Operand::Rows(&dy)), ("rstd", Operand::Whole(rstd))]);
     inputs.extend(weight.map(|w| ("weight", Operand::Whole(w))));
     inputs.extend(opts.dresidual_out.as_ref().map(|d| ("dresidual_out", Operand::Rows(d))));
     let mut outputs = vec![];
@@ -296,11 +300,12 @@ pub fn rms_norm_backward<B: Backend>(
     };
     let dbias = spec.bias.map(|d| backend.alloc_output(d, n)).transpose()?;
     let scratch = alloc_scratch(backend, &plan)?;
-    let mut bindings = vec![
+    let mut bindings = Vec::with_capacity(9 + scratch.len());
+    bindings.extend([
         Binding { name: "x", buf: saved.buf, offset: saved.offset },
         Binding { name: "dy", buf: dy.buf, offset: dy.offset },
         Binding::whole("rstd", rstd),
-    ];
+    ]);
     bindings.push(match (&opts.dx_out, &dx) {
         (Some(o), _) => Binding { name: "dx", buf: o.buf, offset: o.offset },
         (None, Some(d)) => Binding::whole("dx", d),

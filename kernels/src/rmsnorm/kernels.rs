@@ -162,9 +162,11 @@ fn forward_body<'k>(k: &'k KernelBuilder, spec: &RmsNormSpec, tiling: &Tiling, w
     };
     let h_of = |inputs: &[Value<'k>]| inputs.iter().map(|v| v.cast(DType::F32)).reduce(|a, b| a + b).unwrap();
     let load_h = |t: Tile<'k>| h_of(&load_inputs(t));
-    // `w + offset` and the bias at a tile's columns.
-    let load_affine = |t: Tile<'k>| {
-        let scale = w.zip(offset).map(|(w, offset)| load_f32(k, w + t.cols, t.col_ok, 0.0) + offset);
+    // `w + offset` and the bias at a tile's columns; `w` read from `w_staged` when staged.
+    let load_affine = |t: Tile<'k>, w_staged: Option<Value<'k>>| {
+        let scale = w.zip(offset).map(|(w, offset)| {
+            w_staged.map_or_else(|| load_f32(k, w + t.cols, t.col_ok, 0.0), |s| s.cast(DType::F32)) + offset
+        });
         (scale, bias.map(|b| load_f32(k, b + t.cols, t.col_ok, 0.0)))
     };
     let store_y = |t: Tile<'k>, h: Value<'k>, rstd, (scale, shift): (Option<Value<'k>>, Option<Value<'k>>)| {
@@ -191,15 +193,32 @@ fn forward_body<'k>(k: &'k KernelBuilder, spec: &RmsNormSpec, tiling: &Tiling, w
     if tiling.row_in_block {
         let share = Share::new(k, tiling.cluster, block, cols);
         let tile = |i: Value<'k>| share.tile(i * tile_len + tile_rows, m, n);
+        // Persistent programs of a row split over a cluster, a row a tile: the program's columns
+        // are the same in every tile, so its weight (up to 64 KiB) is staged in shared memory
+        // once and read there after each row's exchange, rather than loaded from L2 there (its
+        // latency then adds to every row's) or held in registers through the exchange (which
+        // would spill).
+        let w_staged = match (w, spec.weight) {
+            (Some(w), Some(d))
+                if tiling.prefetch.is_on()
+                    && tiling.cluster > 1
+                    && tiling.rows == 1
+                    && !weight_early
+                    && tiling.block_size * d.size_bytes() <= 64 << 10 =>
+            {
+                Some(k.load_staged(w + share.cols, share.cols.lt(n)))
+            }
+            _ => None,
+        };
         // `affine`: `w + offset` and the bias when loaded already (else loaded here, before the
         // reduction when `weight_early`).
         let normalize = |(t, row_ok): (Tile<'k>, Value<'k>), inputs: &[Value<'k>], affine: Option<_>| {
-            let early = affine.or_else(|| weight_early.then(|| load_affine(t)));
+            let early = affine.or_else(|| weight_early.then(|| load_affine(t, w_staged)));
             let h = h_of(inputs);
             store_residual_out(t, h);
             let rstd = finish_rstd(t.rows, share.row_store_mask(row_ok), share.row_sum(h * h));
             let h = if staged { h_of(inputs) } else { h };
-            store_y(t, h, rstd, early.unwrap_or_else(|| load_affine(t)));
+            store_y(t, h, rstd, early.unwrap_or_else(|| load_affine(t, w_staged)));
         };
         if !tiling.prefetch.is_on() {
             let at = tile(share.cluster);
@@ -210,7 +229,7 @@ fn forward_body<'k>(k: &'k KernelBuilder, spec: &RmsNormSpec, tiling: &Tiling, w
         // tile) before it reduces the current one, and hands them on. The program's columns are
         // the same in every tile: with `weight_early` the weight and bias are loaded once.
         let first = tile(share.cluster).0;
-        let affine = weight_early.then(|| load_affine(first));
+        let affine = weight_early.then(|| load_affine(first, None));
         k.for_range(share.cluster, tiles, share.clusters, &load_inputs(first), |i, current| {
             let next = load_inputs(tile(i + share.clusters).0);
             normalize(tile(i), current, affine);
@@ -231,7 +250,7 @@ fn forward_body<'k>(k: &'k KernelBuilder, spec: &RmsNormSpec, tiling: &Tiling, w
         let rstd = finish_rstd(rows, row_ok, acc[0].sum(1));
         walk_back(k, n, block, |start| {
             let t = Tile::new(rows, row_ok, start + cols, n);
-            store_y(t, load_h(t), rstd, load_affine(t));
+            store_y(t, load_h(t), rstd, load_affine(t, None));
         });
         vec![]
     });
