@@ -275,8 +275,7 @@ pub fn span(m: usize, n: usize, stride: usize) -> usize {
 /// address is compared first, then the bytes inline (a call's lookups would otherwise each call
 /// `memcmp`).
 pub(crate) fn same_name(a: &str, b: &str) -> bool {
-    (std::ptr::eq(a.as_ptr(), b.as_ptr()) && a.len() == b.len())
-        || (a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y))
+    a.len() == b.len() && (std::ptr::eq(a.as_ptr(), b.as_ptr()) || a.bytes().zip(b.bytes()).all(|(x, y)| x == y))
 }
 
 /// Checks a `[m, n]` problem: `1 ≤ n < 2^31`, `m < 2^31`.
