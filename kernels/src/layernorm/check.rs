@@ -176,16 +176,23 @@ pub fn run_case<B: Backend>(backend: &B, case: &Case) -> Result<CaseResult, Kern
         }
         (None, None) => unreachable!("layer_norm returns y unless given out"),
     };
-    // A shifted x loses digits of x̂ to the f32 rounding of the mean (as rstd and dx below): x̂
-    // moves by up to half an f32 ulp of the mean times rstd, which for a row of nearly equal
-    // values (large rstd; likely in rows of 2 or 3 columns) is more than 1e-4 of dx's scale.
-    let max_rstd = expect.rstd.iter().fold(0.0f64, |a, &b| a.max(b));
+    // x̂ loses digits to the f32 rounding of the mean (as rstd and dx below): it moves by up to
+    // half an f32 ulp of the mean times rstd, which for a row of nearly equal values (large rstd;
+    // likely in rows of 2 or 3 columns) can exceed the dtype's tolerance of dx's scale, and does
+    // for a shifted x (a large mean) beyond 1e-4.
+    let mean_rounding = expect
+        .mean
+        .iter()
+        .zip(&expect.rstd)
+        .map(|(mean, rstd)| mean.abs() * f64::from(f32::EPSILON) / 2.0 * rstd)
+        .fold(0.0f64, f64::max);
     let shifted = |t: f64| {
+        let t = t.max(8.0 * mean_rounding);
         if case.shift == 0.0 {
-            return t;
+            t
+        } else {
+            t.max(1e-4)
         }
-        let mean_rounding = case.shift.abs() * f64::from(f32::EPSILON) / 2.0 * max_rstd;
-        t.max(1e-4).max(8.0 * mean_rounding)
     };
     let y_tol = shifted(tolerance(spec.out));
     checks.push(Check { name: "y", error: rel_error(&y_rows.to_f64(), &expect.y), tolerance: y_tol });
