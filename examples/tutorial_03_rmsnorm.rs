@@ -13,7 +13,7 @@ use tritonite::kernels::gpu::GpuExecutor;
 use tritonite::kernels::reference::{random_buffer, random_weight, rel_error, rel_error_scaled, tolerance, RmsNormRef};
 use tritonite::kernels::rmsnorm::tuning::{Pass, Problem};
 use tritonite::kernels::rmsnorm::{
-    rms_norm, rms_norm_backward, Prefetch, RmsNormBackwardOptions, RmsNormConfig, RmsNormOptions, RmsNormSpec,
+    rms_norm, rms_norm_backward, RmsNormBackwardOptions, RmsNormConfig, RmsNormOptions, RmsNormSpec,
 };
 use tritonite::kernels::tensor::Rows;
 use tritonite::lang::DType;
@@ -142,12 +142,33 @@ fn main() -> Result<()> {
     // The heuristic config (rows held in registers), then forced configs: chunks of 1024 columns,
     // tiles of 4 rows with a ragged last tile spread over 3 persistent backward programs, and rows
     // split over clusters of 4 programs holding 2048 columns each.
-    let chunked =
-        RmsNormConfig { block_size: 1024, num_warps: 4, programs: 2, rows: 1, cluster: 1, prefetch: Prefetch::Off };
-    let tiled =
-        RmsNormConfig { block_size: 512, num_warps: 2, programs: 3, rows: 4, cluster: 1, prefetch: Prefetch::Off };
-    let split =
-        RmsNormConfig { block_size: 2048, num_warps: 4, programs: 2, rows: 1, cluster: 4, prefetch: Prefetch::Off };
+    let chunked = RmsNormConfig {
+        block_size: 1024,
+        num_warps: 4,
+        programs: 2,
+        rows: 1,
+        cluster: 1,
+        prefetch: false,
+        staged: false,
+    };
+    let tiled = RmsNormConfig {
+        block_size: 512,
+        num_warps: 2,
+        programs: 3,
+        rows: 4,
+        cluster: 1,
+        prefetch: false,
+        staged: false,
+    };
+    let split = RmsNormConfig {
+        block_size: 2048,
+        num_warps: 4,
+        programs: 2,
+        rows: 1,
+        cluster: 4,
+        prefetch: false,
+        staged: false,
+    };
     check(&Cpu, "interpreter", 8, 1000, None)?;
     check(&Cpu, "interpreter", 3, 5000, Some(chunked))?;
     check(&Cpu, "interpreter", 37, 300, Some(tiled))?;

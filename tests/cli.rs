@@ -80,7 +80,7 @@ fn tritonite_in(cache_dir: &std::path::Path, args: &[&str]) -> (bool, String, St
 #[test]
 fn cache_lists_shows_exports_clears_and_imports() {
     use tritonite::kernels::rmsnorm::tuning::{Pass, Problem};
-    use tritonite::kernels::rmsnorm::{Prefetch, RmsNormConfig, RmsNormSpec};
+    use tritonite::kernels::rmsnorm::{RmsNormConfig, RmsNormSpec};
     use tritonite::kernels::tuning::{Cache, DeviceId, Entry, Outcome};
     use tritonite::lang::DType;
 
@@ -95,9 +95,16 @@ fn cache_lists_shows_exports_clears_and_imports() {
         n: 8192,
     };
     let key = problem.key(&device);
-    let fast =
-        RmsNormConfig { block_size: 8192, num_warps: 8, programs: 264, rows: 1, cluster: 1, prefetch: Prefetch::Off }
-            .to_config();
+    let fast = RmsNormConfig {
+        block_size: 8192,
+        num_warps: 8,
+        programs: 264,
+        rows: 1,
+        cluster: 1,
+        prefetch: false,
+        staged: false,
+    }
+    .to_config();
     let slow = problem.heuristic(132).to_config();
     let entry = Entry::new(
         key.clone(),

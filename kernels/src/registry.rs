@@ -44,7 +44,11 @@ const CLUSTER: MetaParam = MetaParam {
 };
 const PREFETCH: MetaParam = MetaParam {
     name: "PREFETCH",
-    doc: "persistent programs that load their next tile of held rows before reducing this one: 1 into registers, 2 into shared memory, 0 none (default 0)",
+    doc: "1: persistent programs that load their next tile of held rows before reducing this one, 0: none (default 0)",
+};
+const STAGED: MetaParam = MetaParam {
+    name: "STAGED",
+    doc: "1: held rows' tiles are copied into shared memory and read there, 0: held in registers (default 0)",
 };
 const WARPS: MetaParam =
     MetaParam { name: "num_warps", doc: "warps per program (default: BLOCK_SIZE / 256, between 1 and 16)" };
@@ -54,12 +58,12 @@ pub const KERNELS: &[KernelInfo] = &[
     KernelInfo {
         name: "rmsnorm-fwd",
         about: "RMSNorm forward: y = h · rstd · (w + offset) + bias, h = x + residual, rstd = 1/sqrt(mean(h²) + eps)",
-        meta: &[BLOCK, ROWS, CLUSTER, PREFETCH, WEIGHT, BIAS, RESIDUAL, WARPS],
+        meta: &[BLOCK, ROWS, CLUSTER, PREFETCH, STAGED, WEIGHT, BIAS, RESIDUAL, WARPS],
     },
     KernelInfo {
         name: "rmsnorm-bwd",
         about: "RMSNorm backward: dx (and dresidual), and per-program dw and dbias partials",
-        meta: &[BLOCK, ROWS, CLUSTER, PREFETCH, WEIGHT, BIAS, RESIDUAL, WARPS],
+        meta: &[BLOCK, ROWS, CLUSTER, PREFETCH, STAGED, WEIGHT, BIAS, RESIDUAL, WARPS],
     },
     KernelInfo {
         name: "rmsnorm-sum-partials",
@@ -142,7 +146,8 @@ pub fn build(name: &str, dtype: DType, n: usize, settings: &[(String, i64)]) -> 
         programs: 1,
         rows,
         cluster: cluster as usize,
-        prefetch: rmsnorm::Prefetch::from_meta(get("PREFETCH").unwrap_or(0))?,
+        prefetch: rmsnorm::prefetch_from_meta(get("PREFETCH").unwrap_or(0))?,
+        staged: rmsnorm::staged_from_meta(get("STAGED").unwrap_or(0))?,
     };
     let tiling = rmsnorm::plan::tiling(&cfg, n)?;
     let param = |on: bool| on.then_some(dtype);

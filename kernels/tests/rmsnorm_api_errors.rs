@@ -6,7 +6,7 @@ use tritonite_kernels::cpu::{Cpu, HostBuffer};
 use tritonite_kernels::plan::Plan;
 use tritonite_kernels::reference::{random_buffer, random_weight};
 use tritonite_kernels::rmsnorm::{
-    rms_norm, rms_norm_backward, Prefetch, RmsNormBackwardOptions, RmsNormConfig, RmsNormOptions, RmsNormSpec,
+    rms_norm, rms_norm_backward, RmsNormBackwardOptions, RmsNormConfig, RmsNormOptions, RmsNormSpec,
 };
 use tritonite_kernels::tensor::{Rows, Storage};
 use tritonite_kernels::KernelError;
@@ -74,7 +74,15 @@ fn forward_rejects_bad_scalars_and_configs() {
     expect_arg(fwd(Rows::new(&x, &[m, n]), Some(&w), &RmsNormOptions { offset: f32::NAN, ..d() }), "offset");
     expect_arg(fwd(Rows::new(&x, &[m, n]), None, &RmsNormOptions { offset: 1.0, ..d() }), "offset");
     let cfg = |block_size, num_warps, programs| RmsNormOptions {
-        config: Some(RmsNormConfig { block_size, num_warps, programs, rows: 1, cluster: 1, prefetch: Prefetch::Off }),
+        config: Some(RmsNormConfig {
+            block_size,
+            num_warps,
+            programs,
+            rows: 1,
+            cluster: 1,
+            prefetch: false,
+            staged: false,
+        }),
         ..d()
     };
     expect_arg(fwd(Rows::new(&x, &[m, n]), None, &cfg(24, 4, 1)), "block_size");

@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use tritonite_kernels::cpu::{Cpu, HostBuffer};
 use tritonite_kernels::rmsnorm::check::{run_case, Case};
 use tritonite_kernels::rmsnorm::{
-    rms_norm, rms_norm_backward, Prefetch, RmsNormBackwardOptions, RmsNormConfig, RmsNormOptions, RmsNormSpec,
+    rms_norm, rms_norm_backward, RmsNormBackwardOptions, RmsNormConfig, RmsNormOptions, RmsNormSpec,
 };
 use tritonite_kernels::tensor::Rows;
 use tritonite_kernels::{reference, KernelError};
@@ -47,11 +47,12 @@ fn case_generator_reaches_every_option() {
     // Tiles of several rows, with a ragged last tile.
     assert!(any(&|c| c.config.rows >= 8 && c.m % c.config.rows != 0 && c.m > c.config.rows));
     // Clusters of a size that is not a power of two; prefetched tiles, alone and over clusters,
-    // with fewer programs than tiles (so that programs loop, and prefetch past the last tile).
+    // with fewer programs than tiles (so that programs loop, and prefetch past the last tile);
+    // tiles staged in shared memory, prefetched and not.
     assert!(any(&|c| c.config.cluster == 3) && any(&|c| c.config.cluster == 5));
-    let loops = |c: &Case| c.config.prefetch.is_on() && c.config.programs < c.m.div_ceil(c.config.rows);
+    let loops = |c: &Case| c.config.prefetch && c.config.programs < c.m.div_ceil(c.config.rows);
     assert!(any(&|c| loops(c) && c.config.cluster == 1) && any(&|c| loops(c) && c.config.cluster > 1));
-    assert!(any(&|c| loops(c) && c.config.prefetch == Prefetch::Shared));
+    assert!(any(&|c| loops(c) && c.config.staged) && any(&|c| !c.config.prefetch && c.config.staged));
 }
 
 #[test]
@@ -65,8 +66,15 @@ fn long_rows_walk_in_chunks() {
         residual_out: Some(DType::F32),
         out: DType::BF16,
     };
-    let config =
-        RmsNormConfig { block_size: 4096, num_warps: 4, programs: 2, rows: 1, cluster: 1, prefetch: Prefetch::Off };
+    let config = RmsNormConfig {
+        block_size: 4096,
+        num_warps: 4,
+        programs: 2,
+        rows: 1,
+        cluster: 1,
+        prefetch: false,
+        staged: false,
+    };
     let case = Case {
         offset: 1.0,
         pad: 8,
@@ -85,7 +93,15 @@ fn forward_and_backward_are_deterministic() {
         37,
         300,
         spec,
-        RmsNormConfig { block_size: 128, num_warps: 2, programs: 5, rows: 4, cluster: 1, prefetch: Prefetch::Off },
+        RmsNormConfig {
+            block_size: 128,
+            num_warps: 2,
+            programs: 5,
+            rows: 4,
+            cluster: 1,
+            prefetch: false,
+            staged: false,
+        },
     );
     let a = run_case(&Cpu, &case).unwrap();
     let b = run_case(&Cpu, &case).unwrap();

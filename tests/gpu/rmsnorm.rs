@@ -8,7 +8,7 @@
 use super::{executor, quick, run_all, MAX_ELEMENTS};
 use tritonite::kernels::backend::Backend;
 use tritonite::kernels::rmsnorm::check::{run_case, Case};
-use tritonite::kernels::rmsnorm::{Prefetch, RmsNormConfig, RmsNormSpec};
+use tritonite::kernels::rmsnorm::{RmsNormConfig, RmsNormSpec};
 use tritonite::lang::DType;
 
 fn random_cases(count: u64, sms: usize) -> Vec<Case> {
@@ -28,7 +28,15 @@ fn fixed_cases(sms: usize) -> Vec<Case> {
             m,
             n,
             spec,
-            RmsNormConfig { block_size, num_warps, programs: 2 * sms, rows: 1, cluster: 1, prefetch: Prefetch::Off },
+            RmsNormConfig {
+                block_size,
+                num_warps,
+                programs: 2 * sms,
+                rows: 1,
+                cluster: 1,
+                prefetch: false,
+                staged: false,
+            },
         )
     };
     let plain = |d| RmsNormSpec::new(d, Some(d));
@@ -56,16 +64,16 @@ fn fixed_cases(sms: usize) -> Vec<Case> {
         cases.push(split(base(1000, 5000, plain(d), 4096, 8), 2));
         // Prefetched through shared memory and in registers (the forward's weight then staged in
         // shared memory), over clusters of 16 (16-bit: two tiles of x and dy fit) and of 3 with
-        // every option.
-        for prefetch in [Prefetch::Shared, Prefetch::Registers] {
-            let persistent = |c: Case, cluster, programs| Case {
-                config: RmsNormConfig { cluster, programs, prefetch, ..c.config },
+        // every option; and staged without prefetch (the forward: one program a tile).
+        for (prefetch, staged) in [(true, true), (true, false), (false, true)] {
+            let over = |c: Case, cluster, programs| Case {
+                config: RmsNormConfig { cluster, programs, prefetch, staged, ..c.config },
                 ..c
             };
             if d.bits() == 16 {
-                cases.push(persistent(base(37, 262144, plain(d), 16384, 16), 16, 2));
+                cases.push(over(base(37, 262144, plain(d), 16384, 16), 16, 2));
             }
-            cases.push(persistent(
+            cases.push(over(
                 Case { offset: 1.0, dresidual_out: true, pad: 16, ..base(300, 6000, fused(d), 2048, 4) },
                 3,
                 7,
@@ -105,14 +113,18 @@ fn rmsnorm_is_deterministic_on_the_gpu() {
         residual_out: Some(DType::BF16),
         ..RmsNormSpec::new(DType::BF16, None)
     };
-    let off = Prefetch::Off;
+    let off = (false, false);
     let cases = [(1000, 3000, 4096, 1, off), (300, 20000, 4096, 1, off), (300, 20000, 8192, 4, off)];
-    let prefetched = [(300, 20000, 4096, 5, Prefetch::Registers), (300, 20000, 4096, 5, Prefetch::Shared)];
-    for (m, n, block, cluster, prefetch) in cases.into_iter().chain(prefetched) {
+    let staged = [
+        (300, 20000, 4096, 5, (true, false)),
+        (300, 20000, 4096, 5, (true, true)),
+        (300, 20000, 4096, 5, (false, true)),
+    ];
+    for (m, n, block, cluster, (prefetch, staged)) in cases.into_iter().chain(staged) {
         let mut case = Case::random(5, m, n, gpu.sm_count());
         (case.m, case.n, case.spec, case.offset, case.dresidual_out) = (m, n, spec, 1.0, true);
         let programs = 2 * gpu.sm_count() / cluster;
-        case.config = RmsNormConfig { block_size: block, num_warps: 8, programs, rows: 1, cluster, prefetch };
+        case.config = RmsNormConfig { block_size: block, num_warps: 8, programs, rows: 1, cluster, prefetch, staged };
         let (a, b) = (run_case(&gpu, &case).unwrap(), run_case(&gpu, &case).unwrap());
         assert!(a.failures().is_empty(), "{case}: {}", a.summary());
         for (i, (p, q)) in a.outputs.iter().zip(&b.outputs).enumerate() {
@@ -121,6 +133,6 @@ fn rmsnorm_is_deterministic_on_the_gpu() {
         }
     }
     println!(
-        "ok: forward and backward bit-identical across runs (row in registers, chunked, split over a cluster of 4, and of 5 with prefetch in registers and in shared memory)"
+        "ok: forward and backward bit-identical across runs (row in registers, chunked, split over a cluster of 4, and of 5 prefetched in registers, prefetched in shared memory, and staged in shared memory)"
     );
 }

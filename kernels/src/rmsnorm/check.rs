@@ -9,7 +9,7 @@ use std::fmt;
 use tritonite_lang::{Buffer, DType};
 
 use super::api::{rms_norm, rms_norm_backward, RmsNormBackwardOptions, RmsNormOptions};
-use super::{Prefetch, RmsNormConfig, RmsNormSpec};
+use super::{RmsNormConfig, RmsNormSpec};
 use crate::backend::Backend;
 use crate::error::KernelError;
 use crate::reference::{random_values, rel_error, rel_error_scaled, tolerance, RmsNormRef};
@@ -148,14 +148,12 @@ impl Case {
         let tile = rows * block_size;
         let num_warps = d.pick(&[1, 2, 4, 8, 16]).clamp(tile / 2048, (tile / 32).max(1)) as u32;
         let programs = 1 + d.below(2 * sm_count.max(1) as u64) as usize;
-        // Rows held in registers are prefetched in 40% of the cases, half of them through shared
-        // memory when two tiles of x and dy fit there (32 KiB a tile of each).
-        let prefetch = match n <= cluster * block_size && d.chance(40) {
-            false => Prefetch::Off,
-            true if tile * 4 <= 32 << 10 && d.chance(50) => Prefetch::Shared,
-            true => Prefetch::Registers,
-        };
-        let config = RmsNormConfig { block_size, num_warps, programs, rows, cluster, prefetch };
+        // Held rows are prefetched in 40% of the cases, and staged in shared memory in half of
+        // those where two tiles of x and dy fit there (32 KiB a tile of each).
+        let held = n <= cluster * block_size;
+        let prefetch = held && d.chance(40);
+        let staged = held && tile * 4 <= 32 << 10 && d.chance(50);
+        let config = RmsNormConfig { block_size, num_warps, programs, rows, cluster, prefetch, staged };
         Case { m, n, spec, offset, eps, pad, view_offset, caller_out, dresidual_out, config, seed: d.next() }
     }
 
@@ -222,10 +220,10 @@ impl fmt::Display for Case {
             " eps={} block={} rows={} warps={} programs={} cluster={}",
             self.eps, c.block_size, c.rows, c.num_warps, c.programs, c.cluster
         )?;
-        match c.prefetch {
-            Prefetch::Off => {}
-            Prefetch::Registers => write!(f, " prefetch")?,
-            Prefetch::Shared => write!(f, " prefetch=shared")?,
+        for (name, on) in [("prefetch", c.prefetch), ("staged", c.staged)] {
+            if on {
+                write!(f, " {name}")?;
+            }
         }
         Ok(())
     }

@@ -17,7 +17,7 @@
 
 use tritonite_lang::{build_kernel, DType, Kernel, KernelBuilder, LangError, Value};
 
-use super::{Prefetch, RmsNormSpec};
+use super::RmsNormSpec;
 use crate::rowwise::{load_f32, per_row, RowArg, Tile};
 
 /// The compile-time choices of an RMSNorm kernel variant: what a config fixes for rows of a given
@@ -35,28 +35,32 @@ pub struct Tiling {
     pub cluster: usize,
     /// Held rows only: the programs are persistent and load their next tile before reducing the
     /// current one, so the next tile's loads are in flight through the reduction (and the
-    /// cluster's exchange) and the stores; the tile waits in registers or in shared memory.
-    pub prefetch: Prefetch,
+    /// cluster's exchange) and the stores.
+    pub prefetch: bool,
+    /// Held rows only: the tile is staged in shared memory and read there at each use, rather
+    /// than held in registers (its copy in flight holds none).
+    pub staged: bool,
 }
 
 impl Tiling {
     /// Rows held in registers: `block_size` columns × `rows` rows a program, split over `cluster`
     /// programs, no prefetch.
     pub fn held(block_size: usize, rows: usize, cluster: usize) -> Tiling {
-        Tiling { block_size, rows, row_in_block: true, cluster, prefetch: Prefetch::Off }
+        Tiling { block_size, rows, row_in_block: true, cluster, prefetch: false, staged: false }
     }
 
     /// Rows walked in chunks of `block_size` columns, `rows` rows at a time.
     pub fn chunked(block_size: usize, rows: usize) -> Tiling {
-        Tiling { block_size, rows, row_in_block: false, cluster: 1, prefetch: Prefetch::Off }
+        Tiling { block_size, rows, row_in_block: false, cluster: 1, prefetch: false, staged: false }
     }
 }
 
 fn record_meta(k: &KernelBuilder, spec: &RmsNormSpec, tiling: &Tiling) -> (i64, i64) {
-    let Tiling { block_size, rows, row_in_block, cluster, prefetch } = *tiling;
+    let Tiling { block_size, rows, row_in_block, cluster, prefetch, staged } = *tiling;
     k.cluster(cluster as u32);
     k.meta("CLUSTER", cluster as i64);
-    k.meta("PREFETCH", prefetch.meta());
+    k.meta("PREFETCH", prefetch as i64);
+    k.meta("STAGED", staged as i64);
     k.meta("X_BITS", spec.x.bits() as i64);
     k.meta("HAS_WEIGHT", spec.weight.is_some() as i64);
     k.meta("HAS_BIAS", spec.bias.is_some() as i64);
@@ -154,9 +158,9 @@ fn forward_body<'k>(k: &'k KernelBuilder, spec: &RmsNormSpec, tiling: &Tiling, w
     let cols = k.arange(0, block);
     let tile_rows = k.arange(0, tile_len);
     // x (and the residual) at a tile, as stored; h = x (+ residual) from them, in f32.
-    // A tile prefetched into shared memory is read there again after the reduction rather than
-    // held in registers through it.
-    let staged = tiling.prefetch == Prefetch::Shared;
+    // A tile staged in shared memory is read there again after the reduction rather than held
+    // in registers through it.
+    let staged = tiling.staged;
     let load_inputs = |t: Tile<'k>| -> Vec<Value<'k>> {
         [Some(x), residual].into_iter().flatten().map(|a| load_tile(k, t.at(a), t.mask, staged)).collect()
     };
@@ -200,7 +204,7 @@ fn forward_body<'k>(k: &'k KernelBuilder, spec: &RmsNormSpec, tiling: &Tiling, w
         // would spill).
         let w_staged = match (w, spec.weight) {
             (Some(w), Some(d))
-                if tiling.prefetch.is_on()
+                if tiling.prefetch
                     && tiling.cluster > 1
                     && tiling.rows == 1
                     && !weight_early
@@ -220,7 +224,7 @@ fn forward_body<'k>(k: &'k KernelBuilder, spec: &RmsNormSpec, tiling: &Tiling, w
             let h = if staged { h_of(inputs) } else { h };
             store_y(t, h, rstd, early.unwrap_or_else(|| load_affine(t, w_staged)));
         };
-        if !tiling.prefetch.is_on() {
+        if !tiling.prefetch {
             let at = tile(share.cluster);
             normalize(at, &load_inputs(at.0), None);
             return;
@@ -257,7 +261,7 @@ fn forward_body<'k>(k: &'k KernelBuilder, spec: &RmsNormSpec, tiling: &Tiling, w
 }
 
 /// The values at block pointer `ptrs` where `mask` holds (zeros elsewhere): staged through shared
-/// memory (read there at each use, [`Prefetch::Shared`]) or loaded into registers.
+/// memory (read there at each use, [`Tiling::staged`]) or loaded into registers.
 fn load_tile<'k>(k: &'k KernelBuilder, ptrs: Value<'k>, mask: Value<'k>, staged: bool) -> Value<'k> {
     if staged {
         k.load_staged(ptrs, mask)
@@ -384,7 +388,7 @@ fn backward_body<'k>(k: &'k KernelBuilder, spec: &RmsNormSpec, has_dresidual_out
         let tile = |i: Value<'k>| share.tile(i * tile_len + tile_rows, m, n);
         // A tile prefetched into shared memory is read there again after the reduction rather
         // than held in registers through it.
-        let staged = tiling.prefetch == Prefetch::Shared;
+        let staged = tiling.staged;
         // A tile's x and dy as stored, and its rstd.
         let load_inputs = |(t, row_ok): (Tile<'k>, Value<'k>)| {
             vec![
@@ -395,7 +399,7 @@ fn backward_body<'k>(k: &'k KernelBuilder, spec: &RmsNormSpec, has_dresidual_out
         };
         let mut init: Vec<Value> =
             partials.iter().map(|_| k.zeros(&[tile_len as usize, block_size], DType::F32)).collect();
-        if tiling.prefetch.is_on() {
+        if tiling.prefetch {
             init.extend(load_inputs(tile(pid)));
         }
         let carried = k.for_range(pid, tiles, programs, &init, |i, carried| {
@@ -404,7 +408,7 @@ fn backward_body<'k>(k: &'k KernelBuilder, spec: &RmsNormSpec, has_dresidual_out
             let t = at.0;
             // With prefetch, the next tile's loads (masked off past the last tile) go out before
             // this tile's reduction.
-            let (inputs, next) = if tiling.prefetch.is_on() {
+            let (inputs, next) = if tiling.prefetch {
                 (current.to_vec(), load_inputs(tile(i + programs)))
             } else {
                 (load_inputs(at), vec![])

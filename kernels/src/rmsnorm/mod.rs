@@ -144,49 +144,37 @@ pub struct RmsNormConfig {
     /// of them, and read once. 1: one program a row (rows longer than the block are walked in
     /// chunks).
     pub cluster: usize,
-    /// Held rows only: persistent programs (`programs` clusters of them) that load their next
-    /// tile before reducing the current one, so loads stay in flight through the reduction, the
-    /// cluster's exchange and the stores, the next tile in registers or in shared memory. Off:
-    /// the forward runs one program (cluster) per tile.
-    pub prefetch: Prefetch,
+    /// Held rows only (`PREFETCH=1`): persistent programs (`programs` clusters of them) that load
+    /// their next tile before reducing the current one, so loads stay in flight through the
+    /// reduction, the cluster's exchange and the stores. Off: the forward runs one program
+    /// (cluster) per tile.
+    pub prefetch: bool,
+    /// Held rows only (`STAGED=1`): the tile is copied into shared memory asynchronously and read
+    /// there at each use (see [`load_staged`](tritonite_lang::KernelBuilder::load_staged)),
+    /// rather than loaded into registers. It holds no registers while in flight, so a program
+    /// keeps more bytes in flight for its registers: with `prefetch`, the next tile of a tile too
+    /// large to hold twice (the backward of 1024 × 262144 bf16 on the H100: 676 µs, against 717
+    /// without prefetch); without, more programs an SM (the forward of 4096 × 65536 bf16 in
+    /// clusters of 8 programs of 4 warps: 360 µs, against 364 for the best held in registers).
+    pub staged: bool,
 }
 
-/// Where a prefetching program keeps its next tile while it works on the current one.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum Prefetch {
-    /// No prefetch (`PREFETCH=0`).
-    #[default]
-    Off,
-    /// In registers (`PREFETCH=1`): the fastest while a thread has the registers for two tiles.
-    Registers,
-    /// In shared memory, copied asynchronously (`PREFETCH=2`, see
-    /// [`load_staged`](tritonite_lang::KernelBuilder::load_staged)): no registers for the next
-    /// tile, for tiles too large to hold twice (the backward of 1024 × 262144 bf16 on the H100:
-    /// 676 µs, against 717 without prefetch; a tile in registers spills).
-    Shared,
+/// `PREFETCH` and `STAGED`: 0 or 1.
+fn flag_meta(arg: &'static str, v: i64) -> Result<bool, KernelError> {
+    match v {
+        0 | 1 => Ok(v == 1),
+        _ => Err(KernelError::BadArgument { arg, expected: "0 (off) or 1 (on)".into(), got: v.to_string() }),
+    }
 }
 
-impl Prefetch {
-    /// Whether programs prefetch at all.
-    pub fn is_on(self) -> bool {
-        self != Prefetch::Off
-    }
+/// `PREFETCH` (0 or 1) as a flag.
+pub fn prefetch_from_meta(v: i64) -> Result<bool, KernelError> {
+    flag_meta("PREFETCH", v)
+}
 
-    /// The `PREFETCH` meta-parameter's value.
-    pub fn meta(self) -> i64 {
-        self as i64
-    }
-
-    /// From the `PREFETCH` meta-parameter's value (0, 1 or 2).
-    pub fn from_meta(v: i64) -> Result<Prefetch, KernelError> {
-        [Prefetch::Off, Prefetch::Registers, Prefetch::Shared].into_iter().find(|p| p.meta() == v).ok_or_else(|| {
-            KernelError::BadArgument {
-                arg: "PREFETCH",
-                expected: "0 (off), 1 (registers) or 2 (shared memory)".into(),
-                got: v.to_string(),
-            }
-        })
-    }
+/// `STAGED` (0 or 1) as a flag.
+pub fn staged_from_meta(v: i64) -> Result<bool, KernelError> {
+    flag_meta("STAGED", v)
 }
 
 impl RmsNormConfig {
@@ -217,8 +205,7 @@ impl RmsNormConfig {
                 let on = cluster == 16 && narrow;
                 let programs = if on { resident_clusters(cluster, 1, sms) } else { cfg.programs };
                 let num_warps = if on { 32 } else { (block / 1024) as u32 };
-                let prefetch = if on { Prefetch::Registers } else { Prefetch::Off };
-                RmsNormConfig { num_warps, rows: 1, cluster, prefetch, programs, ..cfg }
+                RmsNormConfig { num_warps, rows: 1, cluster, prefetch: on, programs, ..cfg }
             }
             _ => RmsNormConfig {
                 block_size: 8192,
@@ -226,7 +213,8 @@ impl RmsNormConfig {
                 programs: 2 * sms,
                 rows: 1,
                 cluster: 1,
-                prefetch: Prefetch::Off,
+                prefetch: false,
+                staged: false,
             },
         }
     }
@@ -260,21 +248,22 @@ impl RmsNormConfig {
             let cluster = n.div_ceil(block).next_power_of_two();
             // Clusters of 16 of 16384 columns prefetch into shared memory (their tiles do not fit
             // twice in registers).
-            let prefetch = if cluster == 16 && block >= 16384 { Prefetch::Shared } else { Prefetch::Off };
+            let staged = cluster == 16 && block >= 16384;
             RmsNormConfig {
                 block_size: block,
                 num_warps,
                 programs: resident_clusters(cluster, 1, sms),
                 rows: 1,
                 cluster,
-                prefetch,
+                prefetch: staged,
+                staged,
             }
         };
         // Split over a cluster of any size and prefetched: `per_sm` programs an SM at once.
         let prefetched = |block: usize, num_warps: u32, per_sm: usize| {
             let cluster = n.div_ceil(block);
             let programs = resident_clusters(cluster, per_sm, sms);
-            RmsNormConfig { block_size: block, num_warps, programs, rows: 1, cluster, prefetch: Prefetch::Registers }
+            RmsNormConfig { block_size: block, num_warps, programs, rows: 1, cluster, prefetch: true, staged: false }
         };
         match n {
             n if n <= 4096 => Self::spread(n, sm_count, 4096, 256, 8),
@@ -287,7 +276,8 @@ impl RmsNormConfig {
                 programs: 2 * sms,
                 rows: 4,
                 cluster: 1,
-                prefetch: Prefetch::Off,
+                prefetch: false,
+                staged: false,
             },
         }
     }
@@ -304,7 +294,8 @@ impl RmsNormConfig {
             programs: 2 * sm_count.max(1),
             rows,
             cluster: 1,
-            prefetch: Prefetch::Off,
+            prefetch: false,
+            staged: false,
         }
     }
 

@@ -85,12 +85,12 @@ impl BackwardShape {
 /// an SM, 0.99 → 0.95 of copy.
 pub(crate) fn weight_early(cfg: &RmsNormConfig, tiling: &Tiling) -> bool {
     let per_thread = cfg.rows * cfg.block_size / (32 * cfg.num_warps as usize);
-    tiling.row_in_block && (cfg.cluster == 1 || cfg.prefetch.is_on()) && per_thread <= 16
+    tiling.row_in_block && (cfg.cluster == 1 || cfg.prefetch) && per_thread <= 16
 }
 
 /// The kernel variant `cfg` makes for rows of `n` columns: held in registers (in one program, or
 /// split over a cluster) when they fit, else walked in chunks. A cluster that cannot hold a row,
-/// or a prefetch of rows not held, is an error.
+/// or a prefetch or staging of rows not held, is an error.
 pub fn tiling(cfg: &RmsNormConfig, n: usize) -> Result<Tiling, KernelError> {
     let held = n <= cfg.cluster * cfg.block_size;
     if cfg.cluster > 1 && !held {
@@ -100,12 +100,14 @@ pub fn tiling(cfg: &RmsNormConfig, n: usize) -> Result<Tiling, KernelError> {
             got: format!("{} × {}", cfg.cluster, cfg.block_size),
         });
     }
-    if cfg.prefetch.is_on() && !held {
-        return Err(KernelError::BadArgument {
-            arg: "prefetch",
-            expected: format!("off for rows walked in chunks (N = {n} > cluster × block_size)"),
-            got: format!("on, with {} × {}", cfg.cluster, cfg.block_size),
-        });
+    for (arg, on) in [("prefetch", cfg.prefetch), ("staged", cfg.staged)] {
+        if on && !held {
+            return Err(KernelError::BadArgument {
+                arg,
+                expected: format!("off for rows walked in chunks (N = {n} > cluster × block_size)"),
+                got: format!("on, with {} × {}", cfg.cluster, cfg.block_size),
+            });
+        }
     }
     // Rows walked in chunks have `cluster = 1` (checked above).
     Ok(Tiling {
@@ -114,6 +116,7 @@ pub fn tiling(cfg: &RmsNormConfig, n: usize) -> Result<Tiling, KernelError> {
         row_in_block: held,
         cluster: cfg.cluster,
         prefetch: cfg.prefetch,
+        staged: cfg.staged,
     })
 }
 
@@ -175,7 +178,7 @@ pub fn forward_plan(
         let weight_early = weight_early(cfg, &tiling);
         let kernel = shared(Variant::Forward { spec: *spec, tiling, weight_early })?;
         let tiles = m.div_ceil(cfg.rows);
-        let per_tile = tiling.row_in_block && !tiling.prefetch.is_on();
+        let per_tile = tiling.row_in_block && !tiling.prefetch;
         let programs = tiling.cluster * if per_tile { tiles } else { tiles.min(cfg.programs) };
         plan.launches.push(Launch { kernel, grid: [programs as u32, 1, 1], args, num_warps: cfg.num_warps });
     }

@@ -7,7 +7,7 @@ use tritonite_autotune::{bucket_pow2, fnv1a, Config, DeviceId, Key, Progress};
 use tritonite_lang::DType;
 
 use super::plan::{backward_plan, forward_plan, BackwardShape, ForwardShape};
-use super::{resident_clusters, Prefetch, RmsNormConfig, RmsNormSpec};
+use super::{prefetch_from_meta, resident_clusters, staged_from_meta, RmsNormConfig, RmsNormSpec};
 use crate::backend::Backend;
 use crate::error::KernelError;
 use crate::plan::Plan;
@@ -55,23 +55,24 @@ fn kernel_hash() -> u64 {
 
 impl RmsNormConfig {
     /// As autotune meta-parameters: `BLOCK_SIZE`, `ROWS`, `num_warps`, `PROGRAMS`, `CLUSTER`, and
-    /// `PREFETCH=1` (registers) or `2` (shared memory) when on.
+    /// `PREFETCH=1` and `STAGED=1` when on.
     pub fn to_config(&self) -> Config {
-        let c = Config::new()
+        let mut c = Config::new()
             .with("BLOCK_SIZE", self.block_size as i64)
             .with("ROWS", self.rows as i64)
             .with("num_warps", self.num_warps as i64)
             .with("PROGRAMS", self.programs as i64)
             .with("CLUSTER", self.cluster as i64);
-        if self.prefetch.is_on() {
-            c.with("PREFETCH", self.prefetch.meta())
-        } else {
-            c
+        for (name, on) in [("PREFETCH", self.prefetch), ("STAGED", self.staged)] {
+            if on {
+                c = c.with(name, 1);
+            }
         }
+        c
     }
 
-    /// From autotune meta-parameters (every one present and valid but `PREFETCH`, 0 to 2, off
-    /// when absent).
+    /// From autotune meta-parameters (every one present and valid but `PREFETCH` and `STAGED`,
+    /// 0 or 1, off when absent).
     pub fn from_config(c: &Config) -> Result<RmsNormConfig, KernelError> {
         let get = |arg: &'static str| {
             c.get(arg).filter(|v| *v > 0).ok_or_else(|| KernelError::BadArgument {
@@ -86,7 +87,8 @@ impl RmsNormConfig {
             programs: get("PROGRAMS")? as usize,
             rows: get("ROWS")? as usize,
             cluster: get("CLUSTER")? as usize,
-            prefetch: Prefetch::from_meta(c.get("PREFETCH").unwrap_or(0))?,
+            prefetch: prefetch_from_meta(c.get("PREFETCH").unwrap_or(0))?,
+            staged: staged_from_meta(c.get("STAGED").unwrap_or(0))?,
         };
         cfg.check()?;
         Ok(cfg)
@@ -107,8 +109,8 @@ impl Problem {
     /// (8 for rows walked in chunks) up to 16384 elements (8192 backward); 4 to 32 elements of a tile
     /// per thread (1 to 32 warps). Programs: for the backward 1, 2 or 4 per SM; for the forward 1, 2
     /// or 4 per SM when rows are walked in chunks (held rows take one program per tile). Rows of
-    /// 4096 columns and more also try clusters, and prefetching clusters of any size (see the
-    /// code). The heuristic is always among them.
+    /// 4096 columns and more also try clusters (the forward's also with the tile staged in shared
+    /// memory), and prefetching clusters of any size (see the code). The heuristic is always among them.
     pub fn candidates(&self, sm_count: usize) -> Vec<RmsNormConfig> {
         let max_block = match self.pass {
             Pass::Forward => 32768,
@@ -143,7 +145,8 @@ impl Problem {
                         programs: 1,
                         rows,
                         cluster: 1,
-                        prefetch: Prefetch::Off,
+                        prefetch: false,
+                        staged: false,
                     };
                     for p in programs(shape) {
                         let c = RmsNormConfig { programs: p, ..shape };
@@ -175,7 +178,8 @@ impl Problem {
                         programs: 1,
                         rows: 1,
                         cluster,
-                        prefetch: Prefetch::Off,
+                        prefetch: false,
+                        staged: false,
                     };
                     let programs = match self.pass {
                         Pass::Forward => vec![1],
@@ -191,7 +195,22 @@ impl Problem {
                     // the next tile in shared memory, as many clusters as fit.
                     if self.pass == Pass::Backward && cluster == 16 && block >= 16384 {
                         let programs = resident_clusters(cluster, 1, sms);
-                        out.push(RmsNormConfig { programs, prefetch: Prefetch::Shared, ..shape });
+                        out.push(RmsNormConfig { programs, prefetch: true, staged: true, ..shape });
+                    }
+                }
+                // The forward's clusters may also stage their tile in shared memory, 32 to 64
+                // elements a thread: no registers held for it, so more programs an SM.
+                for num_warps in [2u32, 4, 8, 16] {
+                    if self.pass == Pass::Forward && (32..=64).contains(&(block / (32 * num_warps as usize))) {
+                        out.push(RmsNormConfig {
+                            block_size: block,
+                            num_warps,
+                            programs: 1,
+                            rows: 1,
+                            cluster,
+                            prefetch: false,
+                            staged: true,
+                        });
                     }
                 }
             }
@@ -216,7 +235,8 @@ impl Problem {
                         programs,
                         rows: 1,
                         cluster,
-                        prefetch: Prefetch::Registers,
+                        prefetch: true,
+                        staged: false,
                     };
                     if !out.contains(&c) {
                         out.push(c);
