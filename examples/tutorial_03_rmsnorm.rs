@@ -142,33 +142,12 @@ fn main() -> Result<()> {
     // The heuristic config (rows held in registers), then forced configs: chunks of 1024 columns,
     // tiles of 4 rows with a ragged last tile spread over 3 persistent backward programs, and rows
     // split over clusters of 4 programs holding 2048 columns each.
-    let chunked = RmsNormConfig {
-        block_size: 1024,
-        num_warps: 4,
-        programs: 2,
-        rows: 1,
-        cluster: 1,
-        prefetch: false,
-        staged: false,
-    };
-    let tiled = RmsNormConfig {
-        block_size: 512,
-        num_warps: 2,
-        programs: 3,
-        rows: 4,
-        cluster: 1,
-        prefetch: false,
-        staged: false,
-    };
-    let split = RmsNormConfig {
-        block_size: 2048,
-        num_warps: 4,
-        programs: 2,
-        rows: 1,
-        cluster: 4,
-        prefetch: false,
-        staged: false,
-    };
+    let chunked =
+        RmsNormConfig { block_size: 1024, num_warps: 4, programs: 2, rows: 1, cluster: 1, ..RmsNormConfig::PLAIN };
+    let tiled =
+        RmsNormConfig { block_size: 512, num_warps: 2, programs: 3, rows: 4, cluster: 1, ..RmsNormConfig::PLAIN };
+    let split =
+        RmsNormConfig { block_size: 2048, num_warps: 4, programs: 2, rows: 1, cluster: 4, ..RmsNormConfig::PLAIN };
     check(&Cpu, "interpreter", 8, 1000, None)?;
     check(&Cpu, "interpreter", 3, 5000, Some(chunked))?;
     check(&Cpu, "interpreter", 37, 300, Some(tiled))?;

@@ -95,16 +95,9 @@ fn cache_lists_shows_exports_clears_and_imports() {
         n: 8192,
     };
     let key = problem.key(&device);
-    let fast = RmsNormConfig {
-        block_size: 8192,
-        num_warps: 8,
-        programs: 264,
-        rows: 1,
-        cluster: 1,
-        prefetch: false,
-        staged: false,
-    }
-    .to_config();
+    let fast =
+        RmsNormConfig { block_size: 8192, num_warps: 8, programs: 264, rows: 1, cluster: 1, ..RmsNormConfig::PLAIN }
+            .to_config();
     let slow = problem.heuristic(132).to_config();
     let entry = Entry::new(
         key.clone(),

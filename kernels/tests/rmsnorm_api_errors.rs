@@ -74,15 +74,7 @@ fn forward_rejects_bad_scalars_and_configs() {
     expect_arg(fwd(Rows::new(&x, &[m, n]), Some(&w), &RmsNormOptions { offset: f32::NAN, ..d() }), "offset");
     expect_arg(fwd(Rows::new(&x, &[m, n]), None, &RmsNormOptions { offset: 1.0, ..d() }), "offset");
     let cfg = |block_size, num_warps, programs| RmsNormOptions {
-        config: Some(RmsNormConfig {
-            block_size,
-            num_warps,
-            programs,
-            rows: 1,
-            cluster: 1,
-            prefetch: false,
-            staged: false,
-        }),
+        config: Some(RmsNormConfig { block_size, num_warps, programs, rows: 1, cluster: 1, ..RmsNormConfig::PLAIN }),
         ..d()
     };
     expect_arg(fwd(Rows::new(&x, &[m, n]), None, &cfg(24, 4, 1)), "block_size");

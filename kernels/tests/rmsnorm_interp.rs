@@ -66,15 +66,8 @@ fn long_rows_walk_in_chunks() {
         residual_out: Some(DType::F32),
         out: DType::BF16,
     };
-    let config = RmsNormConfig {
-        block_size: 4096,
-        num_warps: 4,
-        programs: 2,
-        rows: 1,
-        cluster: 1,
-        prefetch: false,
-        staged: false,
-    };
+    let config =
+        RmsNormConfig { block_size: 4096, num_warps: 4, programs: 2, rows: 1, cluster: 1, ..RmsNormConfig::PLAIN };
     let case = Case {
         offset: 1.0,
         pad: 8,
@@ -93,15 +86,7 @@ fn forward_and_backward_are_deterministic() {
         37,
         300,
         spec,
-        RmsNormConfig {
-            block_size: 128,
-            num_warps: 2,
-            programs: 5,
-            rows: 4,
-            cluster: 1,
-            prefetch: false,
-            staged: false,
-        },
+        RmsNormConfig { block_size: 128, num_warps: 2, programs: 5, rows: 4, cluster: 1, ..RmsNormConfig::PLAIN },
     );
     let a = run_case(&Cpu, &case).unwrap();
     let b = run_case(&Cpu, &case).unwrap();

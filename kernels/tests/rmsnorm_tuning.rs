@@ -150,15 +150,8 @@ fn on_miss_tunes_once_persists_and_the_api_runs_the_winner() {
     let w = HostBuffer::new(random_buffer(DType::F32, p.n, 2));
     let out = rms_norm(&backend, Rows::new(&x, &[p.m, p.n]), Some(&w), &RmsNormOptions::default()).unwrap();
     assert_eq!(out.config, winner);
-    let given = RmsNormConfig {
-        block_size: 128,
-        num_warps: 1,
-        programs: 1,
-        rows: 1,
-        cluster: 1,
-        prefetch: false,
-        staged: false,
-    };
+    let given =
+        RmsNormConfig { block_size: 128, num_warps: 1, programs: 1, rows: 1, cluster: 1, ..RmsNormConfig::PLAIN };
     let out = rms_norm(
         &backend,
         Rows::new(&x, &[p.m, p.n]),

@@ -28,15 +28,7 @@ fn fixed_cases(sms: usize) -> Vec<Case> {
             m,
             n,
             spec,
-            RmsNormConfig {
-                block_size,
-                num_warps,
-                programs: 2 * sms,
-                rows: 1,
-                cluster: 1,
-                prefetch: false,
-                staged: false,
-            },
+            RmsNormConfig { block_size, num_warps, programs: 2 * sms, rows: 1, cluster: 1, ..RmsNormConfig::PLAIN },
         )
     };
     let plain = |d| RmsNormSpec::new(d, Some(d));

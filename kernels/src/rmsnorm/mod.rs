@@ -178,6 +178,20 @@ pub fn staged_from_meta(v: i64) -> Result<bool, KernelError> {
 }
 
 impl RmsNormConfig {
+    /// The plainest config, to fill in the knobs a struct literal leaves out
+    /// (`RmsNormConfig { block_size, num_warps, ..RmsNormConfig::PLAIN }`): one program of 4 warps
+    /// a tile of one row of up to 1024 columns, no cluster, prefetch or staging. A shape's
+    /// default is [`heuristic`](Self::heuristic)'s.
+    pub const PLAIN: RmsNormConfig = RmsNormConfig {
+        block_size: 1024,
+        num_warps: 4,
+        programs: 1,
+        rows: 1,
+        cluster: 1,
+        prefetch: false,
+        staged: false,
+    };
+
     /// The forward's default when nothing is tuned: the whole row in one block up to 16384
     /// columns (8192 with a residual or bias, whose loads add to the registers held), 512 columns
     /// per warp (1 to 16 warps); plain 16-bit rows up to 32768 columns in one block of 32 warps
@@ -213,8 +227,7 @@ impl RmsNormConfig {
                 programs: 2 * sms,
                 rows: 1,
                 cluster: 1,
-                prefetch: false,
-                staged: false,
+                ..RmsNormConfig::PLAIN
             },
         }
     }
@@ -276,8 +289,7 @@ impl RmsNormConfig {
                 programs: 2 * sms,
                 rows: 4,
                 cluster: 1,
-                prefetch: false,
-                staged: false,
+                ..RmsNormConfig::PLAIN
             },
         }
     }
@@ -288,15 +300,7 @@ impl RmsNormConfig {
         // worth of columns), so each thread has several independent loads in flight.
         let rows = (4096 / block_size).clamp(1, 32);
         let num_warps = (rows * block_size / per_warp).clamp(1, max_warps) as u32;
-        RmsNormConfig {
-            block_size,
-            num_warps,
-            programs: 2 * sm_count.max(1),
-            rows,
-            cluster: 1,
-            prefetch: false,
-            staged: false,
-        }
+        RmsNormConfig { block_size, num_warps, programs: 2 * sm_count.max(1), rows, cluster: 1, ..RmsNormConfig::PLAIN }
     }
 
     /// Checks the knobs: `block_size` a power of two ≤ 65536, `num_warps` a power of two ≤ 32,

@@ -145,8 +145,7 @@ impl Problem {
                         programs: 1,
                         rows,
                         cluster: 1,
-                        prefetch: false,
-                        staged: false,
+                        ..RmsNormConfig::PLAIN
                     };
                     for p in programs(shape) {
                         let c = RmsNormConfig { programs: p, ..shape };
@@ -178,8 +177,7 @@ impl Problem {
                         programs: 1,
                         rows: 1,
                         cluster,
-                        prefetch: false,
-                        staged: false,
+                        ..RmsNormConfig::PLAIN
                     };
                     let programs = match self.pass {
                         Pass::Forward => vec![1],
