@@ -146,8 +146,8 @@ pub fn build(name: &str, dtype: DType, n: usize, settings: &[(String, i64)]) -> 
         programs: 1,
         rows,
         cluster: cluster as usize,
-        prefetch: rmsnorm::prefetch_from_meta(get("PREFETCH").unwrap_or(0))?,
-        staged: rmsnorm::staged_from_meta(get("STAGED").unwrap_or(0))?,
+        prefetch: rmsnorm::flag_from_meta("PREFETCH", get("PREFETCH").unwrap_or(0))?,
+        staged: rmsnorm::flag_from_meta("STAGED", get("STAGED").unwrap_or(0))?,
     };
     let tiling = rmsnorm::plan::tiling(&cfg, n)?;
     let param = |on: bool| on.then_some(dtype);

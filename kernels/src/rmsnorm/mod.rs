@@ -159,22 +159,12 @@ pub struct RmsNormConfig {
     pub staged: bool,
 }
 
-/// `PREFETCH` and `STAGED`: 0 or 1.
-fn flag_meta(arg: &'static str, v: i64) -> Result<bool, KernelError> {
+/// An on/off meta-parameter (`PREFETCH`, `STAGED`) as a flag: 0 or 1, else an error naming `arg`.
+pub fn flag_from_meta(arg: &'static str, v: i64) -> Result<bool, KernelError> {
     match v {
         0 | 1 => Ok(v == 1),
         _ => Err(KernelError::BadArgument { arg, expected: "0 (off) or 1 (on)".into(), got: v.to_string() }),
     }
-}
-
-/// `PREFETCH` (0 or 1) as a flag.
-pub fn prefetch_from_meta(v: i64) -> Result<bool, KernelError> {
-    flag_meta("PREFETCH", v)
-}
-
-/// `STAGED` (0 or 1) as a flag.
-pub fn staged_from_meta(v: i64) -> Result<bool, KernelError> {
-    flag_meta("STAGED", v)
 }
 
 impl RmsNormConfig {

@@ -7,7 +7,7 @@ use tritonite_autotune::{bucket_pow2, fnv1a, Config, DeviceId, Key, Progress};
 use tritonite_lang::DType;
 
 use super::plan::{backward_plan, forward_plan, BackwardShape, ForwardShape};
-use super::{prefetch_from_meta, resident_clusters, staged_from_meta, RmsNormConfig, RmsNormSpec};
+use super::{flag_from_meta, resident_clusters, RmsNormConfig, RmsNormSpec};
 use crate::backend::Backend;
 use crate::error::KernelError;
 use crate::plan::Plan;
@@ -87,8 +87,8 @@ impl RmsNormConfig {
             programs: get("PROGRAMS")? as usize,
             rows: get("ROWS")? as usize,
             cluster: get("CLUSTER")? as usize,
-            prefetch: prefetch_from_meta(c.get("PREFETCH").unwrap_or(0))?,
-            staged: staged_from_meta(c.get("STAGED").unwrap_or(0))?,
+            prefetch: flag_from_meta("PREFETCH", c.get("PREFETCH").unwrap_or(0))?,
+            staged: flag_from_meta("STAGED", c.get("STAGED").unwrap_or(0))?,
         };
         cfg.check()?;
         Ok(cfg)
@@ -198,17 +198,18 @@ impl Problem {
                 }
                 // The forward's clusters may also stage their tile in shared memory, 32 to 64
                 // elements a thread: no registers held for it, so more programs an SM.
-                for num_warps in [2u32, 4, 8, 16] {
-                    if self.pass == Pass::Forward && (32..=64).contains(&(block / (32 * num_warps as usize))) {
-                        out.push(RmsNormConfig {
-                            block_size: block,
-                            num_warps,
-                            programs: 1,
-                            rows: 1,
-                            cluster,
-                            prefetch: false,
-                            staged: true,
-                        });
+                if self.pass == Pass::Forward {
+                    for num_warps in [2u32, 4, 8, 16] {
+                        if (32..=64).contains(&(block / (32 * num_warps as usize))) {
+                            let staged = RmsNormConfig {
+                                block_size: block,
+                                num_warps,
+                                cluster,
+                                staged: true,
+                                ..RmsNormConfig::PLAIN
+                            };
+                            out.push(staged);
+                        }
                     }
                 }
             }
