@@ -242,11 +242,16 @@ pub fn assign(k: &Kernel, num_warps: usize, vec: usize) -> Result<Layouts, Lower
         }
         // Elementwise operands share the result's layout.
         let same: Vec<ValueId> = match &op.kind {
-            OpKind::Binary(_, a, b) | OpKind::Cmp(_, a, b) | OpKind::AddPtr(a, b) => vec![*a, *b],
-            OpKind::Unary(_, a) | OpKind::Cast(a) | OpKind::Broadcast(a) | OpKind::ClusterReduce(_, a) => vec![*a],
-            OpKind::Select(c, a, b) => vec![*c, *a, *b],
-            OpKind::Load { ptr, mask, other, .. } => [Some(*ptr), *mask, *other].into_iter().flatten().collect(),
-            OpKind::Store { ptr, value, mask, .. } => [Some(*ptr), Some(*value), *mask].into_iter().flatten().collect(),
+            OpKind::Binary(..)
+            | OpKind::Cmp(..)
+            | OpKind::AddPtr(..)
+            | OpKind::Unary(..)
+            | OpKind::Cast(..)
+            | OpKind::Broadcast(..)
+            | OpKind::ClusterReduce(..)
+            | OpKind::Select(..)
+            | OpKind::Load { .. }
+            | OpKind::Store { .. } => op.kind.operands(),
             _ => vec![],
         };
         let anchor = r.or(same.first().copied());
