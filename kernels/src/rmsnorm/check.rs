@@ -148,8 +148,8 @@ impl Case {
         let tile = rows * block_size;
         let num_warps = d.pick(&[1, 2, 4, 8, 16]).clamp(tile / 2048, (tile / 32).max(1)) as u32;
         let programs = 1 + d.below(2 * sm_count.max(1) as u64) as usize;
-        // Held rows are prefetched in 40% of the cases, and staged in shared memory in half of
-        // those where two tiles of x and dy fit there (32 KiB a tile of each).
+        // Held rows are prefetched in 40% of the cases and, independently, staged in shared
+        // memory in half of those where two tiles of x and dy fit there (32 KiB a tile of each).
         let held = n <= cluster * block_size;
         let prefetch = held && d.chance(40);
         let staged = held && tile * 4 <= 32 << 10 && d.chance(50);

@@ -202,18 +202,7 @@ fn forward_body<'k>(k: &'k KernelBuilder, spec: &RmsNormSpec, tiling: &Tiling, w
         // once and read there after each row's exchange, rather than loaded from L2 there (its
         // latency then adds to every row's) or held in registers through the exchange (which
         // would spill).
-        let w_staged = match (w, spec.weight) {
-            (Some(w), Some(d))
-                if tiling.prefetch
-                    && tiling.cluster > 1
-                    && tiling.rows == 1
-                    && !weight_early
-                    && tiling.block_size * d.size_bytes() <= 64 << 10 =>
-            {
-                Some(k.load_staged(w + share.cols, share.cols.lt(n)))
-            }
-            _ => None,
-        };
+        let w_staged = staged_weight(k, w.zip(spec.weight), tiling, share.cols, n, tiling.prefetch && !weight_early);
         // `affine`: `w + offset` and the bias when loaded already (else loaded here, before the
         // reduction when `weight_early`).
         let normalize = |(t, row_ok): (Tile<'k>, Value<'k>), inputs: &[Value<'k>], affine: Option<_>| {
@@ -268,6 +257,22 @@ fn load_tile<'k>(k: &'k KernelBuilder, ptrs: Value<'k>, mask: Value<'k>, staged:
     } else {
         k.load_masked(ptrs, mask, 0.0)
     }
+}
+
+/// The weight `w` (of dtype `d`) at a program's `cols`, staged in shared memory once and read
+/// there at each use, when `wanted` and rows are split over a cluster a row a tile (a program's
+/// columns are the same in every tile) and its slice is at most 64 KiB; else `None`.
+fn staged_weight<'k>(
+    k: &'k KernelBuilder,
+    w: Option<(Value<'k>, DType)>,
+    tiling: &Tiling,
+    cols: Value<'k>,
+    n: Value<'k>,
+    wanted: bool,
+) -> Option<Value<'k>> {
+    let (w, d) = w?;
+    let split = tiling.row_in_block && tiling.cluster > 1 && tiling.rows == 1;
+    (wanted && split && tiling.block_size * d.size_bytes() <= 64 << 10).then(|| k.load_staged(w + cols, cols.lt(n)))
 }
 
 /// Runs `body` on the starts of the `block`-column chunks of a row of `n` columns, last chunk
@@ -339,14 +344,7 @@ fn backward_body<'k>(k: &'k KernelBuilder, spec: &RmsNormSpec, has_dresidual_out
     // there LLVM hoists the reads out of the loop, so the weight stays in registers all along
     // (32768 × 4096 f32, tiles of 2 rows: 182 registers, 543 → 634 µs; 32768 × 256 bf16 29.0 →
     // 33.3 µs).
-    let w_staged = match (w, spec.weight) {
-        (Some(w), Some(d))
-            if tiling.row_in_block && cluster > 1 && tiling.rows == 1 && block_size * d.size_bytes() <= 64 << 10 =>
-        {
-            Some(k.load_staged(w + cols, cols.lt(n)))
-        }
-        _ => None,
-    };
+    let w_staged = staged_weight(k, w.zip(spec.weight), tiling, cols, n, true);
     let g_of = |t: Tile<'k>, dyv| match (w, offset) {
         (Some(w), Some(offset)) => {
             let wv = match w_staged {
@@ -386,8 +384,8 @@ fn backward_body<'k>(k: &'k KernelBuilder, spec: &RmsNormSpec, has_dresidual_out
     if tiling.row_in_block {
         let weight_again = block_size >= 16384 && (2..=4).contains(&cluster);
         let tile = |i: Value<'k>| share.tile(i * tile_len + tile_rows, m, n);
-        // A tile prefetched into shared memory is read there again after the reduction rather
-        // than held in registers through it.
+        // A tile staged in shared memory is read there again after the reduction rather than
+        // held in registers through it.
         let staged = tiling.staged;
         // A tile's x and dy as stored, and its rstd.
         let load_inputs = |(t, row_ok): (Tile<'k>, Value<'k>)| {
