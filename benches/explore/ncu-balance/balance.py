@@ -1,24 +1,22 @@
-"""Summarizes ncu's per-SM active cycles (run.sh): the kernel's duration and DRAM throughput,
-how many SMs were busy, and the spread of their active cycles against the elapsed cycles."""
+"""Summarizes one ncu run of run.sh: the kernel's duration and DRAM throughput, and its SMs'
+active cycles (a warp resident) against the elapsed cycles: the mean over all SMs and the
+busiest SM. With P programs on P of the 132 SMs, mean × 132 / P is how busy the used SMs were on
+average; well below the busiest one, some finished (or started) early."""
 import re
 import sys
 
 text = open(sys.argv[1]).read()
-for line in text.splitlines():
-    if re.search(r"gpu__time_duration|dram__throughput|sm__cycles_elapsed.max|sm__cycles_active.(max|avg)\b", line):
-        print("  " + " ".join(line.split()[:4]))
-m = re.search(r"sm__cycles_active.sum\s+\S+\s+\(([^)]*)\)", text)
-if not m:
-    # Older ncu prints instance values after a semicolon-separated list.
-    m = re.search(r"sm__cycles_active.sum\s+\S+\s+([0-9.,; ]+)", text)
-if not m:
-    print("  no per-SM values found")
+
+
+def metric(name):
+    m = re.search(re.escape(name) + r"\s+\S+\s+([0-9.,]+)", text)
+    return float(m.group(1).replace(",", "")) if m else None
+
+
+duration, dram = metric("gpu__time_duration.sum"), metric("dram__throughput.avg.pct_of_peak_sustained_elapsed")
+elapsed, mean, busiest = (metric(f"sm__cycles_{w}") for w in ("elapsed.max", "active.avg", "active.max"))
+if None in (duration, dram, elapsed, mean, busiest):
+    print("  metrics missing (see the raw file)")
     sys.exit(0)
-vals = [float(v.replace(",", "")) for v in re.split(r"[;\s]+", m.group(1).strip()) if v]
-elapsed = re.search(r"sm__cycles_elapsed.max\s+\S+\s+([0-9.,]+)", text)
-busy = sorted(v for v in vals if v > 0)
-print(f"  SMs: {len(vals)}, busy {len(busy)}")
-if busy and elapsed:
-    e = float(elapsed.group(1).replace(",", ""))
-    q = lambda p: busy[min(len(busy) - 1, int(p * len(busy)))]
-    print("  busy SMs' active / elapsed: min %.3f p10 %.3f median %.3f p90 %.3f max %.3f" % tuple(x / e for x in (busy[0], q(0.1), q(0.5), q(0.9), busy[-1])))
+print(f"  {duration:.2f} us, DRAM {dram:.1f}% of peak")
+print(f"  SM active / elapsed: mean over all SMs {mean / elapsed:.3f}, busiest SM {busiest / elapsed:.3f}")
