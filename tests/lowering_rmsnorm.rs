@@ -136,3 +136,24 @@ fn rows_of_1000_use_16_byte_loads() {
         assert!(!check(&kernel, &opts(1001)).contains("ld.global.v4"), "{d}: vector loads at N = 1001");
     }
 }
+
+/// The backward's first stage lets the partials' sums start as its programs finish their rows,
+/// and the sums wait for it (programmatic dependent launch), on sm_90; for an older target neither instruction is emitted
+/// (its launches run one after another).
+#[test]
+fn backward_stages_overlap_on_sm_90_only() {
+    let spec = RmsNormSpec::new(DType::BF16, Some(DType::BF16));
+    let first = rmsnorm::backward(&spec, false, &Tiling::held(4096, 1, 1)).unwrap();
+    let sums = tritonite::kernels::partials::sum_partials(DType::BF16, 256).unwrap();
+    assert!(!first.waits_for_previous_launch && first.to_string().contains("release_next_launch"));
+    assert!(sums.waits_for_previous_launch && !sums.to_string().contains("release_next_launch"));
+    for (kernel, instr) in [(&first, "griddepcontrol.launch_dependents;"), (&sums, "griddepcontrol.wait;")] {
+        let ptx = check(kernel, &aligned(kernel, 4));
+        assert_eq!(ptx.matches("griddepcontrol").count(), 1, "{}: {ptx}", kernel.name);
+        assert!(ptx.contains(instr), "{}: no {instr}", kernel.name);
+        let mut old = aligned(kernel, 4);
+        old.target.chip = "sm_80".into();
+        let mlir = tritonite::lowering::emit_mlir(kernel, &old).unwrap();
+        assert!(!mlir.contains("griddepcontrol"), "{}: griddepcontrol for sm_80", kernel.name);
+    }
+}

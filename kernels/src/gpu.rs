@@ -151,6 +151,7 @@ impl GpuExecutor {
                 threads: compiled.threads,
                 cluster: launch.kernel.cluster,
                 shared_bytes: compiled.shared_bytes,
+                waits_for_previous: launch.kernel.waits_for_previous_launch && self.target.overlaps_launches(),
             },
         )?);
         if source == Source::Compiled {

@@ -29,6 +29,8 @@ pub fn sum_partials(out_dtype: DType, block_size: usize) -> Result<Kernel, LangE
     build_kernel(&format!("sum_partials_{}", out_dtype.name()), |k| {
         let block = k.meta("BLOCK_SIZE", block_size as i64);
         let tile_rows = k.meta("ROWS", (TILE_ELEMENTS / block_size.max(1)).max(1) as i64);
+        // Its programs take SMs as the first stage's programs finish, and wait there for its end.
+        k.wait_for_previous_launch();
         let partial = k.ptr_arg("partial", DType::F32);
         let out = k.mut_ptr_arg("out", out_dtype);
         let programs = k.scalar_arg("programs", DType::I32);

@@ -198,6 +198,23 @@ impl KernelBuilder {
         });
     }
 
+    /// Lets the next launch on the stream start once every program of this launch has passed
+    /// here (or exited), if that kernel [waits for this one](Self::wait_for_previous_launch):
+    /// its programs then take SMs as these free them and wait there, rather than being
+    /// scheduled after this launch's end (programmatic dependent launch, sm_90 and later; a
+    /// no-op elsewhere and in the interpreter). Near a kernel's end, so that the next launch's
+    /// programs do not crowd onto the few SMs that free up first.
+    pub fn release_next_launch(&self) {
+        self.with(|st| st.push_op(OpKind::ReleaseNextLaunch, vec![]));
+    }
+
+    /// Lets this kernel's launches start before the previous launch on the stream has finished
+    /// (see [`Self::release_next_launch`]): each program waits at its start until that launch has
+    /// finished and its writes are visible, so what it computes is the same as without it.
+    pub fn wait_for_previous_launch(&self) {
+        self.with(|st| st.waits_for_previous_launch = true);
+    }
+
     /// This program's rank in its cluster (`program_id(0) % size`), as `i32`.
     pub fn cluster_rank(&self) -> Value<'_> {
         let size = self.with(|st| st.cluster) as i64;
@@ -457,8 +474,15 @@ impl KernelBuilder {
                 hint: None,
             });
         }
-        let kernel =
-            Kernel { name: st.name, params: st.params, meta: st.meta, cluster: st.cluster, body, types: st.types };
+        let kernel = Kernel {
+            name: st.name,
+            params: st.params,
+            meta: st.meta,
+            cluster: st.cluster,
+            waits_for_previous_launch: st.waits_for_previous_launch,
+            body,
+            types: st.types,
+        };
         verify::verify(&kernel)?;
         Ok(kernel)
     }

@@ -619,6 +619,8 @@ impl Launch<'_, '_> {
                 let other = other.map(|o| get(env, o));
                 Some(self.load(op.results[0], &p, mask.as_ref(), other.as_ref())?)
             }
+            // Launches run one after another here.
+            OpKind::ReleaseNextLaunch => None,
             OpKind::Store { ptr, value, mask, .. } => {
                 let mask = mask.map(|m| get(env, m));
                 self.store(*ptr, &get(env, *ptr), &get(env, *value), mask.as_ref())?;

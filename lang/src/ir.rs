@@ -338,6 +338,10 @@ pub enum OpKind {
         /// How long the caches should keep the lines written.
         evict: Eviction,
     },
+    /// Lets the next launch on the stream start once every program of this launch has passed
+    /// here (or exited), if that kernel [waits for the previous launch](Kernel::waits_for_previous_launch).
+    /// Produces no result, and changes nothing this program computes.
+    ReleaseNextLaunch,
     /// Reduces `axis` of a block away.
     Reduce(ReduceOp, ValueId, usize),
     /// Combines a value (scalar or block, elementwise) across the programs of this program's
@@ -383,7 +387,8 @@ impl OpKind {
             | OpKind::Const(_)
             | OpKind::ProgramId(_)
             | OpKind::NumPrograms(_)
-            | OpKind::Arange { .. } => vec![],
+            | OpKind::Arange { .. }
+            | OpKind::ReleaseNextLaunch => vec![],
             OpKind::Splat(v)
             | OpKind::Broadcast(v)
             | OpKind::ExpandDims(v, _)
@@ -445,6 +450,12 @@ pub struct Kernel {
     /// c·cluster + cluster − 1` form cluster `c`: they run at the same time and combine values
     /// with [`OpKind::ClusterReduce`]; a launch's grid along axis 0 is a multiple of it.
     pub cluster: u32,
+    /// Whether a launch may start before the previous launch on its stream has finished
+    /// (programmatic dependent launch, sm_90 and later): each program first waits until that
+    /// launch has finished and its writes are visible, so what it computes is the same, but its
+    /// scheduling and start-up can overlap the previous launch's tail once that one has passed
+    /// [`OpKind::ReleaseNextLaunch`] in every program. Elsewhere launches run one after another.
+    pub waits_for_previous_launch: bool,
     /// The body.
     pub body: Region,
     /// `types[v.0]` is the type of value `v`.
@@ -531,6 +542,7 @@ impl Kernel {
                         let _ = write!(out, ", {e}");
                     }
                 }
+                OpKind::ReleaseNextLaunch => out.push_str("release_next_launch"),
                 OpKind::Store { ptr, value, mask, evict } => {
                     let _ = write!(out, "store {ptr}, {value}");
                     if let Some(m) = mask {
@@ -587,6 +599,9 @@ impl fmt::Display for Kernel {
         }
         if self.cluster > 1 {
             write!(f, " cluster {}", self.cluster)?;
+        }
+        if self.waits_for_previous_launch {
+            f.write_str(" waits_for_previous_launch")?;
         }
         f.write_str(" {\n")?;
         let mut body = String::new();

@@ -21,6 +21,8 @@ pub(crate) struct State {
     pub meta: Vec<Meta>,
     /// Programs per cluster (1 until the kernel declares clusters).
     pub cluster: u32,
+    /// See [`crate::ir::Kernel::waits_for_previous_launch`].
+    pub waits_for_previous_launch: bool,
     pub types: Vec<Type>,
     /// Regions under construction; `regions[0]` is the kernel body, the last one is current.
     pub regions: Vec<Region>,
@@ -35,6 +37,7 @@ impl State {
             params: vec![],
             meta: vec![],
             cluster: 1,
+            waits_for_previous_launch: false,
             types: vec![],
             regions: vec![Region::default()],
             error: None,

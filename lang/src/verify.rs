@@ -303,6 +303,11 @@ impl Verifier<'_> {
                 }
                 self.expect_ty("load", r, &want)?;
             }
+            OpKind::ReleaseNextLaunch => {
+                if !results.is_empty() {
+                    return Err(self.err("release_next_launch", "it has no results".into()));
+                }
+            }
             OpKind::Store { ptr, value, mask, .. } => {
                 if !results.is_empty() {
                     return Err(self.err("store", "a store has no results".into()));

@@ -374,7 +374,15 @@ fn op(kind: OpKind, results: &[u32]) -> Op {
 }
 
 fn kernel(params: Vec<Param>, ops: Vec<Op>, types: Vec<Type>) -> Kernel {
-    Kernel { name: "hand".into(), params, meta: vec![], cluster: 1, body: Region { args: vec![], ops }, types }
+    Kernel {
+        name: "hand".into(),
+        params,
+        meta: vec![],
+        cluster: 1,
+        waits_for_previous_launch: false,
+        body: Region { args: vec![], ops },
+        types,
+    }
 }
 
 fn rejected(k: &Kernel) -> LangError {

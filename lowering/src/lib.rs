@@ -35,6 +35,20 @@ pub struct Target {
     pub ptx_version: u32,
 }
 
+impl Target {
+    /// The SM architecture's number (`sm_90a` → 90; 0 if `chip` is not of that form).
+    pub fn sm(&self) -> u32 {
+        let digits = self.chip.strip_prefix("sm_").unwrap_or("");
+        digits.chars().take_while(char::is_ascii_digit).collect::<String>().parse().unwrap_or(0)
+    }
+
+    /// Whether launches of a kernel for this target can overlap as its
+    /// [`tritonite_lang::LaunchOverlap`] allows (programmatic dependent launch: sm_90 and later).
+    pub fn overlaps_launches(&self) -> bool {
+        self.sm() >= 90
+    }
+}
+
 impl Default for Target {
     fn default() -> Self {
         Target { chip: "sm_90".into(), ptx_version: 81 }
@@ -131,4 +145,20 @@ pub fn compile(kernel: &Kernel, opts: &CompileOptions) -> Result<Compiled, Lower
     let ptx = pipeline::mlir_to_ptx(&kernel.name, &mlir, &opts.target)?;
     let (threads, shared_bytes) = (opts.num_warps * 32, shared_bytes as u32);
     Ok(Compiled { name: kernel.name.clone(), mlir, ptx, cubin: None, threads, shared_bytes })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Target;
+
+    #[test]
+    fn target_sm_reads_the_architecture_number() {
+        let t = |chip: &str| Target { chip: chip.into(), ptx_version: 81 };
+        assert_eq!(t("sm_90").sm(), 90);
+        assert_eq!(t("sm_90a").sm(), 90);
+        assert_eq!(t("sm_100").sm(), 100);
+        assert_eq!(t("sm_80").sm(), 80);
+        assert_eq!(t("gfx90a").sm(), 0);
+        assert!(t("sm_90a").overlaps_launches() && !t("sm_86").overlaps_launches());
+    }
 }

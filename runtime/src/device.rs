@@ -196,7 +196,12 @@ impl<'d> L2Flush<'d> {
                     Param { name: "buf".into(), kind: ParamKind::MutPtr(DType::I32) },
                     Param { name: "words".into(), kind: ParamKind::Scalar(DType::I32) },
                 ];
-                let meta = crate::launch::KernelMeta { threads: FLUSH_THREADS, cluster: 1, shared_bytes: 0 };
+                let meta = crate::launch::KernelMeta {
+                    threads: FLUSH_THREADS,
+                    cluster: 1,
+                    shared_bytes: 0,
+                    waits_for_previous: false,
+                };
                 let k = GpuKernel::load(device, L2_FLUSH_PTX, None, "tritonite_l2_flush", params, meta)?;
                 device.flush_kernel.get_or_init(|| k)
             }

@@ -41,6 +41,11 @@ pub struct KernelMeta {
     pub cluster: u32,
     /// Bytes of dynamic shared memory per program.
     pub shared_bytes: u32,
+    /// Launched with programmatic stream serialization: a launch may start before the previous
+    /// one on the stream has finished (the kernel waits for it itself: compiled from a kernel
+    /// that [waits for the previous launch](tritonite_lang::Kernel::waits_for_previous_launch),
+    /// for sm_90 or later).
+    pub waits_for_previous: bool,
 }
 
 /// A kernel loaded on a device, with its parameter list for argument checks.
@@ -210,13 +215,16 @@ impl GpuKernel {
             slots[i] = slot;
         }
         device.ctx.bind_to_thread().map_err(RuntimeError::driver("making the context current"))?;
+        // Overlapping the previous launch only on our own stream order: where the context orders
+        // buffers across streams with events, every launch waits for its inputs in full.
+        let overlap = self.meta.waits_for_previous && !tracking;
         let launch = |params: *mut *mut c_void, extra: *mut *mut c_void| {
             // SAFETY: the argument count and types were checked against the kernel's parameters,
             // every address is a live device allocation of the declared dtype, and what `params`
             // and `extra` point to outlives the call (the driver copies the values before it
             // returns).
             unsafe {
-                if self.meta.cluster == 1 {
+                if self.meta.cluster == 1 && !overlap {
                     cudarc::driver::sys::cuLaunchKernel(
                         self.func.cu_function(),
                         grid[0],
@@ -232,11 +240,22 @@ impl GpuKernel {
                     )
                 } else {
                     use cudarc::driver::sys::{CUlaunchAttribute, CUlaunchAttributeID, CUlaunchConfig};
-                    let mut attr: CUlaunchAttribute = std::mem::zeroed();
-                    attr.id = CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
-                    attr.value.clusterDim.x = self.meta.cluster;
-                    attr.value.clusterDim.y = 1;
-                    attr.value.clusterDim.z = 1;
+                    let mut attrs: [CUlaunchAttribute; 2] = std::mem::zeroed();
+                    let mut count = 0;
+                    if self.meta.cluster > 1 {
+                        let attr = &mut attrs[count];
+                        attr.id = CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+                        attr.value.clusterDim.x = self.meta.cluster;
+                        attr.value.clusterDim.y = 1;
+                        attr.value.clusterDim.z = 1;
+                        count += 1;
+                    }
+                    if overlap {
+                        let attr = &mut attrs[count];
+                        attr.id = CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+                        attr.value.programmaticStreamSerializationAllowed = 1;
+                        count += 1;
+                    }
                     let config = CUlaunchConfig {
                         gridDimX: grid[0],
                         gridDimY: grid[1],
@@ -246,8 +265,8 @@ impl GpuKernel {
                         blockDimZ: 1,
                         sharedMemBytes: self.meta.shared_bytes,
                         hStream: device.stream.cu_stream(),
-                        attrs: &mut attr,
-                        numAttrs: 1,
+                        attrs: attrs.as_mut_ptr(),
+                        numAttrs: count as u32,
                     };
                     cudarc::driver::sys::cuLaunchKernelEx(&config, self.func.cu_function(), params, extra)
                 }

@@ -187,6 +187,8 @@ fn backward_body<'k>(k: &'k KernelBuilder, spec: &LayerNormSpec, block_size: usi
             store_dx(t, g, xhat, (g * xhat).sum(1) / n_f, g.sum(1) / n_f, rstd);
             acc.iter().zip(contributions(dyv, xhat)).map(|(a, c)| *a + c).collect()
         });
+        // The partials' sums may start as the programs finish their rows.
+        k.release_next_launch();
         for (p, s) in partials.iter().zip(sums) {
             k.store_masked(*p + cols, s.sum(0), cols.lt(n));
         }
@@ -223,5 +225,6 @@ fn backward_body<'k>(k: &'k KernelBuilder, spec: &LayerNormSpec, block_size: usi
             });
             vec![]
         });
+        k.release_next_launch();
     }
 }

@@ -433,6 +433,8 @@ fn backward_body<'k>(k: &'k KernelBuilder, spec: &RmsNormSpec, has_dresidual_out
             out.extend(next);
             out
         });
+        // The partials' sums may start as the programs finish their rows.
+        k.release_next_launch();
         let sums = &carried[..partials.len()];
         for (p, s) in partials.iter().zip(sums) {
             k.store_masked(*p + cols, s.sum(0), cols.lt(n));
@@ -468,5 +470,6 @@ fn backward_body<'k>(k: &'k KernelBuilder, spec: &RmsNormSpec, has_dresidual_out
             });
             vec![]
         });
+        k.release_next_launch();
     }
 }

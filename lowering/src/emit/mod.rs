@@ -86,6 +86,8 @@ pub(crate) struct Emitter<'a> {
     pub fused_reductions: HashMap<ValueId, ValueId>,
     /// Staged loads' buffers and copy groups.
     staging: staged::Staging,
+    /// Whether the target overlaps launches ([`crate::Target::overlaps_launches`]).
+    overlaps_launches: bool,
 }
 
 impl<'a> Emitter<'a> {
@@ -242,6 +244,12 @@ impl<'a> Emitter<'a> {
             }
             OpKind::Store { ptr, value, mask, evict } => {
                 self.store(*ptr, *value, *mask, *evict)?;
+                None
+            }
+            OpKind::ReleaseNextLaunch => {
+                if self.overlaps_launches {
+                    self.asm_void("griddepcontrol.launch_dependents;", "", &[], "");
+                }
                 None
             }
             OpKind::Reduce(op, v, axis) => {
@@ -588,10 +596,15 @@ pub(crate) fn emit_module(k: &Kernel, opts: &CompileOptions) -> Result<Emitted, 
         cluster_wait_pending: false,
         fused_reductions: HashMap::new(),
         staging: staged::Staging::default(),
+        overlaps_launches: opts.target.overlaps_launches(),
     };
     check_trans_uses(k)?;
     let tid = e.assign("gpu.thread_id x");
     e.tid = e.assign(&format!("arith.index_cast {tid} : index to i32"));
+    // Before anything that may read what the previous launch writes.
+    if k.waits_for_previous_launch && e.overlaps_launches {
+        e.asm_void("griddepcontrol.wait;", "", &[], "");
+    }
     e.cluster_prologue();
     e.staging_prologue();
     e.region(&k.body)?;
