@@ -42,8 +42,8 @@ impl Target {
         digits.chars().take_while(char::is_ascii_digit).collect::<String>().parse().unwrap_or(0)
     }
 
-    /// Whether launches of a kernel for this target can overlap as its
-    /// [`tritonite_lang::LaunchOverlap`] allows (programmatic dependent launch: sm_90 and later).
+    /// Whether launches of kernels for this target can overlap (programmatic dependent launch,
+    /// sm_90 and later: [`Kernel::waits_for_previous_launch`] and the `release_next_launch` op).
     pub fn overlaps_launches(&self) -> bool {
         self.sm() >= 90
     }
