@@ -4,11 +4,8 @@
 # before and after in the same call. Logs and the new export (tuned.json) in $OUT.
 set -u
 cd "$(dirname "$0")/../.."
-OUT="${OUT:-/tmp/tritonite-out}"; mkdir -p "$OUT"
 export TRITONITE_CACHE_DIR=/tmp/cache-retune
-xz -d -k -f .device/tritonite.xz && chmod +x .device/tritonite
-T=.device/tritonite
-$T cache import benches/tuned-h100.json > /dev/null
+source benches/explore/tuned-cli.sh
 rows() { grep -E "^\| [0-9]" "$1" | head -14 | awk -F'|' '{print $2,$3,$4,$5,$8}'; }
 $T bench > "$OUT/bench-before.log" 2>&1; echo "=== before"; rows "$OUT/bench-before.log"
 s=$(date +%s)

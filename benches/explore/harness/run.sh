@@ -5,10 +5,7 @@
 # (our CUDA events and L2 flush), in turn.
 set -uo pipefail
 cd "$(dirname "$0")/../../.."
-OUT="${OUT:-/tmp/tritonite-out}"; mkdir -p "$OUT"
-xz -d -k -f .device/tritonite.xz && chmod +x .device/tritonite
-export TRITONITE_CACHE_DIR=/tmp/tritonite-cache
-.device/tritonite cache import benches/tuned-h100.json > /dev/null
+source benches/explore/tuned-cli.sh
 shapes=$(grep -v "^#" benches/explore/harness/cases.txt | awk '{print $2"x"$3":"$4}' | sort -u | paste -sd,)
 for round in ${ROUNDS:-1 2}; do
   timeout 250 python3 benches/explore/harness/ptx_do_bench.py > "$OUT/dobench-$round.md" 2> "$OUT/dobench-$round.err"

@@ -6,11 +6,7 @@
 # summary (balance.py).
 set -uo pipefail
 cd "$(dirname "$0")/../../.."
-OUT="${OUT:-/tmp/tritonite-out}"; mkdir -p "$OUT"
-xz -d -k -f .device/tritonite.xz && chmod +x .device/tritonite
-T=.device/tritonite
-export TRITONITE_CACHE_DIR=/tmp/tritonite-cache
-$T cache import benches/tuned-h100.json > /dev/null
+source benches/explore/tuned-cli.sh
 SHAPE=${SHAPE:-1024x262144:bf16}
 METRICS=gpu__time_duration.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,sm__cycles_elapsed.max,sm__cycles_active.max,sm__cycles_active.avg
 for kernel in rms_norm_fwd rms_norm_bwd sum_partials; do

@@ -7,15 +7,11 @@
 # all, so differences have numbers. Summaries on stdout; reports and details under $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/../../.."
-OUT="${OUT:-/tmp/tritonite-out}"; mkdir -p "$OUT"
 SITE="${SITE:-/tmp/tritonite-site}"
 if ls .device-site2/*.whl >/dev/null 2>&1; then
   for w in .device-site2/*.whl; do python3 -m zipfile -e "$w" "$SITE" >/dev/null || echo "could not unzip $w"; done
 fi
-xz -d -k -f .device/tritonite.xz && chmod +x .device/tritonite
-T=.device/tritonite
-export TRITONITE_CACHE_DIR=/tmp/tritonite-cache
-$T cache import benches/tuned-h100.json > /dev/null
+source benches/explore/tuned-cli.sh
 M=${M:-1024}; N=${N:-262144}
 metrics="gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,\
 sm__cycles_active.min,sm__cycles_active.max,sm__cycles_active.avg,sm__ctas_launched.sum,sm__ctas_launched.min,sm__ctas_launched.max,\

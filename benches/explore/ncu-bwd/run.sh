@@ -6,11 +6,7 @@
 # WARP_ROWS=programs x warps x rows a program adds the instruction mix a warp-row).
 set -uo pipefail
 cd "$(dirname "$0")/../../.."
-OUT="${OUT:-/tmp/tritonite-out}"; mkdir -p "$OUT"
-xz -d -k -f .device/tritonite.xz && chmod +x .device/tritonite
-T=.device/tritonite
-export TRITONITE_CACHE_DIR=/tmp/tritonite-cache
-$T cache import benches/tuned-h100.json > /dev/null
+source benches/explore/tuned-cli.sh
 M=${M:-1024}; N=${N:-262144}; KERNEL=${KERNEL:-rms_norm_bwd}
 timeout 300 ncu --clock-control none --section SpeedOfLight --section WarpStateStats --section SourceCounters \
   --section LaunchStats --section Occupancy --kernel-name "regex:$KERNEL" --launch-skip 5 --launch-count 1 \
