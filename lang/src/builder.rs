@@ -343,6 +343,23 @@ impl KernelBuilder {
         self.with(|st| semantic::store(st, ptr.id, value, Some(Operand::Value(mask.id)), evict));
     }
 
+    /// Adds `value` to the `i32` or `f32` at the single pointer `ptr` as one atomic
+    /// read-modify-write per program, and returns the number it replaced, the same in every
+    /// thread — Triton's `tl.atomic_add` on a scalar pointer. Programs can hand out work with it
+    /// (`let tile = k.atomic_add(counter, 1)`). Relaxed: atomic, but it orders no other memory
+    /// access of the program.
+    pub fn atomic_add<'k>(&'k self, ptr: Value<'k>, value: impl IntoOperand<'k>) -> Value<'k> {
+        let value = value.into_operand().op;
+        self.wrap(self.with(|st| semantic::atomic_add(st, ptr.id, value, None)))
+    }
+
+    /// [`atomic_add`](Self::atomic_add) only where the scalar `mask` holds (in one program of a
+    /// cluster, say); elsewhere memory is not touched and the result is zero.
+    pub fn atomic_add_masked<'k>(&'k self, ptr: Value<'k>, value: impl IntoOperand<'k>, mask: Value<'k>) -> Value<'k> {
+        let value = value.into_operand().op;
+        self.wrap(self.with(|st| semantic::atomic_add(st, ptr.id, value, Some(Operand::Value(mask.id)))))
+    }
+
     /// `acc + a · b`: the matrix product of `a: [M, K]` and `b: [K, N]` (both f16 or both bf16)
     /// added to the `f32` accumulator `acc: [M, N]` — Triton's `tl.dot(a, b, acc)`. On the GPU it
     /// runs on the tensor cores; each product is exact and the sums are `f32`.

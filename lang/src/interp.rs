@@ -186,6 +186,9 @@ impl Arg<'_> {
     }
 }
 
+/// Marks, in `writer`, an element last updated by an atomic (of the program in the other bits).
+const ATOMIC: u32 = 1 << 31;
+
 /// A value at run time. Shapes live in the kernel's types; data is row-major.
 #[derive(Clone, Debug)]
 enum Val {
@@ -626,6 +629,14 @@ impl Launch<'_, '_> {
                 self.store(*ptr, &get(env, *ptr), &get(env, *value), mask.as_ref())?;
                 None
             }
+            OpKind::AtomicAdd { ptr, value, mask } => {
+                let on = mask.is_none_or(|m| get(env, m).as_bool(0));
+                Some(match (on, get(env, *value)) {
+                    (true, v) => self.atomic_add(*ptr, &get(env, *ptr), &v)?,
+                    (false, Val::Float(_)) => Val::Float(vec![0.0]),
+                    (false, _) => Val::Int(vec![0]),
+                })
+            }
             OpKind::Reduce(r, v, axis) => Some(self.reduce(*r, *v, *axis, &get(env, *v))),
             // A cluster of one (larger clusters run through `cluster_region`).
             OpKind::ClusterReduce(_, v) => Some(get(env, *v)),
@@ -820,7 +831,7 @@ impl Launch<'_, '_> {
             kernel: self.kernel.name.clone(),
             param: self.kernel.params[param].name.clone(),
             offset: offset as i64,
-            first: self.program_of(first - 1),
+            first: self.program_of((first & !ATOMIC) - 1),
             second: self.pid,
             access,
         }
@@ -880,6 +891,33 @@ impl Launch<'_, '_> {
             self.writer[*param][at] = me;
         }
         Ok(())
+    }
+
+    /// Adds `v` to the number at `p` and returns the number replaced. Other programs' atomics
+    /// may touch it too; their plain loads and stores may not.
+    fn atomic_add(&mut self, ptr_id: ValueId, p: &Val, v: &Val) -> Result<Val, InterpError> {
+        let Val::Ptr { param, offs } = p else { unreachable!("the verifier checks atomic_add takes a pointer") };
+        let me = self.program_linear() + 1;
+        let at = self.check_bounds("atomic_add", ptr_id, *param, offs[0])?;
+        let w = self.writer[*param][at];
+        if w != 0 && w != me && w & ATOMIC == 0 {
+            return Err(self.race(*param, at, w, "wrote"));
+        }
+        let buf = self.work[*param].as_mut().expect("the verifier checks atomics go to writable arguments");
+        let old = match v {
+            Val::Float(f) => {
+                let old = buf.get(at);
+                buf.set(at, round_to(DType::F32, old + f[0]));
+                Val::Float(vec![old])
+            }
+            other => {
+                let old = buf.get_int(at);
+                buf.set_int(at, (old as i32).wrapping_add(other.as_i64(0) as i32) as i64);
+                Val::Int(vec![old])
+            }
+        };
+        self.writer[*param][at] = me | ATOMIC;
+        Ok(old)
     }
 
     /// `acc + a · b`: each product of two 16-bit floats is exact in `f32`; the sum is rounded to

@@ -338,6 +338,20 @@ pub enum OpKind {
         /// How long the caches should keep the lines written.
         evict: Eviction,
     },
+    /// Adds `value` to the number at the single pointer `ptr` (`i32` or `f32`) as one atomic
+    /// read-modify-write, once per program, where the scalar `mask` holds; every thread of the
+    /// program gets the number it replaced (zero where masked off). Relaxed: the add is atomic
+    /// across the launch's programs but orders no other memory access — enough for programs to
+    /// hand out work through a counter (Triton's `tl.atomic_add` on a scalar pointer with
+    /// `sem="relaxed"`).
+    AtomicAdd {
+        /// A single pointer into a writable argument.
+        ptr: ValueId,
+        /// A scalar of the pointee dtype.
+        value: ValueId,
+        /// Optional scalar `bool`.
+        mask: Option<ValueId>,
+    },
     /// Lets the next launch on the stream start once every program of this launch has passed
     /// here (or exited), if that kernel [waits for the previous launch](Kernel::waits_for_previous_launch).
     /// Produces no result, and changes nothing this program computes.
@@ -401,7 +415,9 @@ impl OpKind {
             OpKind::Select(c, a, b) => vec![*c, *a, *b],
             OpKind::Dot { a, b, acc } => vec![*a, *b, *acc],
             OpKind::Load { ptr, mask, other, .. } => [Some(*ptr), *mask, *other].into_iter().flatten().collect(),
-            OpKind::Store { ptr, value, mask, .. } => [Some(*ptr), Some(*value), *mask].into_iter().flatten().collect(),
+            OpKind::Store { ptr, value, mask, .. } | OpKind::AtomicAdd { ptr, value, mask } => {
+                [Some(*ptr), Some(*value), *mask].into_iter().flatten().collect()
+            }
             OpKind::For { lo, hi, step, init, .. } => {
                 [*lo, *hi, *step].into_iter().chain(init.iter().copied()).collect()
             }
@@ -543,6 +559,12 @@ impl Kernel {
                     }
                 }
                 OpKind::ReleaseNextLaunch => out.push_str("release_next_launch"),
+                OpKind::AtomicAdd { ptr, value, mask } => {
+                    let _ = write!(out, "atomic_add {ptr}, {value}");
+                    if let Some(m) = mask {
+                        let _ = write!(out, ", mask={m}");
+                    }
+                }
                 OpKind::Store { ptr, value, mask, evict } => {
                     let _ = write!(out, "store {ptr}, {value}");
                     if let Some(m) = mask {

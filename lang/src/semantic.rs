@@ -574,6 +574,43 @@ pub(crate) fn store(st: &mut State, ptr: ValueId, value: Operand, mask: Option<O
     st.push_op(OpKind::Store { ptr, value: v, mask, evict }, vec![]);
 }
 
+/// Adds `value` (cast to the pointee dtype) to the number at the single pointer `ptr`, once per
+/// program where the scalar `mask` holds; the result is the number replaced.
+pub(crate) fn atomic_add(st: &mut State, ptr: ValueId, value: Operand, mask: Option<Operand>) -> ValueId {
+    let pty = st.ty(ptr).clone();
+    let d = match pty.elem {
+        Elem::Ptr(d @ (DType::I32 | DType::F32)) if pty.is_scalar() => d,
+        _ => {
+            return st.fail(
+                "atomic_add",
+                format!("{ptr}: {pty} is not a single i32 or f32 pointer"),
+                Some("pass one element's pointer (an argument plus a scalar offset) of an i32 or f32 buffer"),
+                Type::scalar(DType::I32),
+            );
+        }
+    };
+    if let Operand::Value(v) = value {
+        let vty = st.ty(v).clone();
+        if !vty.is_scalar() || vty.dtype().is_none() {
+            return st.fail(
+                "atomic_add",
+                format!("value {v}: {vty} is not a scalar number"),
+                Some("add one number a program"),
+                Type::scalar(d),
+            );
+        }
+    }
+    let mask = match mask {
+        None => None,
+        Some(m) => match mask_for(st, "atomic_add", m, &[]) {
+            Some(m) => Some(m),
+            None => return st.emit(OpKind::Const(Lit::Int(0)), Type::scalar(d)),
+        },
+    };
+    let v = coerce(st, value, d);
+    st.emit(OpKind::AtomicAdd { ptr, value: v, mask }, Type::scalar(d))
+}
+
 /// Reduces `axis` of a block away.
 pub(crate) fn reduce(st: &mut State, op: ReduceOp, v: ValueId, axis: usize) -> ValueId {
     let ty = st.ty(v).clone();

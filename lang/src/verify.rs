@@ -343,6 +343,39 @@ impl Verifier<'_> {
                     }
                 }
             }
+            OpKind::AtomicAdd { ptr, value, mask } => {
+                let r = one("atomic_add")?;
+                self.use_("atomic_add", *ptr)?;
+                self.use_("atomic_add", *value)?;
+                let pt = self.ty(*ptr).clone();
+                let d = match pt.elem {
+                    Elem::Ptr(d @ (DType::I32 | DType::F32)) if pt.is_scalar() => d,
+                    _ => {
+                        return Err(
+                            self.err("atomic_add", format!("{} is not a single i32 or f32 pointer", self.desc(*ptr)))
+                        )
+                    }
+                };
+                let root = self.pointer_root("atomic_add", *ptr)?;
+                if !matches!(k.params[root].kind, ParamKind::MutPtr(_)) {
+                    return Err(LangError {
+                        kernel: k.name.clone(),
+                        op: "atomic_add".into(),
+                        detail: format!("adds through `{}`, which is a read-only argument", k.params[root].name),
+                        hint: Some("declare it with mut_ptr_arg".into()),
+                    });
+                }
+                if *self.ty(*value) != Type::scalar(d) {
+                    return Err(self.err("atomic_add", format!("value {} must be a scalar {d}", self.desc(*value))));
+                }
+                if let Some(m) = mask {
+                    self.use_("atomic_add", *m)?;
+                    if *self.ty(*m) != Type::scalar(DType::Bool) {
+                        return Err(self.err("atomic_add", format!("mask {} must be a scalar bool", self.desc(*m))));
+                    }
+                }
+                self.expect_ty("atomic_add", r, &Type::scalar(d))?;
+            }
             OpKind::Reduce(op, v, axis) => {
                 let r = one(op.name())?;
                 self.use_(op.name(), *v)?;

@@ -1,10 +1,11 @@
 //! The kernels' GPU suites in one test binary (one payload for the GPU machine): RMSNorm,
 //! LayerNorm, softmax, cross-entropy and matmul against their fp64 references through the typed APIs, with
 //! random inputs, ragged shapes and outputs poisoned with NaN; cluster reductions and staged loads
-//! against the CPU interpreter. Every test skips, saying so, where there is no GPU.
+//! against the CPU interpreter; atomics handing out tickets. Every test skips, saying so, where there is no GPU.
 //!
 //! `TRITONITE_GPU_QUICK=1` runs a small subset of each (for compute-sanitizer, which is slow).
 
+mod atomics;
 mod clusters;
 mod cross_entropy;
 mod eviction;
@@ -15,6 +16,8 @@ mod softmax;
 #[path = "../common/split_rows.rs"]
 mod split_rows;
 mod staged;
+#[path = "../common/tickets.rs"]
+mod tickets;
 
 use std::fmt::Display;
 

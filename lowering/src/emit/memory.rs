@@ -242,6 +242,36 @@ impl Emitter<'_> {
         }
     }
 
+    /// An atomic add at a single pointer, once per program: thread 0 alone adds (where the mask
+    /// holds) and hands the number it replaced (zero where masked off) to every thread through
+    /// shared memory, between two barriers (the second so that a loop's next add waits for every
+    /// read of this one).
+    pub(crate) fn atomic_add(&mut self, ptr: ValueId, value: ValueId, mask: Option<ValueId>) -> String {
+        let Lowered::Ptr(p) = self.get(ptr).clone() else {
+            unreachable!("the verifier checks atomic_add takes a single pointer")
+        };
+        let d = self.ty(value).dtype().expect("atomic_add adds numbers");
+        let t = mlir_type(d);
+        let v = self.num(value);
+        let mask = mask.map(|m| self.num(m));
+        let first = self.is_first_thread();
+        let adds = self.and(Some(first.clone()), mask).expect("the first thread adds");
+        let zero = self.constant(d, 0.0, t);
+        let op = if d.is_float() { "fadd" } else { "add" };
+        let old = self.predicated(
+            &adds,
+            |e| e.assign(&format!("llvm.atomicrmw {op} {p}, {v} monotonic : !llvm.ptr<1>, {t}")),
+            &zero,
+            t,
+        );
+        let slot = self.shared_ptr(d, 1);
+        self.predicated_store(Some(first), &format!("llvm.store {old}, {slot} : {t}, !llvm.ptr<3>"));
+        self.line("gpu.barrier");
+        let r = self.assign(&format!("llvm.load {slot} : !llvm.ptr<3> -> {t}"));
+        self.line("gpu.barrier");
+        r
+    }
+
     pub(crate) fn store(
         &mut self,
         ptr: ValueId,

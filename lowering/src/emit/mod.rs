@@ -246,6 +246,7 @@ impl<'a> Emitter<'a> {
                 self.store(*ptr, *value, *mask, *evict)?;
                 None
             }
+            OpKind::AtomicAdd { ptr, value, mask } => Some(Lowered::Scalar(self.atomic_add(*ptr, *value, *mask))),
             OpKind::ReleaseNextLaunch => {
                 if self.overlaps_launches {
                     self.asm_void("griddepcontrol.launch_dependents;", "", &[], "");
