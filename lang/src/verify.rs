@@ -318,15 +318,7 @@ impl Verifier<'_> {
                 let Elem::Ptr(d) = pt.elem else {
                     return Err(self.err("store", format!("{} is not a pointer", self.desc(*ptr))));
                 };
-                let root = self.pointer_root("store", *ptr)?;
-                if !matches!(k.params[root].kind, ParamKind::MutPtr(_)) {
-                    return Err(LangError {
-                        kernel: k.name.clone(),
-                        op: "store".into(),
-                        detail: format!("stores through `{}`, which is a read-only argument", k.params[root].name),
-                        hint: Some("declare it with mut_ptr_arg".into()),
-                    });
-                }
+                self.writable("store", "stores", *ptr)?;
                 if *self.ty(*value) != Type::block(d, &pt.shape) {
                     return Err(self.err(
                         "store",
@@ -356,15 +348,7 @@ impl Verifier<'_> {
                         )
                     }
                 };
-                let root = self.pointer_root("atomic_add", *ptr)?;
-                if !matches!(k.params[root].kind, ParamKind::MutPtr(_)) {
-                    return Err(LangError {
-                        kernel: k.name.clone(),
-                        op: "atomic_add".into(),
-                        detail: format!("adds through `{}`, which is a read-only argument", k.params[root].name),
-                        hint: Some("declare it with mut_ptr_arg".into()),
-                    });
-                }
+                self.writable("atomic_add", "adds", *ptr)?;
                 if *self.ty(*value) != Type::scalar(d) {
                     return Err(self.err("atomic_add", format!("value {} must be a scalar {d}", self.desc(*value))));
                 }
@@ -500,6 +484,22 @@ impl Verifier<'_> {
         if let Some(&r) = self.root.get(&from) {
             self.root.insert(to, r);
         }
+    }
+
+    /// An error unless pointer `p` points into a writable argument (`verb`: what `op` does
+    /// through it, for the message).
+    fn writable(&self, op: &str, verb: &str, p: ValueId) -> Result<(), LangError> {
+        let k = self.kernel;
+        let root = self.pointer_root(op, p)?;
+        if matches!(k.params[root].kind, ParamKind::MutPtr(_)) {
+            return Ok(());
+        }
+        Err(LangError {
+            kernel: k.name.clone(),
+            op: op.into(),
+            detail: format!("{verb} through `{}`, which is a read-only argument", k.params[root].name),
+            hint: Some("declare it with mut_ptr_arg".into()),
+        })
     }
 
     fn pointer_root(&self, op: &str, p: ValueId) -> Result<usize, LangError> {
