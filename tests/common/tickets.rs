@@ -17,11 +17,15 @@ pub fn tickets(cluster: u32) -> Kernel {
         let rounds = k.scalar_arg("rounds", DType::I32);
         let every = k.scalar_arg("every", DType::I32);
         let pid = k.program_id(0);
-        let (group, lead) =
-            if cluster > 1 { (k.cluster_id(), k.cluster_rank().equal(0)) } else { (pid, pid.equal(pid)) };
-        let takes = (group % every).equal(0);
+        // Whether this program adds to the counter: rank 0 of a taking cluster (a taking program
+        // without clusters).
+        let takes = if cluster > 1 {
+            (k.cluster_id() % every).equal(0) & k.cluster_rank().equal(0)
+        } else {
+            (pid % every).equal(0)
+        };
         k.for_range(0, rounds, 1, &[], |i, _| {
-            let t = k.atomic_add_masked(counter, 1, takes & lead);
+            let t = k.atomic_add_masked(counter, 1, takes);
             let t = if cluster > 1 { t.cluster_sum() } else { t };
             k.store(tickets + (pid * rounds + i), t);
             vec![]
