@@ -430,43 +430,66 @@ impl KernelBuilder {
         let carried_vals: Vec<Value<'k>> = carried.iter().map(|&c| self.wrap(c)).collect();
         let next = body(self.wrap(iv), &carried_vals);
         self.wrap_all(self.with(|st| {
-            if next.len() != init.len() {
-                st.fail(
-                    "for_range",
-                    format!("the body returned {} values for {} loop-carried values", next.len(), init.len()),
-                    Some("return one next value per initial value"),
-                    Type::scalar(DType::I32),
-                );
-            }
-            let mut yields = vec![];
-            for (i, (n, c)) in next.iter().zip(&carried).enumerate() {
-                let (nt, ct) = (st.ty(n.id).clone(), st.ty(*c).clone());
-                let v = if nt == ct {
-                    n.id
-                } else if nt.elem != ct.elem && nt.shape == ct.shape && nt.dtype().is_some() && ct.dtype().is_some() {
-                    // 9) A carried value keeps its type: the next value is converted back to it.
-                    semantic::cast(st, n.id, ct.dtype().expect("checked above"))
-                } else {
-                    st.fail(
-                        "for_range",
-                        format!("loop-carried value {i} starts as {ct} but the body returns {nt}"),
-                        Some("keep the carried shape fixed; broadcast or reduce inside the body"),
-                        ct.clone(),
-                    )
-                };
-                yields.push(v);
-            }
-            st.push_op(OpKind::Yield(yields), vec![]);
-            let region = st.regions.pop().expect("pushed above");
-            let results: Vec<ValueId> = carried
-                .iter()
-                .map(|c| {
-                    let ty = st.ty(*c).clone();
-                    st.new_value(ty)
-                })
-                .collect();
+            let body = close_carrying_region(st, "for_range", &next, &carried);
+            let results = new_like(st, &carried);
             let init = init.iter().map(|v| v.id).collect();
-            st.push_op(OpKind::For { lo, hi, step, init, body: region }, results.clone());
+            st.push_op(OpKind::For { lo, hi, step, init, body }, results.clone());
+            results
+        }))
+    }
+
+    /// A loop `while cond(carried) { carried = body(carried) }`: `cond` maps the carried values to
+    /// a scalar `bool` (go on), `body` maps them to their next values. Returns the carried values
+    /// `cond` last saw (`init` if it is false at once). The loop runs as long as `cond` holds, so
+    /// it is up to the kernel that it ends; in a cluster, a loop that holds a cluster reduction
+    /// needs `cond` to come out the same in every program of the cluster.
+    ///
+    /// ```
+    /// # use tritonite_lang::{DType, KernelBuilder};
+    /// // Halves x[0] until it is below 1, and counts the steps.
+    /// let k = KernelBuilder::new("halvings");
+    /// let x = k.ptr_arg("x", DType::F32);
+    /// let out = k.mut_ptr_arg("out", DType::I32);
+    /// let start = [k.load(x), k.full(&[], 0, DType::I32)];
+    /// let end = k.while_loop(&start, |c| c[0].ge(1.0), |c| vec![c[0] * 0.5, c[1] + 1]);
+    /// k.store(out, end[1]);
+    /// # k.finish().unwrap();
+    /// ```
+    pub fn while_loop<'k>(
+        &'k self,
+        init: &[Value<'k>],
+        cond: impl FnOnce(&[Value<'k>]) -> Value<'k>,
+        body: impl FnOnce(&[Value<'k>]) -> Vec<Value<'k>>,
+    ) -> Vec<Value<'k>> {
+        let open = |st: &mut State| {
+            let args = new_like(st, &init.iter().map(|v| v.id).collect::<Vec<_>>());
+            st.regions.push(Region { args: args.clone(), ops: vec![] });
+            args
+        };
+        let test_args = self.with(open);
+        let go_on = cond(&self.wrap_all(test_args.clone()));
+        let test = self.with(|st| {
+            let c = if *st.ty(go_on.id) == Type::scalar(DType::Bool) {
+                go_on.id
+            } else {
+                let t = st.ty(go_on.id).clone();
+                st.fail(
+                    "while_loop",
+                    format!("the test returned {t}, not a scalar bool"),
+                    Some("compare scalars in the test, e.g. `c[0].lt(n)`"),
+                    Type::scalar(DType::Bool),
+                )
+            };
+            st.push_op(OpKind::Yield(vec![c]), vec![]);
+            st.regions.pop().expect("pushed above")
+        });
+        let body_args = self.with(open);
+        let next = body(&self.wrap_all(body_args.clone()));
+        self.wrap_all(self.with(|st| {
+            let body = close_carrying_region(st, "while_loop", &next, &body_args);
+            let results = new_like(st, &body_args);
+            let init = init.iter().map(|v| v.id).collect();
+            st.push_op(OpKind::While { init, cond: test, body }, results.clone());
             results
         }))
     }
@@ -697,4 +720,48 @@ pub fn build_kernel(name: &str, f: impl FnOnce(&KernelBuilder)) -> Result<Kernel
     let k = KernelBuilder::new(name);
     f(&k);
     k.finish()
+}
+
+/// New values of the types of `like`.
+fn new_like(st: &mut State, like: &[ValueId]) -> Vec<ValueId> {
+    like.iter()
+        .map(|c| {
+            let ty = st.ty(*c).clone();
+            st.new_value(ty)
+        })
+        .collect()
+}
+
+/// Ends the innermost open region, a loop body, with a yield of `next` (one value per carried
+/// value in `carried`; a next value of another dtype is converted back to the carried one), and
+/// returns it.
+fn close_carrying_region(st: &mut State, op: &str, next: &[Value<'_>], carried: &[ValueId]) -> Region {
+    if next.len() != carried.len() {
+        st.fail(
+            op,
+            format!("the body returned {} values for {} loop-carried values", next.len(), carried.len()),
+            Some("return one next value per initial value"),
+            Type::scalar(DType::I32),
+        );
+    }
+    let mut yields = vec![];
+    for (i, (n, c)) in next.iter().zip(carried).enumerate() {
+        let (nt, ct) = (st.ty(n.id).clone(), st.ty(*c).clone());
+        let v = if nt == ct {
+            n.id
+        } else if nt.elem != ct.elem && nt.shape == ct.shape && nt.dtype().is_some() && ct.dtype().is_some() {
+            // 9) A carried value keeps its type: the next value is converted back to it.
+            semantic::cast(st, n.id, ct.dtype().expect("checked above"))
+        } else {
+            st.fail(
+                op,
+                format!("loop-carried value {i} starts as {ct} but the body returns {nt}"),
+                Some("keep the carried shape fixed; broadcast or reduce inside the body"),
+                ct.clone(),
+            )
+        };
+        yields.push(v);
+    }
+    st.push_op(OpKind::Yield(yields), vec![]);
+    st.regions.pop().expect("the loop opened its region")
 }

@@ -447,10 +447,25 @@ impl Launch<'_, '_> {
         Ok(None)
     }
 
+    /// Runs a loop region (which ends with a yield) with its arguments bound to `args`; returns
+    /// what it yields.
+    fn region_with(
+        &mut self,
+        region: &Region,
+        env: &mut Vec<Option<Val>>,
+        args: Vec<Val>,
+    ) -> Result<Vec<Val>, InterpError> {
+        for (a, v) in region.args.iter().zip(args) {
+            env[a.0 as usize] = Some(v);
+        }
+        Ok(self.region(region, env)?.expect("the verifier checks loop regions end with yield"))
+    }
+
     /// Runs `region` for the programs of one cluster side by side (`pids[i]` with `envs[i]`), op
     /// by op, so that a cluster reduction combines every program's value. A loop that holds a
     /// cluster reduction runs in step too, which needs the same number of trips in every
-    /// program; other loops run program by program. A `yield` returns each program's values.
+    /// program (a while loop's test must agree in every program at every trip); other loops run
+    /// program by program. A `yield` returns each program's values.
     fn cluster_region(
         &mut self,
         region: &Region,
@@ -514,6 +529,37 @@ impl Launch<'_, '_> {
                         }
                     }
                 }
+                OpKind::While { init, cond, body } if holds_cluster_reduce(cond) || holds_cluster_reduce(body) => {
+                    let mut carried: Vec<Vec<Val>> =
+                        envs.iter().map(|env| init.iter().map(|v| get(env, *v)).collect()).collect();
+                    let mut trips = 0;
+                    loop {
+                        let go: Vec<bool> = self
+                            .cluster_region_with(cond, pids, envs, carried.clone())?
+                            .iter()
+                            .map(|y| y[0].as_bool(0))
+                            .collect();
+                        if let Some(i) = go.iter().position(|g| *g != go[0]) {
+                            return Err(InterpError::ClusterDiverged {
+                                kernel: self.kernel.name.clone(),
+                                first: pids[0],
+                                second: pids[i],
+                                first_trips: trips + go[0] as i64,
+                                second_trips: trips + go[i] as i64,
+                            });
+                        }
+                        if !go[0] {
+                            break;
+                        }
+                        carried = self.cluster_region_with(body, pids, envs, carried)?;
+                        trips += 1;
+                    }
+                    for (env, c) in envs.iter_mut().zip(carried) {
+                        for (r, c) in op.results.iter().zip(c) {
+                            env[r.0 as usize] = Some(c);
+                        }
+                    }
+                }
                 _ => {
                     for (pid, env) in pids.iter().zip(envs.iter_mut()) {
                         self.pid = *pid;
@@ -523,6 +569,23 @@ impl Launch<'_, '_> {
             }
         }
         Ok(None)
+    }
+
+    /// [`Self::cluster_region`] of a loop region with each program's arguments bound to its
+    /// `args`; returns what each program yields.
+    fn cluster_region_with(
+        &mut self,
+        region: &Region,
+        pids: &[[u32; 3]],
+        envs: &mut [Vec<Option<Val>>],
+        args: Vec<Vec<Val>>,
+    ) -> Result<Vec<Vec<Val>>, InterpError> {
+        for (env, args) in envs.iter_mut().zip(args) {
+            for (a, v) in region.args.iter().zip(args) {
+                env[a.0 as usize] = Some(v);
+            }
+        }
+        Ok(self.cluster_region(region, pids, envs)?.expect("the verifier checks loop regions end with yield"))
     }
 
     /// `op` over the values of a cluster's programs, in rank order: `f32` (or integer)
@@ -665,6 +728,20 @@ impl Launch<'_, '_> {
                     }
                     carried = self.region(body, env)?.expect("the verifier checks loop bodies end with yield");
                     i += step;
+                }
+                for (r, c) in op.results.iter().zip(carried) {
+                    env[r.0 as usize] = Some(c);
+                }
+                None
+            }
+            OpKind::While { init, cond, body } => {
+                let mut carried: Vec<Val> = init.iter().map(|v| get(env, *v)).collect();
+                loop {
+                    let go = self.region_with(cond, env, carried.clone())?;
+                    if !go[0].as_bool(0) {
+                        break;
+                    }
+                    carried = self.region_with(body, env, carried)?;
                 }
                 for (r, c) in op.results.iter().zip(carried) {
                     env[r.0 as usize] = Some(c);

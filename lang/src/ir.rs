@@ -3,7 +3,8 @@
 //!
 //! A kernel is one region of operations in SSA form. Every value has a [`Type`] known when the kernel
 //! is built: a scalar or a block with a compile-time shape. Loops carry values explicitly
-//! ([`OpKind::For`] with `init` and a terminating [`OpKind::Yield`]), so nothing is mutated.
+//! ([`OpKind::For`] and [`OpKind::While`] with `init` and a terminating [`OpKind::Yield`]), so
+//! nothing is mutated.
 
 use std::fmt::{self, Write as _};
 
@@ -389,7 +390,22 @@ pub enum OpKind {
         /// The loop body; its arguments are `[iv, carried…]`, it ends with a `Yield`.
         body: Region,
     },
-    /// Terminates a loop body with the next loop-carried values.
+    /// `while cond(carried) { carried = body(carried) }`: runs `body` as long as `cond` holds,
+    /// carrying values from one trip to the next. Results are the values `cond` last saw (it saw
+    /// them false). In a cluster, `cond` must come out the same in every program of a loop that
+    /// holds a cluster reduction.
+    While {
+        /// Initial loop-carried values.
+        init: Vec<ValueId>,
+        /// The test; its arguments are the carried values, it ends with a `Yield` of one scalar
+        /// `bool` (go on).
+        cond: Region,
+        /// The loop body; its arguments are the carried values, it ends with a `Yield` of the
+        /// next ones.
+        body: Region,
+    },
+    /// Terminates a loop body with the next loop-carried values (a while loop's test: with
+    /// whether to go on).
     Yield(Vec<ValueId>),
 }
 
@@ -421,7 +437,17 @@ impl OpKind {
             OpKind::For { lo, hi, step, init, .. } => {
                 [*lo, *hi, *step].into_iter().chain(init.iter().copied()).collect()
             }
+            OpKind::While { init, .. } => init.clone(),
             OpKind::Yield(vs) => vs.clone(),
+        }
+    }
+
+    /// The regions nested in this op (a loop's body; a while loop's test, then its body).
+    pub fn regions(&self) -> Vec<&Region> {
+        match self {
+            OpKind::For { body, .. } => vec![body],
+            OpKind::While { cond, body, .. } => vec![cond, body],
+            _ => vec![],
         }
     }
 }
@@ -598,6 +624,16 @@ impl Kernel {
                     self.write_region(out, body, depth + 1);
                     let _ = write!(out, "{pad}}}");
                 }
+                OpKind::While { init, cond, body } => {
+                    let carried = |r: &Region| -> String {
+                        r.args.iter().zip(init).map(|(a, i)| format!("{a} = {i}")).collect::<Vec<_>>().join(", ")
+                    };
+                    let _ = writeln!(out, "while ({}) {{", carried(cond));
+                    self.write_region(out, cond, depth + 1);
+                    let _ = writeln!(out, "{pad}}} do ({}) {{", carried(body));
+                    self.write_region(out, body, depth + 1);
+                    let _ = write!(out, "{pad}}}");
+                }
                 OpKind::Yield(vs) => {
                     let _ = write!(out, "yield {}", list(vs));
                 }
@@ -637,8 +673,8 @@ impl fmt::Display for Kernel {
 pub fn walk_ops<'a>(region: &'a Region, f: &mut impl FnMut(&'a Op)) {
     for op in &region.ops {
         f(op);
-        if let OpKind::For { body, .. } = &op.kind {
-            walk_ops(body, f);
+        for r in op.kind.regions() {
+            walk_ops(r, f);
         }
     }
 }

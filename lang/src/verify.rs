@@ -82,6 +82,47 @@ impl Verifier<'_> {
         Ok(())
     }
 
+    /// A loop's initial values: defined here, and numbers.
+    fn carried_inits(&self, op: &str, init: &[ValueId]) -> Result<(), LangError> {
+        for v in init {
+            self.use_(op, *v)?;
+            if self.ty(*v).dtype().is_none() {
+                return Err(self.err(op, format!("cannot carry pointer {} through a loop", self.desc(*v))));
+            }
+        }
+        Ok(())
+    }
+
+    /// Each carried value's region argument and result have its initial value's type.
+    fn carried_types(
+        &self,
+        op: &str,
+        init: &[ValueId],
+        args: &[ValueId],
+        results: &[ValueId],
+    ) -> Result<(), LangError> {
+        for ((i, a), r) in init.iter().zip(args).zip(results) {
+            if self.ty(*i) != self.ty(*a) || self.ty(*i) != self.ty(*r) {
+                return Err(self.err(op, format!("carried value {} changes type in the loop", self.desc(*i))));
+            }
+        }
+        Ok(())
+    }
+
+    /// A loop region (checked by [`Self::region`] to end with a yield) yields values of `want`.
+    fn yields(&self, op: &str, region: &Region, want: &[Type]) -> Result<(), LangError> {
+        let Some(OpKind::Yield(ys)) = region.ops.last().map(|o| &o.kind) else { return Ok(()) };
+        if ys.len() != want.len() {
+            return Err(self.err(op, format!("yields {} values for {} expected", ys.len(), want.len())));
+        }
+        for (y, t) in ys.iter().zip(want) {
+            if self.ty(*y) != t {
+                return Err(self.err(op, format!("yields {} where {t} is expected", self.desc(*y))));
+            }
+        }
+        Ok(())
+    }
+
     fn region(&mut self, region: &Region, in_loop: bool) -> Result<(), LangError> {
         let mut scoped: Vec<ValueId> = region.args.clone();
         for &a in &region.args {
@@ -423,14 +464,7 @@ impl Verifier<'_> {
                         return Err(self.err("for_range", format!("bound {} must be an i32 scalar", self.desc(*b))));
                     }
                 }
-                for v in init {
-                    self.use_("for_range", *v)?;
-                    if self.ty(*v).dtype().is_none() {
-                        return Err(
-                            self.err("for_range", format!("cannot carry pointer {} through a loop", self.desc(*v)))
-                        );
-                    }
-                }
+                self.carried_inits("for_range", init)?;
                 if body.args.len() != init.len() + 1 || results.len() != init.len() {
                     return Err(self.err(
                         "for_range",
@@ -445,28 +479,32 @@ impl Verifier<'_> {
                 if *self.ty(body.args[0]) != Type::scalar(DType::I32) {
                     return Err(self.err("for_range", "the induction variable must be i32".into()));
                 }
-                for ((i, a), r) in init.iter().zip(&body.args[1..]).zip(results) {
-                    if self.ty(*i) != self.ty(*a) || self.ty(*i) != self.ty(*r) {
-                        return Err(
-                            self.err("for_range", format!("carried value {} changes type in the loop", self.desc(*i)))
-                        );
-                    }
-                }
+                self.carried_types("for_range", init, &body.args[1..], results)?;
                 self.region(body, true)?;
-                if let Some(OpKind::Yield(ys)) = body.ops.last().map(|o| &o.kind) {
-                    if ys.len() != init.len() {
-                        return Err(self.err(
-                            "for_range",
-                            format!("yields {} values for {} carried values", ys.len(), init.len()),
-                        ));
-                    }
-                    for (y, a) in ys.iter().zip(&body.args[1..]) {
-                        if self.ty(*y) != self.ty(*a) {
-                            return Err(self
-                                .err("for_range", format!("yields {} for carried {}", self.desc(*y), self.desc(*a))));
-                        }
-                    }
+                let want: Vec<Type> = body.args[1..].iter().map(|a| self.ty(*a).clone()).collect();
+                self.yields("for_range", body, &want)?;
+            }
+            OpKind::While { init, cond, body } => {
+                self.carried_inits("while_loop", init)?;
+                if cond.args.len() != init.len() || body.args.len() != init.len() || results.len() != init.len() {
+                    return Err(self.err(
+                        "while_loop",
+                        format!(
+                            "{} carried values but {} test arguments, {} body arguments and {} results",
+                            init.len(),
+                            cond.args.len(),
+                            body.args.len(),
+                            results.len()
+                        ),
+                    ));
                 }
+                self.carried_types("while_loop", init, &cond.args, results)?;
+                self.carried_types("while_loop", init, &body.args, results)?;
+                self.region(cond, true)?;
+                self.yields("while_loop", cond, &[Type::scalar(DType::Bool)])?;
+                self.region(body, true)?;
+                let want: Vec<Type> = init.iter().map(|a| self.ty(*a).clone()).collect();
+                self.yields("while_loop", body, &want)?;
             }
             OpKind::Yield(vs) => {
                 if !may_yield {

@@ -178,6 +178,11 @@ fn region(kernel: &Kernel, r: &Region, spec: &[u64], info: &mut HashMap<ValueId,
                 region(kernel, body, spec, info);
                 None
             }
+            OpKind::While { cond, body, .. } => {
+                region(kernel, cond, spec, info);
+                region(kernel, body, spec, info);
+                None
+            }
             _ => None,
         };
         if let Some(mut i) = result {

@@ -285,6 +285,19 @@ pub fn assign(k: &Kernel, num_warps: usize, vec: usize) -> Result<Layouts, Lower
                     }
                 }
             }
+            OpKind::While { init, cond, body } => {
+                let yields = match body.ops.last().map(|o| &o.kind) {
+                    Some(OpKind::Yield(vs)) => vs.clone(),
+                    _ => vec![],
+                };
+                for (i, v) in init.iter().enumerate() {
+                    if rank(*v) > 0 {
+                        for w in [cond.args[i], body.args[i], op.results[i]].into_iter().chain(yields.get(i).copied()) {
+                            cls.union(*v, w);
+                        }
+                    }
+                }
+            }
             _ => {}
         }
     });
@@ -349,8 +362,8 @@ fn place_region(r: &Region, f: &mut impl FnMut(ValueId)) {
         for v in &op.results {
             f(*v);
         }
-        if let OpKind::For { body, .. } = &op.kind {
-            place_region(body, f);
+        for r in op.kind.regions() {
+            place_region(r, f);
         }
     }
 }

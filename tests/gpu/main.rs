@@ -1,7 +1,7 @@
 //! The kernels' GPU suites in one test binary (one payload for the GPU machine): RMSNorm,
 //! LayerNorm, softmax, cross-entropy and matmul against their fp64 references through the typed APIs, with
 //! random inputs, ragged shapes and outputs poisoned with NaN; cluster reductions and staged loads
-//! against the CPU interpreter; atomics handing out tickets. Every test skips, saying so, where there is no GPU.
+//! against the CPU interpreter; atomics handing out tickets; while loops draining a work queue. Every test skips, saying so, where there is no GPU.
 //!
 //! `TRITONITE_GPU_QUICK=1` runs a small subset of each (for compute-sanitizer, which is slow).
 
@@ -18,6 +18,9 @@ mod split_rows;
 mod staged;
 #[path = "../common/tickets.rs"]
 mod tickets;
+mod while_loop;
+#[path = "../common/work_queue.rs"]
+mod work_queue;
 
 use std::fmt::Display;
 

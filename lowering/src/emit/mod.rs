@@ -273,6 +273,10 @@ impl<'a> Emitter<'a> {
                 self.for_loop(*lo, *hi, *step, init, body, results)?;
                 None
             }
+            OpKind::While { init, cond, body } => {
+                self.while_loop(init, cond, body, results)?;
+                None
+            }
             OpKind::Yield(_) => unreachable!("handled by region"),
         };
         if let (Some(r), Some(l)) = (r, lowered) {
@@ -508,6 +512,101 @@ impl<'a> Emitter<'a> {
             self.line(&format!("scf.yield {} : {}", names.join(", "), types.join(", ")));
         }
         self.leave_staged_body(outer, body_start);
+        self.indent -= 1;
+        self.line("}");
+        for (i, ((r, v), s)) in results.iter().zip(init).zip(&staged).enumerate() {
+            let name = format!("{res}#{i}");
+            let l = if *s { Lowered::Staged { ptr: name, issued: None } } else { self.lowered_like(*v, name) };
+            self.vals.insert(*r, l);
+        }
+        Ok(())
+    }
+
+    /// `scf.while`: the test in the before region, the body in the after region. Carried staged
+    /// blocks stay in shared memory as in [`Self::for_loop`], with the parity passed through the
+    /// test.
+    fn while_loop(
+        &mut self,
+        init: &[ValueId],
+        cond: &Region,
+        body: &Region,
+        results: &[ValueId],
+    ) -> Result<(), LowerError> {
+        let staged = self.staged_carries(init, body);
+        let parity = staged.contains(&true).then(|| self.fresh());
+        let mut types = vec![];
+        let mut carried = vec![];
+        let mut test_args = vec![];
+        for (i, s) in init.iter().zip(&staged) {
+            let name = self.fresh();
+            if *s {
+                let Some(Lowered::Staged { ptr, .. }) = self.vals.get(i).cloned() else { unreachable!() };
+                types.push("!llvm.ptr<3>".to_string());
+                carried.push(format!("{name} = {ptr}"));
+            } else {
+                types.push(self.thread_type(*i));
+                carried.push(format!("{name} = {}", self.in_registers(*i)));
+            }
+            test_args.push(name);
+        }
+        if let Some(p) = &parity {
+            let start = self.assign("arith.constant false");
+            types.push("i1".to_string());
+            carried.push(format!("{p} = {start}"));
+            test_args.push(p.clone());
+        }
+        let res = self.fresh();
+        let tys = types.join(", ");
+        let lhs = if carried.is_empty() { String::new() } else { format!("{res}:{} = ", carried.len()) };
+        self.line(&format!("{lhs}scf.while ({}) : ({tys}) -> ({tys}) {{", carried.join(", ")));
+        self.indent += 1;
+        // The test: commits no carried copies (it yields only whether to go on).
+        let (outer, start) = self.enter_staged_body(None);
+        let bind = |e: &mut Self, args: &[ValueId], names: &[String], start: usize| {
+            for (((a, i), s), name) in args.iter().zip(init).zip(&staged).zip(names) {
+                let l = if *s {
+                    Lowered::Staged { ptr: name.clone(), issued: Some(start) }
+                } else {
+                    e.lowered_like(*i, name.clone())
+                };
+                e.vals.insert(*a, l);
+            }
+        };
+        bind(self, &cond.args, &test_args, start);
+        let go_on = self.region(cond)?.expect("the verifier checks a while test yields");
+        let go_on = self.num(go_on[0]);
+        let passed = if tys.is_empty() { String::new() } else { format!(" {} : {tys}", test_args.join(", ")) };
+        self.line(&format!("scf.condition({go_on}){passed}"));
+        self.leave_staged_body(outer, start);
+        self.indent -= 1;
+        self.line("} do {");
+        self.indent += 1;
+        let body_args: Vec<String> = types.iter().map(|_| self.fresh()).collect();
+        if !body_args.is_empty() {
+            let decl: Vec<String> = body_args.iter().zip(&types).map(|(a, t)| format!("{a}: {t}")).collect();
+            self.line(&format!("^bb0({}):", decl.join(", ")));
+        }
+        let body_parity = parity.as_ref().map(|_| body_args.last().cloned().expect("the parity is carried"));
+        let (outer, start) = self.enter_staged_body(body_parity.clone());
+        bind(self, &body.args, &body_args, start);
+        let yields = self.region(body)?.unwrap_or_default();
+        let mut names = vec![];
+        for (v, s) in yields.iter().zip(&staged) {
+            names.push(match (s, self.vals.get(v).cloned()) {
+                (true, Some(Lowered::Staged { ptr, .. })) => ptr,
+                _ => self.in_registers(*v),
+            });
+        }
+        if let Some(p) = &body_parity {
+            let t = self.assign("arith.constant true");
+            names.push(self.assign(&format!("arith.xori {p}, {t} : i1")));
+        }
+        if names.is_empty() {
+            self.line("scf.yield");
+        } else {
+            self.line(&format!("scf.yield {} : {tys}", names.join(", ")));
+        }
+        self.leave_staged_body(outer, start);
         self.indent -= 1;
         self.line("}");
         for (i, ((r, v), s)) in results.iter().zip(init).zip(&staged).enumerate() {

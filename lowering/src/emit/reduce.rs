@@ -627,9 +627,7 @@ pub(crate) fn fused_reductions(e: &Emitter<'_>) -> HashMap<ValueId, ValueId> {
     let mut regions = vec![&e.k.body];
     while let Some(region) = regions.pop() {
         for op in &region.ops {
-            if let OpKind::For { body, .. } = &op.kind {
-                regions.push(body);
-            }
+            regions.extend(op.kind.regions());
         }
         for w in region.ops.windows(2) {
             let (OpKind::Reduce(a, v, axis), OpKind::ClusterReduce(b, x)) = (&w[0].kind, &w[1].kind) else {
@@ -661,15 +659,11 @@ pub(crate) struct ClusterSite {
 
 /// Whether `op` is, or its body holds, a cluster reduction.
 pub(crate) fn holds_cluster_reduce(op: &Op) -> bool {
-    match &op.kind {
-        OpKind::ClusterReduce(..) => true,
-        OpKind::For { body, .. } => {
-            let mut found = false;
-            tritonite_lang::ir::walk_ops(body, &mut |o| found |= matches!(o.kind, OpKind::ClusterReduce(..)));
-            found
-        }
-        _ => false,
+    let mut found = matches!(op.kind, OpKind::ClusterReduce(..));
+    for r in op.kind.regions() {
+        tritonite_lang::ir::walk_ops(r, &mut |o| found |= matches!(o.kind, OpKind::ClusterReduce(..)));
     }
+    found
 }
 
 /// From how many programs a cluster runs a block reduction and the cluster reduction of its

@@ -234,11 +234,11 @@ impl Emitter<'_> {
 
     /// Reads every staged operand of an op into registers for the op's emission; returns what
     /// to restore after it (a staged block is read again at each use). A loop's initial values
-    /// are left to [`Self::for_loop`].
+    /// are left to the loop's lowering.
     pub(crate) fn read_staged_operands(&mut self, kind: &OpKind) -> Vec<(ValueId, Lowered)> {
         let operands = match kind {
             OpKind::For { lo, hi, step, .. } => vec![*lo, *hi, *step],
-            OpKind::Yield(_) => vec![],
+            OpKind::While { .. } | OpKind::Yield(_) => vec![],
             other => other.operands(),
         };
         let mut restore = vec![];
