@@ -452,73 +452,31 @@ impl<'a> Emitter<'a> {
         let (lo, hi, step) = (self.num(lo), self.num(hi), self.num(step));
         let iv = self.fresh();
         self.vals.insert(body.args[0], Lowered::Scalar(iv.clone()));
-        // Staged blocks the loop carries stay in shared memory (their address is carried, and an
-        // `i1` parity picks the buffer the body's load writes); other staged inits are read.
-        let staged = self.staged_carries(init, body);
-        let parity = staged.contains(&true).then(|| self.fresh());
-        let mut types = vec![];
-        let mut carried = vec![];
-        let mut args = vec![];
-        for (i, s) in init.iter().zip(&staged) {
-            let name = self.fresh();
-            if *s {
-                let Some(Lowered::Staged { ptr, .. }) = self.vals.get(i).cloned() else { unreachable!() };
-                types.push("!llvm.ptr<3>".to_string());
-                carried.push(format!("{name} = {ptr}"));
-            } else {
-                types.push(self.thread_type(*i));
-                carried.push(format!("{name} = {}", self.in_registers(*i)));
-            }
-            args.push(name);
-        }
-        if let Some(p) = &parity {
-            let start = self.assign("arith.constant false");
-            types.push("i1".to_string());
-            carried.push(format!("{p} = {start}"));
-        }
+        let c = self.carries(init, body);
         let res = self.fresh();
-        let head = if carried.is_empty() {
+        let head = if c.inits.is_empty() {
             format!("scf.for {iv} = {lo} to {hi} step {step} : i32 {{")
         } else {
             format!(
                 "{res}:{} = scf.for {iv} = {lo} to {hi} step {step} iter_args({}) -> ({}) : i32 {{",
-                carried.len(),
-                carried.join(", "),
-                types.join(", ")
+                c.inits.len(),
+                c.inits.join(", "),
+                c.types.join(", ")
             )
         };
         self.line(&head);
         self.indent += 1;
-        let (outer, body_start) = self.enter_staged_body(parity.clone());
-        for (((a, i), s), name) in body.args[1..].iter().zip(init).zip(&staged).zip(args) {
-            // A carried staged block was issued before the body started.
-            let l =
-                if *s { Lowered::Staged { ptr: name, issued: Some(body_start) } } else { self.lowered_like(*i, name) };
-            self.vals.insert(*a, l);
-        }
+        let (outer, body_start) = self.enter_staged_body(c.parity.clone());
+        self.bind_carried(&body.args[1..], init, &c, &c.names, body_start);
         let yields = self.region(body)?.unwrap_or_default();
-        let mut names = vec![];
-        for (v, s) in yields.iter().zip(&staged) {
-            names.push(match (s, self.vals.get(v).cloned()) {
-                (true, Some(Lowered::Staged { ptr, .. })) => ptr,
-                _ => self.in_registers(*v),
-            });
-        }
-        if let Some(p) = &parity {
-            let t = self.assign("arith.constant true");
-            names.push(self.assign(&format!("arith.xori {p}, {t} : i1")));
-        }
+        let names = self.carried_yields(&yields, &c, c.parity.as_deref());
         if !names.is_empty() {
-            self.line(&format!("scf.yield {} : {}", names.join(", "), types.join(", ")));
+            self.line(&format!("scf.yield {} : {}", names.join(", "), c.types.join(", ")));
         }
         self.leave_staged_body(outer, body_start);
         self.indent -= 1;
         self.line("}");
-        for (i, ((r, v), s)) in results.iter().zip(init).zip(&staged).enumerate() {
-            let name = format!("{res}#{i}");
-            let l = if *s { Lowered::Staged { ptr: name, issued: None } } else { self.lowered_like(*v, name) };
-            self.vals.insert(*r, l);
-        }
+        self.bind_loop_results(results, init, &c, &res);
         Ok(())
     }
 
@@ -532,47 +490,17 @@ impl<'a> Emitter<'a> {
         body: &Region,
         results: &[ValueId],
     ) -> Result<(), LowerError> {
-        let staged = self.staged_carries(init, body);
-        let parity = staged.contains(&true).then(|| self.fresh());
-        let mut types = vec![];
-        let mut carried = vec![];
-        let mut test_args = vec![];
-        for (i, s) in init.iter().zip(&staged) {
-            let name = self.fresh();
-            if *s {
-                let Some(Lowered::Staged { ptr, .. }) = self.vals.get(i).cloned() else { unreachable!() };
-                types.push("!llvm.ptr<3>".to_string());
-                carried.push(format!("{name} = {ptr}"));
-            } else {
-                types.push(self.thread_type(*i));
-                carried.push(format!("{name} = {}", self.in_registers(*i)));
-            }
-            test_args.push(name);
-        }
-        if let Some(p) = &parity {
-            let start = self.assign("arith.constant false");
-            types.push("i1".to_string());
-            carried.push(format!("{p} = {start}"));
-            test_args.push(p.clone());
-        }
+        let c = self.carries(init, body);
+        // The test's arguments: the carried values, then the parity.
+        let test_args: Vec<String> = c.names.iter().chain(&c.parity).cloned().collect();
         let res = self.fresh();
-        let tys = types.join(", ");
-        let lhs = if carried.is_empty() { String::new() } else { format!("{res}:{} = ", carried.len()) };
-        self.line(&format!("{lhs}scf.while ({}) : ({tys}) -> ({tys}) {{", carried.join(", ")));
+        let tys = c.types.join(", ");
+        let lhs = if c.inits.is_empty() { String::new() } else { format!("{res}:{} = ", c.inits.len()) };
+        self.line(&format!("{lhs}scf.while ({}) : ({tys}) -> ({tys}) {{", c.inits.join(", ")));
         self.indent += 1;
         // The test: commits no carried copies (it yields only whether to go on).
         let (outer, start) = self.enter_staged_body(None);
-        let bind = |e: &mut Self, args: &[ValueId], names: &[String], start: usize| {
-            for (((a, i), s), name) in args.iter().zip(init).zip(&staged).zip(names) {
-                let l = if *s {
-                    Lowered::Staged { ptr: name.clone(), issued: Some(start) }
-                } else {
-                    e.lowered_like(*i, name.clone())
-                };
-                e.vals.insert(*a, l);
-            }
-        };
-        bind(self, &cond.args, &test_args, start);
+        self.bind_carried(&cond.args, init, &c, &test_args, start);
         let go_on = self.region(cond)?.expect("the verifier checks a while test yields");
         let go_on = self.num(go_on[0]);
         let passed = if tys.is_empty() { String::new() } else { format!(" {} : {tys}", test_args.join(", ")) };
@@ -581,26 +509,16 @@ impl<'a> Emitter<'a> {
         self.indent -= 1;
         self.line("} do {");
         self.indent += 1;
-        let body_args: Vec<String> = types.iter().map(|_| self.fresh()).collect();
+        let body_args: Vec<String> = c.types.iter().map(|_| self.fresh()).collect();
         if !body_args.is_empty() {
-            let decl: Vec<String> = body_args.iter().zip(&types).map(|(a, t)| format!("{a}: {t}")).collect();
+            let decl: Vec<String> = body_args.iter().zip(&c.types).map(|(a, t)| format!("{a}: {t}")).collect();
             self.line(&format!("^bb0({}):", decl.join(", ")));
         }
-        let body_parity = parity.as_ref().map(|_| body_args.last().cloned().expect("the parity is carried"));
+        let body_parity = c.parity.as_ref().map(|_| body_args.last().cloned().expect("the parity is carried"));
         let (outer, start) = self.enter_staged_body(body_parity.clone());
-        bind(self, &body.args, &body_args, start);
+        self.bind_carried(&body.args, init, &c, &body_args, start);
         let yields = self.region(body)?.unwrap_or_default();
-        let mut names = vec![];
-        for (v, s) in yields.iter().zip(&staged) {
-            names.push(match (s, self.vals.get(v).cloned()) {
-                (true, Some(Lowered::Staged { ptr, .. })) => ptr,
-                _ => self.in_registers(*v),
-            });
-        }
-        if let Some(p) = &body_parity {
-            let t = self.assign("arith.constant true");
-            names.push(self.assign(&format!("arith.xori {p}, {t} : i1")));
-        }
+        let names = self.carried_yields(&yields, &c, body_parity.as_deref());
         if names.is_empty() {
             self.line("scf.yield");
         } else {
@@ -609,12 +527,74 @@ impl<'a> Emitter<'a> {
         self.leave_staged_body(outer, start);
         self.indent -= 1;
         self.line("}");
-        for (i, ((r, v), s)) in results.iter().zip(init).zip(&staged).enumerate() {
+        self.bind_loop_results(results, init, &c, &res);
+        Ok(())
+    }
+
+    /// A loop's carried values: staged blocks the loop carries stay in shared memory (their
+    /// address is carried, and an `i1` parity picks the buffer the body's load writes); other
+    /// staged inits are read into registers.
+    fn carries(&mut self, init: &[ValueId], body: &Region) -> Carries {
+        let staged = self.staged_carries(init, body);
+        let parity = staged.contains(&true).then(|| self.fresh());
+        let (mut types, mut inits, mut names) = (vec![], vec![], vec![]);
+        for (i, s) in init.iter().zip(&staged) {
+            let name = self.fresh();
+            if *s {
+                let Some(Lowered::Staged { ptr, .. }) = self.vals.get(i).cloned() else { unreachable!() };
+                types.push("!llvm.ptr<3>".to_string());
+                inits.push(format!("{name} = {ptr}"));
+            } else {
+                types.push(self.thread_type(*i));
+                inits.push(format!("{name} = {}", self.in_registers(*i)));
+            }
+            names.push(name);
+        }
+        if let Some(p) = &parity {
+            let start = self.assign("arith.constant false");
+            types.push("i1".to_string());
+            inits.push(format!("{p} = {start}"));
+        }
+        Carries { staged, parity, types, inits, names }
+    }
+
+    /// Binds a loop region's arguments `args` (one per carried value) to the names `names`; a
+    /// carried staged block was issued before the region started (at commit count `start`).
+    fn bind_carried(&mut self, args: &[ValueId], init: &[ValueId], c: &Carries, names: &[String], start: usize) {
+        for (((a, i), s), name) in args.iter().zip(init).zip(&c.staged).zip(names) {
+            let l = if *s {
+                Lowered::Staged { ptr: name.clone(), issued: Some(start) }
+            } else {
+                self.lowered_like(*i, name.clone())
+            };
+            self.vals.insert(*a, l);
+        }
+    }
+
+    /// What a loop body yields: the next carried values (a staged block's address), then the
+    /// flipped `parity` when the loop has one.
+    fn carried_yields(&mut self, yields: &[ValueId], c: &Carries, parity: Option<&str>) -> Vec<String> {
+        let mut names = vec![];
+        for (v, s) in yields.iter().zip(&c.staged) {
+            names.push(match (s, self.vals.get(v).cloned()) {
+                (true, Some(Lowered::Staged { ptr, .. })) => ptr,
+                _ => self.in_registers(*v),
+            });
+        }
+        if let Some(p) = parity {
+            let t = self.assign("arith.constant true");
+            names.push(self.assign(&format!("arith.xori {p}, {t} : i1")));
+        }
+        names
+    }
+
+    /// Binds a loop's results to the loop op's results `res#i`.
+    fn bind_loop_results(&mut self, results: &[ValueId], init: &[ValueId], c: &Carries, res: &str) {
+        for (i, ((r, v), s)) in results.iter().zip(init).zip(&c.staged).enumerate() {
             let name = format!("{res}#{i}");
             let l = if *s { Lowered::Staged { ptr: name, issued: None } } else { self.lowered_like(*v, name) };
             self.vals.insert(*r, l);
         }
-        Ok(())
     }
 
     fn lowered_like(&self, v: ValueId, name: String) -> Lowered {
@@ -624,6 +604,20 @@ impl<'a> Emitter<'a> {
             Lowered::Block(name)
         }
     }
+}
+
+/// A loop's carried values as lowered ([`Emitter::carries`]).
+struct Carries {
+    /// Which carried values stay staged in shared memory.
+    staged: Vec<bool>,
+    /// The parity's name at the loop's start, when the loop carries a staged block.
+    parity: Option<String>,
+    /// The carried types (the parity's last).
+    types: Vec<String>,
+    /// `name = initial value`, one each (the parity's last).
+    inits: Vec<String>,
+    /// The names the carried values (not the parity) start under.
+    names: Vec<String>,
 }
 
 /// Static shared memory a kernel may use (48 KiB).
