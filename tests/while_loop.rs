@@ -169,6 +169,10 @@ fn while_loop_lowers_to_a_loop_that_assembles() {
             .ptx;
         // One take before the loop and one in it, each in one thread of the program.
         assert_eq!(ptx.matches("atom.global.add.u32").count(), 2, "{ptx}");
+        // Each take's result, and each scalar a cluster sums, comes from lane 0 so that ptxas
+        // can tell the loop's test is the same in every lane (no divergent-loop handling).
+        let uniform = if cluster > 1 { 2 + 3 } else { 2 };
+        assert_eq!(ptx.matches("shfl.sync.idx.b32").count(), uniform, "{ptx}");
         assert_eq!(ptx.matches("cp.async.commit_group").count(), if staged { 2 } else { 0 }, "{ptx}");
         if ptxas::find_ptxas().is_some() {
             ptxas::assemble(&ptx, "sm_90").unwrap_or_else(|e| panic!("ptxas: {e}"));

@@ -269,7 +269,7 @@ impl Emitter<'_> {
         self.line("gpu.barrier");
         let r = self.assign(&format!("llvm.load {slot} : !llvm.ptr<3> -> {t}"));
         self.line("gpu.barrier");
-        r
+        self.warp_uniform(&r, t)
     }
 
     pub(crate) fn store(

@@ -207,6 +207,18 @@ impl Emitter<'_> {
         acc
     }
 
+    /// `v` (of MLIR type `t`: `i32` or `f32`), which every lane of the warp already holds, as
+    /// lane 0's copy: the same value, but ptxas can now tell it is the same in every lane, so that
+    /// branches and loops it decides (a `while_loop` over tiles claimed at run time) need no
+    /// handling of lanes that part ways, and shuffles under them no per-lane fallback.
+    pub(crate) fn warp_uniform(&mut self, v: &str, t: &str) -> String {
+        let width = self.const_i32(crate::layout::WARP_SIZE as i64);
+        let lane0 = self.const_i32(0);
+        let r = self.fresh();
+        self.line(&format!("{r}, {r}_ok = gpu.shuffle idx {v}, {lane0}, {width} : {t}"));
+        r
+    }
+
     /// Steps 3–5: the first lane along `dim` of each warp stores its partials (one per element
     /// kept), barrier, every thread combines the warps' partials for its own elements.
     fn reduce_across_warps(
@@ -440,7 +452,8 @@ impl Emitter<'_> {
             out.push(if at != d { self.assign(&format!("arith.truncf {acc} : f32 to {t}")) } else { acc });
         }
         Ok(if rank == 0 {
-            out.pop().expect("one element")
+            let r = out.pop().expect("one element");
+            self.warp_uniform(&r, t)
         } else {
             let n = out.len();
             self.assign(&format!("vector.from_elements {} : vector<{n}x{t}>", out.join(", ")))
@@ -501,6 +514,8 @@ impl Emitter<'_> {
         }
         let mine = self.tree(op, w.at, items);
         let all = self.butterfly(op, w.at, mine, WARP_SIZE, 1);
+        // A scalar result, like the unfused one's, comes from lane 0 (see `warp_uniform`).
+        let all = if self.ty(r).shape.is_empty() { self.warp_uniform(&all, mlir_type(w.at)) } else { all };
         Ok(self.reduced_value(v, w.d, w.at, vec![all]))
     }
 
