@@ -6,9 +6,10 @@
 #              bash scripts/peers-wheels.sh         # .device-site1/ (60.2 MB), .device-site2/ (10.5 MB)
 # Then two device calls, the second while the machine is still warm (~30 s after the first):
 #   call 1: carry [".device-site1"]                  command: bash scripts/device-bench.sh site
-#           untars nvidia-cutlass-dsl-libs-cu13 (quack's big library) into $SITE (/tmp/tritonite-site)
+#           keeps the first part of nvidia-cutlass-dsl-libs-cu13 (quack's big library) on the machine
 #   call 2: carry [".device", ".device-site2"]       command: bash scripts/device-bench.sh
-#           (timeout_s 600) unzips the other wheels into $SITE, runs peers.py with
+#           (timeout_s 600) untars that library (its second part is in .device-site2) and unzips
+#           the other wheels into $SITE (/tmp/tritonite-site), runs peers.py with
 #           PYTHONPATH=$SITE:$SITE/nvidia_cutlass_dsl/dsl_packages, then
 #           `tritonite bench --peers $OUT/peers.json --out $OUT`; the merged table is printed last.
 # Back in $OUT: main_job.log, peers.log, peers.json, bench.log, bench.json, bench.md, bench.png.
@@ -30,18 +31,26 @@ cd "$(dirname "$0")/.."
 OUT="${OUT:-/tmp/tritonite-out}"; mkdir -p "$OUT"
 SITE="${SITE:-/tmp/tritonite-site}"
 
+# The cutlass-dsl libraries come in two parts (scripts/peers-wheels.sh): call 1 keeps the first
+# in $SITE.parts, call 2 brings the second in .device-site2 and unpacks both.
 unpack_site1() {
-  local t
-  t=$(ls .device-site1/*.tar.xz 2>/dev/null | head -1)
-  [ -n "$t" ] || return 1
+  local p1 p2
   [ -e "$SITE/.site1-done" ] && return 0
-  mkdir -p "$SITE" && xz -dc "$t" | tar -C "$SITE" -xf - && touch "$SITE/.site1-done" \
-    && echo "site: unpacked $(basename "$t") into $SITE"
+  p1=$(ls .device-site1/*.part1 2>/dev/null | head -1)
+  if [ -n "$p1" ]; then
+    mkdir -p "$SITE.parts" && cp "$p1" "$SITE.parts/" && echo "site: kept $(basename "$p1") for call 2"
+  fi
+  p1=$(ls "$SITE.parts"/*.part1 2>/dev/null | head -1)
+  p2=$(ls .device-site2/*.part2 2>/dev/null | head -1)
+  [ -n "$p1" ] && [ -n "$p2" ] || return 1
+  mkdir -p "$SITE" && cat "$p1" "$p2" | xz -dc | tar -C "$SITE" -xf - && touch "$SITE/.site1-done" \
+    && echo "site: unpacked $(basename "${p1%.part1}") into $SITE"
 }
 
 if [ "${1:-}" = site ]; then
-  unpack_site1 || { echo "site: no .device-site1/*.tar.xz here (carry .device-site1)" >&2; exit 1; }
-  du -sh "$SITE"; exit 0
+  unpack_site1 || true
+  ls "$SITE.parts"/*.part1 >/dev/null 2>&1 || { echo "site: no .device-site1/*.part1 here (carry .device-site1)" >&2; exit 1; }
+  exit 0
 fi
 unpack_site1 || true
 if ls .device-site2/*.whl >/dev/null 2>&1; then

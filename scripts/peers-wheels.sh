@@ -2,10 +2,11 @@
 # Fetches the peers that the GPU machine lacks (liger-kernel 0.8.5, quack-kernels 0.6.5 and what
 # they need beyond torch/triton there) as Python 3.12 wheels, and packs them for the device calls
 # (each call carries at most 64 MiB; see ../shared/DEVICE.md and the top of scripts/device-bench.sh):
-#   .device-site1/cutlass-dsl-libs-cu13.tar.xz  nvidia-cutlass-dsl-libs-cu13 unzipped, tarred and
-#                                               xz'd (x86 BCJ filter + preset 9): 60.2 MB, goes
-#                                               alone, in a call of its own
-#   .device-site2/*.whl                         the other 7 wheels, 10.5 MB: go with .device (the CLI)
+#   .device-site1/cutlass-dsl-libs-cu13.tar.xz.part1  nvidia-cutlass-dsl-libs-cu13 unzipped, tarred
+#                                               and xz'd (x86 BCJ filter + preset 9; 60.2 MB), all
+#                                               but its last 12 MB: goes alone, in a call of its own
+#   .device-site2/*.whl, *.part2                the other 7 wheels (10.5 MB) and the tarball's last
+#                                               12 MB: go with .device (the CLI)
 # Both folders and the download cache .whl/peers are git-ignored. Runs here (no GPU); re-running
 # reuses what is already downloaded and packed. The xz step is slow here: ~15 minutes on 2 cores.
 set -euo pipefail
@@ -24,6 +25,9 @@ fi
 
 big=$(ls "$CACHE"/nvidia_cutlass_dsl_libs_cu13-4.8.1-*.whl)
 tarball=.device-site1/cutlass-dsl-libs-cu13.tar.xz
+if [ -s "$CACHE/$(basename "$tarball")" ] && ! [ "$big" -nt "$CACHE/$(basename "$tarball")" ]; then
+  mkdir -p .device-site1 && cp "$CACHE/$(basename "$tarball")" "$tarball"
+fi
 if [ ! -s "$tarball" ] || [ "$big" -nt "$tarball" ]; then
   rm -rf .device-site1 && mkdir -p .device-site1
   tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
@@ -38,14 +42,23 @@ rm -rf .device-site2 && mkdir -p .device-site2
 for w in "$CACHE"/*.whl; do
   [ "$w" = "$big" ] || cp "$w" .device-site2/
 done
+# The tarball's last SPLIT_TAIL bytes (default 12 MB) go with call 2, so that call 1 fits 64 MiB
+# with the tracked tree: call 1 keeps the first part ($SITE.parts on the machine) and call 2 joins
+# them (scripts/device-bench.sh).
+rm -f .device-site1/*.part1
+first=$(( $(stat -c %s "$tarball") - ${SPLIT_TAIL:-12000000} ))
+head -c "$first" "$tarball" > "$tarball.part1"
+tail -c +"$((first + 1))" "$tarball" > ".device-site2/$(basename "$tarball").part2"
+tarball="$tarball.part1"
+mv "${tarball%.part1}" "$CACHE/"
 
 limit=$((64 * 1024 * 1024))
 s1=$(stat -c %s "$tarball")
-s2=$(cat .device-site2/*.whl | wc -c)
+s2=$(cat .device-site2/* | wc -c)
 cli=$(stat -c %s .device/tritonite.xz 2>/dev/null || echo 0)
 tree=$(git ls-files -z | xargs -0 stat -c %s 2>/dev/null | awk '{s+=$1} END {print s+0}')
 echo "peers-wheels: .device-site1 $s1 bytes (call 1, with the tracked tree: $((s1 + tree)) of $limit)"
-echo "peers-wheels: .device-site2 $s2 bytes in $(ls .device-site2 | wc -l) wheels" \
+echo "peers-wheels: .device-site2 $s2 bytes in $(ls .device-site2 | wc -l) files" \
      "(call 2 with .device $cli and the tracked tree: $((s2 + cli + tree)) of $limit)"
 [ $((s1 + tree)) -lt $limit ] || echo "peers-wheels: WARNING call 1 would exceed 64 MiB" >&2
 [ $((s2 + cli + tree)) -lt $limit ] || echo "peers-wheels: WARNING call 2 would exceed 64 MiB" >&2
