@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use tritonite::kernels::backend::{Backend, Binding};
+use tritonite::kernels::backend::{alloc_scratch, Backend, Binding};
 use tritonite::kernels::gpu::GpuExecutor;
 use tritonite::kernels::plan::Plan;
 use tritonite::kernels::reference;
@@ -297,10 +297,11 @@ fn measure_shape(gpu: &GpuExecutor, m: usize, n: usize, dtype: DType, copy_gbs: 
             DeviceBuffer::filled(dev, dtype, m * n, 0.0)?,
         ]);
     }
-    let partial = DeviceBuffer::filled(dev, DType::F32, bwd_cfg.programs.min(m) * n, 0.0)?;
     let dw = DeviceBuffer::filled(dev, dtype, n, 0.0)?;
     let fwd = rmsnorm::forward_plan(&spec, &ForwardShape::contiguous(m, n), 1e-6, 0.0, &cfg)?;
     let bwd = rmsnorm::backward_plan(&spec, false, &BackwardShape::contiguous(m, n), 0.0, &bwd_cfg)?;
+    // The dW partials, as the plan sizes them.
+    let scratch = alloc_scratch(gpu, &bwd)?;
     let bind = Binding::whole;
     let fwd_sets: Vec<_> = (0..copies)
         .map(|c| vec![bind("x", &xs[c]), bind("w", &w), bind("y", &outs[c][0]), bind("rstd", &outs[c][1])])
@@ -313,9 +314,11 @@ fn measure_shape(gpu: &GpuExecutor, m: usize, n: usize, dtype: DType, copy_gbs: 
                 bind("dy", &dys[c]),
                 bind("rstd", &outs[c][1]),
                 bind("dx", &outs[c][2]),
-                bind("dw_partial", &partial),
                 bind("dw", &dw),
             ]
+            .into_iter()
+            .chain(scratch.iter().map(|(name, b)| bind(name, b)))
+            .collect()
         })
         .collect();
     let fwd_us = time_plan(gpu, &fwd, &fwd_sets)?;

@@ -22,7 +22,7 @@ pub fn verify(kernel: &Kernel) -> Result<(), LangError> {
     if !(1..=16).contains(&kernel.cluster) {
         return Err(v.err("cluster", format!("a cluster of {} programs (1 to 16 expected)", kernel.cluster)));
     }
-    v.region(&kernel.body, false)
+    v.region(&kernel.body, None)
 }
 
 impl Verifier<'_> {
@@ -123,21 +123,25 @@ impl Verifier<'_> {
         Ok(())
     }
 
-    fn region(&mut self, region: &Region, in_loop: bool) -> Result<(), LangError> {
+    /// Checks `region`'s ops; a loop's region (`in_loop`: the loop op's name and what the region
+    /// is to it) must end with a yield.
+    fn region(&mut self, region: &Region, in_loop: Option<(&str, &str)>) -> Result<(), LangError> {
         let mut scoped: Vec<ValueId> = region.args.clone();
         for &a in &region.args {
             self.define(a)?;
         }
         for (i, op) in region.ops.iter().enumerate() {
             let last = i + 1 == region.ops.len();
-            self.op(&op.kind, &op.results, in_loop && last)?;
+            self.op(&op.kind, &op.results, in_loop.is_some() && last)?;
             for &r in &op.results {
                 self.define(r)?;
                 scoped.push(r);
             }
         }
-        if in_loop && !matches!(region.ops.last().map(|o| &o.kind), Some(OpKind::Yield(_))) {
-            return Err(self.err("for_range", "a loop body must end with yield".into()));
+        if let Some((op, what)) = in_loop {
+            if !matches!(region.ops.last().map(|o| &o.kind), Some(OpKind::Yield(_))) {
+                return Err(self.err(op, format!("a loop's {what} must end with yield")));
+            }
         }
         for v in scoped {
             self.defined[v.0 as usize] = false;
@@ -480,7 +484,7 @@ impl Verifier<'_> {
                     return Err(self.err("for_range", "the induction variable must be i32".into()));
                 }
                 self.carried_types("for_range", init, &body.args[1..], results)?;
-                self.region(body, true)?;
+                self.region(body, Some(("for_range", "body")))?;
                 let want: Vec<Type> = body.args[1..].iter().map(|a| self.ty(*a).clone()).collect();
                 self.yields("for_range", body, &want)?;
             }
@@ -500,9 +504,9 @@ impl Verifier<'_> {
                 }
                 self.carried_types("while_loop", init, &cond.args, results)?;
                 self.carried_types("while_loop", init, &body.args, results)?;
-                self.region(cond, true)?;
+                self.region(cond, Some(("while_loop", "test")))?;
                 self.yields("while_loop", cond, &[Type::scalar(DType::Bool)])?;
-                self.region(body, true)?;
+                self.region(body, Some(("while_loop", "body")))?;
                 let want: Vec<Type> = init.iter().map(|a| self.ty(*a).clone()).collect();
                 self.yields("while_loop", body, &want)?;
             }

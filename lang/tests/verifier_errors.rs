@@ -5,7 +5,7 @@
 use std::cell::Cell;
 
 use tritonite_lang::interp::{run, Arg, Buffer};
-use tritonite_lang::ir::{BinOp, Eviction, Kernel, Lit, Op, OpKind, Param, ParamKind, Region, ValueId};
+use tritonite_lang::ir::{BinOp, CmpOp, Eviction, Kernel, Lit, Op, OpKind, Param, ParamKind, Region, ValueId};
 use tritonite_lang::verify::verify;
 use tritonite_lang::{DType, InterpError, KernelBuilder, LangError, Type, Value};
 
@@ -444,6 +444,73 @@ fn verifier_rejects_use_before_definition_and_stray_yield() {
 
     let ops = vec![op(OpKind::Const(Lit::Float(1.0)), &[0]), op(OpKind::Const(Lit::Float(2.0)), &[0])];
     check(&rejected(&kernel(vec![], ops, vec![f32_])), "hand", "ir", &["%0", "defined twice"]);
+}
+
+/// A loop region that does not end with a yield is reported against its own loop: `for_range`'s
+/// body, `while_loop`'s test or body.
+#[test]
+fn verifier_rejects_loop_regions_without_a_yield() {
+    let i32_ = Type::scalar(DType::I32);
+    let bool_ = Type::scalar(DType::Bool);
+    let yield_of = |v: u32| op(OpKind::Yield(vec![ValueId(v)]), &[]);
+    // %0 = 0; %1 = while (%2 = %0) { %3 = %2 < 4; yield %3 } do (%4) { %5 = %4 + 1; yield %5 }
+    let while_op = |test_yields: bool, body_yields: bool| {
+        let mut test = vec![op(OpKind::Cmp(CmpOp::Lt, ValueId(2), ValueId(6)), &[3])];
+        test.insert(0, op(OpKind::Const(Lit::Int(4)), &[6]));
+        if test_yields {
+            test.push(yield_of(3));
+        }
+        let mut body =
+            vec![op(OpKind::Const(Lit::Int(1)), &[7]), op(OpKind::Binary(BinOp::Add, ValueId(4), ValueId(7)), &[5])];
+        if body_yields {
+            body.push(yield_of(5));
+        }
+        let ops = vec![
+            op(OpKind::Const(Lit::Int(0)), &[0]),
+            op(
+                OpKind::While {
+                    init: vec![ValueId(0)],
+                    cond: Region { args: vec![ValueId(2)], ops: test },
+                    body: Region { args: vec![ValueId(4)], ops: body },
+                },
+                &[1],
+            ),
+        ];
+        let types = vec![
+            i32_.clone(),
+            i32_.clone(),
+            i32_.clone(),
+            bool_.clone(),
+            i32_.clone(),
+            i32_.clone(),
+            i32_.clone(),
+            i32_.clone(),
+        ];
+        kernel(vec![], ops, types)
+    };
+    verify(&while_op(true, true)).unwrap();
+    check(&rejected(&while_op(false, true)), "hand", "while_loop", &["test", "yield"]);
+    check(&rejected(&while_op(true, false)), "hand", "while_loop", &["body", "yield"]);
+
+    // for %1 in 0..4 step 1 (%2 = %0) { %3 = %2 + %1 } — no yield.
+    let ops = vec![
+        op(OpKind::Const(Lit::Int(0)), &[0]),
+        op(
+            OpKind::For {
+                lo: ValueId(0),
+                hi: ValueId(0),
+                step: ValueId(0),
+                init: vec![ValueId(0)],
+                body: Region {
+                    args: vec![ValueId(1), ValueId(2)],
+                    ops: vec![op(OpKind::Binary(BinOp::Add, ValueId(2), ValueId(1)), &[3])],
+                },
+            },
+            &[4],
+        ),
+    ];
+    let types = vec![i32_.clone(), i32_.clone(), i32_.clone(), i32_.clone(), i32_];
+    check(&rejected(&kernel(vec![], ops, types)), "hand", "for_range", &["body", "yield"]);
 }
 
 #[test]
