@@ -3,7 +3,7 @@
 # liger and quack when their wheels came along) and our benchmark merged with them, in one call.
 #
 # Here first:  bash scripts/device-build.sh cli     # .device/: the CLI (~31.5 MB xz) + peers.py
-#              bash scripts/peers-wheels.sh         # .device-site1/ (60.2 MB), .device-site2/ (10.5 MB)
+#              bash scripts/peers-wheels.sh         # .device-site1/ (48.2 MB), .device-site2/ (22.5 MB)
 # Then two device calls, the second while the machine is still warm (~30 s after the first):
 #   call 1: carry [".device-site1"]                  command: bash scripts/device-bench.sh site
 #           keeps the first part of nvidia-cutlass-dsl-libs-cu13 (quack's big library) on the machine
