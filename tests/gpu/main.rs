@@ -24,9 +24,12 @@ mod work_queue;
 
 use std::fmt::Display;
 
+use tritonite::kernels::backend::{Backend, Binding};
 use tritonite::kernels::gpu::GpuExecutor;
+use tritonite::kernels::plan::{Launch, Plan, PlanArg, Role, SharedKernel};
 use tritonite::kernels::rmsnorm::check::CaseResult;
 use tritonite::kernels::KernelError;
+use tritonite::lang::{Buffer, Kernel};
 use tritonite::runtime::Device;
 
 /// The GPU, with new outputs poisoned (NaN) so an element a kernel fails to write is caught; `None`
@@ -61,6 +64,29 @@ fn report(failures: &mut Vec<String>, case: &str, why: Option<String>) {
             failures.push(line);
         }
     }
+}
+
+/// Launches `kernel` once, `grid` programs of `num_warps` warps, with `buffers` (name, role,
+/// contents before the launch) as its first arguments in order and `scalars` after them;
+/// returns every buffer's contents after the launch, or why it failed.
+fn launch_once(
+    gpu: &GpuExecutor,
+    kernel: Kernel,
+    grid: u32,
+    num_warps: u32,
+    buffers: &[(&'static str, Role, Buffer)],
+    scalars: &[PlanArg],
+) -> Result<Vec<Vec<f64>>, String> {
+    let mut plan = Plan::default();
+    for (name, role, b) in buffers {
+        plan.buffer(name, b.dtype(), b.len(), *role);
+    }
+    let args = buffers.iter().map(|(name, ..)| PlanArg::Buffer(name)).chain(scalars.iter().copied()).collect();
+    plan.launches.push(Launch { kernel: SharedKernel::new(kernel), grid: [grid, 1, 1], args, num_warps });
+    let bufs: Vec<_> = buffers.iter().map(|(.., b)| gpu.upload(b).expect("upload")).collect();
+    let bindings: Vec<_> = buffers.iter().zip(&bufs).map(|((name, ..), b)| Binding::whole(name, b)).collect();
+    gpu.run(&plan, &bindings).map_err(|e| format!("launch failed: {e}"))?;
+    Ok(bufs.iter().map(|b| gpu.download(b).expect("download").to_f64()).collect())
 }
 
 /// Runs every case, printing one line each; returns the failing lines.
