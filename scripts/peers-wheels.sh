@@ -24,12 +24,9 @@ if ! python3 -m pip download -q --disable-pip-version-check --no-deps --only-bin
 fi
 
 big=$(ls "$CACHE"/nvidia_cutlass_dsl_libs_cu13-4.8.1-*.whl)
-tarball=.device-site1/cutlass-dsl-libs-cu13.tar.xz
-if [ -s "$CACHE/$(basename "$tarball")" ] && ! [ "$big" -nt "$CACHE/$(basename "$tarball")" ]; then
-  mkdir -p .device-site1 && cp "$CACHE/$(basename "$tarball")" "$tarball"
-fi
+# The packed library stays in the download cache; the two folders get their parts of it.
+tarball="$CACHE/cutlass-dsl-libs-cu13.tar.xz"
 if [ ! -s "$tarball" ] || [ "$big" -nt "$tarball" ]; then
-  rm -rf .device-site1 && mkdir -p .device-site1
   tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
   python3 -m zipfile -e "$big" "$tmp"
   echo "peers-wheels: packing $(basename "$big") with xz (minutes)"
@@ -38,22 +35,19 @@ if [ ! -s "$tarball" ] || [ "$big" -nt "$tarball" ]; then
   mv "$tarball.part" "$tarball"
 fi
 
-rm -rf .device-site2 && mkdir -p .device-site2
+rm -rf .device-site1 .device-site2 && mkdir -p .device-site1 .device-site2
 for w in "$CACHE"/*.whl; do
   [ "$w" = "$big" ] || cp "$w" .device-site2/
 done
 # The tarball's last SPLIT_TAIL bytes (default 12 MB) go with call 2, so that call 1 fits 64 MiB
 # with the tracked tree: call 1 keeps the first part ($SITE.parts on the machine) and call 2 joins
 # them (scripts/device-bench.sh).
-rm -f .device-site1/*.part1
 first=$(( $(stat -c %s "$tarball") - ${SPLIT_TAIL:-12000000} ))
-head -c "$first" "$tarball" > "$tarball.part1"
+head -c "$first" "$tarball" > ".device-site1/$(basename "$tarball").part1"
 tail -c +"$((first + 1))" "$tarball" > ".device-site2/$(basename "$tarball").part2"
-tarball="$tarball.part1"
-mv "${tarball%.part1}" "$CACHE/"
 
 limit=$((64 * 1024 * 1024))
-s1=$(stat -c %s "$tarball")
+s1=$(cat .device-site1/* | wc -c)
 s2=$(cat .device-site2/* | wc -c)
 cli=$(stat -c %s .device/tritonite.xz 2>/dev/null || echo 0)
 tree=$(git ls-files -z | xargs -0 stat -c %s 2>/dev/null | awk '{s+=$1} END {print s+0}')
